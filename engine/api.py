@@ -1,0 +1,294 @@
+"""The engine's public face: `load(name)` and `LoadedModel.attend(text, ...)`.
+
+A LoadedModel couples a Transformer with its codec and knows what its kind of model
+outputs: a sentence embedding (encoder), next-token probabilities and greedy text
+(decoder), the decoded target (encoder-decoder).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.codecs import Encoded, InputError
+from engine.config import ModelConfig
+from engine.convert import allowed_kv_heads, convert_kv_heads
+from engine.record import AttentionRecord
+from engine.transformer import Request, Transformer
+
+Progress = Callable[[float, str], None]
+VERSION = "0.1.0"
+MAX_GENERATE = 256
+
+
+def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, str | None]:
+    """'auto' → CUDA when present, else CPU. CUDA asked for but absent → CPU and a notice."""
+    name = str(device)
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        raise InputError(f"device must be auto, cpu or cuda, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        return torch.device("cpu"), "CUDA was asked for but no GPU is available: running on CPU"
+    return torch.device(name), None
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to attend. `codec` turns text into ids; `target_codec` the decoder side
+    of an encoder-decoder (defaults to `codec`)."""
+
+    name: str
+    model: Transformer
+    codec: object
+    device: torch.device
+    description: str = ""
+    target_codec: object | None = None
+    load_seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+    weights_hash: str = ""
+    _variants: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.cfg
+
+    @property
+    def kind(self) -> str:
+        return self.config.arch
+
+    @property
+    def info(self) -> dict:
+        c = self.config
+        return {
+            "name": self.name, "kind": c.arch, "encoder_layers": c.n_encoder_layers,
+            "decoder_layers": c.n_decoder_layers, "heads": c.n_heads, "kv_heads": c.kv_heads,
+            "d_model": c.d_model, "d_head": c.head_dim, "positions": c.positions,
+            "device": str(self.device), "description": self.description,
+        }
+
+    # -- variants -----------------------------------------------------------------------
+    def variant(self, kv_heads: int | None) -> Transformer:
+        """The model with `kv_heads` K/V heads (converted once, then cached)."""
+        if kv_heads is None or kv_heads == self.config.kv_heads:
+            return self.model
+        allowed = allowed_kv_heads(self.config.n_heads, self.config.kv_heads)
+        if kv_heads not in allowed:
+            raise InputError(
+                f"{self.name} has {self.config.n_heads} query heads and {self.config.kv_heads} "
+                f"K/V heads: --kv-heads must be one of {allowed}"
+            )
+        with self._lock:
+            if kv_heads not in self._variants:
+                self._variants[kv_heads] = convert_kv_heads(self.model, kv_heads)
+            return self._variants[kv_heads]
+
+    def block_keys(self) -> list[str]:
+        c = self.config
+        keys = [f"encoder.self.{i}" for i in range(c.n_encoder_layers)]
+        for i in range(c.n_decoder_layers):
+            keys.append(f"decoder.self.{i}")
+            if c.arch == "encoder-decoder":
+                keys.append(f"decoder.cross.{i}")
+        return keys
+
+    def _record_keys(self, layers) -> list[str] | None:
+        if layers is None:
+            return None
+        keys = []
+        for item in layers:
+            if isinstance(item, str):
+                if item not in self.block_keys():
+                    raise InputError(f"{self.name} has no block {item!r}")
+                keys.append(item)
+            else:
+                found = [k for k in self.block_keys() if k.endswith(f".{int(item)}")]
+                if not found:
+                    raise InputError(f"{self.name} has no layer {item}")
+                keys += found
+        return keys
+
+    # -- attention ----------------------------------------------------------------------
+    def attend(self, text: str, target: str | None = None, mask: str = "auto",
+               kv_heads: int | None = None, window: int | None = None, layers=None,
+               knockout: list[int] | None = None, scores: bool = False, qk: bool = False,
+               heads_off: dict[str, list[int]] | None = None, generate: int = 0,
+               top_k: int = 10) -> AttentionRecord:
+        """Run `text` (and `target` for an encoder-decoder) and record attention.
+
+        Returns an AttentionRecord whose maps are float32 [heads, Tq, Tk] per block key.
+        `layers`: layer indices or block keys to record (None = all); the rest run fused.
+        `generate`: decoder-only, greedy tokens to append before recording.
+        """
+        return self.attend_batch([text], target=None if target is None else [target],
+                                 mask=mask, kv_heads=kv_heads, window=window, layers=layers,
+                                 knockout=knockout, scores=scores, qk=qk, heads_off=heads_off,
+                                 generate=generate, top_k=top_k)[0]
+
+    def attend_batch(self, texts: list[str], target: list[str] | None = None,
+                     mask: str = "auto", kv_heads: int | None = None,
+                     window: int | None = None, layers=None,
+                     knockout: list[int] | None = None, scores: bool = False, qk: bool = False,
+                     heads_off: dict[str, list[int]] | None = None, generate: int = 0,
+                     top_k: int = 10) -> list[AttentionRecord]:
+        """Several texts in one right-padded batch; each record spans the padded length
+        (its tokens end with the pad token) and `meta["n_real"]` is its real length."""
+        if mask not in ("auto", "causal", "none"):
+            raise InputError(f"mask must be auto, causal or none, got {mask!r}")
+        if window is not None and window < 1:
+            raise InputError(f"the sliding window must be at least 1 token, got {window}")
+        if not 0 <= generate <= MAX_GENERATE:
+            raise InputError(f"generate must be between 0 and {MAX_GENERATE} tokens")
+        model = self.variant(kv_heads)
+        encoded = [self.codec.encode(t) for t in texts]
+        req = Request(record=self._record_keys(layers), weights=True, scores=scores, qk=qk,
+                      mask=mask, window=window, knockout=knockout, heads_off=heads_off or {})
+        outputs: list[dict] = [{} for _ in texts]
+        target_enc: list[Encoded] | None = None
+        try:
+            with torch.inference_mode():
+                if self.kind == "decoder" and generate:
+                    encoded = [self._generate(model, e, generate, o)
+                               for e, o in zip(encoded, outputs, strict=True)]
+                ids, real = self._pad([e.ids for e in encoded])
+                if self.kind == "encoder-decoder":
+                    target_enc = self._targets(model, encoded, target, outputs)
+                    tgt, tgt_real = self._pad([e.ids for e in target_enc])
+                    out = model(ids, real, tgt, tgt_real, req=req)
+                else:
+                    out = model(ids, real, req=req)
+        except torch.OutOfMemoryError as exc:
+            raise InputError(
+                f"out of memory on {self.device} for {ids.shape[1]} tokens: shorten the text, "
+                "record fewer layers, or use a device with more memory"
+            ) from exc
+        except IndexError as exc:
+            raise InputError(f"knock-out position out of range: {exc}") from exc
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        self._outputs(out, real, outputs, top_k)
+        return [
+            self._record(i, out, encoded, target_enc, outputs[i], dict(
+                mask=mask, kv_heads=kv_heads or self.config.kv_heads, window=window,
+                layers=layers, knockout=knockout, heads_off=heads_off, generate=generate,
+                target=None if target is None else target[i], text=texts[i]))
+            for i in range(len(texts))
+        ]
+
+    def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        t = max(len(s) for s in seqs)
+        pad = self.config.pad_id
+        ids = torch.tensor([s + [pad] * (t - len(s)) for s in seqs], device=self.device)
+        if all(len(s) == t for s in seqs):
+            return ids, None
+        real = torch.tensor([[True] * len(s) + [False] * (t - len(s)) for s in seqs],
+                            device=self.device)
+        return ids, real
+
+    def _generate(self, model, enc: Encoded, n: int, outputs: dict) -> Encoded:
+        ids = torch.tensor([enc.ids], device=self.device)
+        new = model.generate(ids, n, eos_id=self.config.eos_id)[0].tolist()
+        outputs["generated"] = self.codec.decode(new)
+        outputs["generated_ids"] = new
+        tokens = [self.codec.tok.id_to_token(i) for i in new]
+        return Encoded(enc.ids + new, enc.tokens + tokens, enc.truncated, enc.n_original)
+
+    def _targets(self, model, encoded, target, outputs) -> list[Encoded]:
+        """Decoder inputs: [BOS] + the target's tokens, or [BOS] + the greedy decode."""
+        codec = self.target_codec or self.codec
+        bos, eos = self.config.bos_id, self.config.eos_id
+        bos_token = codec.tok.id_to_token(bos) if hasattr(codec, "tok") else "[BOS]"
+        result = []
+        for i, enc in enumerate(encoded):
+            if target is not None:
+                t = codec.encode(target[i], add_special=False)
+                ids, toks = t.ids, t.tokens
+            else:
+                src = torch.tensor([enc.ids], device=self.device)
+                ids = model.generate(src, self.config.max_len - 1, eos_id=eos)[0].tolist()
+                if ids and ids[-1] == eos:
+                    ids = ids[:-1]
+                toks = [codec.tok.id_to_token(j) if hasattr(codec, "tok") else str(j)
+                        for j in ids]
+                outputs[i]["generated"] = codec.decode(ids)
+            result.append(Encoded([bos] + ids, [bos_token] + toks))
+        return result
+
+    def _outputs(self, out, real, outputs, top_k: int) -> None:
+        c = self.config
+        if c.arch == "encoder" and c.extra.get("pooling") == "mean":
+            h = out.hidden.float()
+            w = torch.ones(h.shape[:2], device=h.device) if real is None else real.float()
+            pooled = (h * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+            if c.extra.get("normalize"):
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            for o, e in zip(outputs, pooled, strict=True):
+                o["embedding"] = e.cpu().numpy()
+        if c.arch == "decoder":
+            lengths = [h.shape[0] for h in out.hidden] if real is None else real.sum(1).tolist()
+            for b, o in enumerate(outputs):
+                logits = out.logits[b, int(lengths[b]) - 1].float()
+                probs = torch.softmax(logits, -1)
+                p, idx = probs.topk(top_k)
+                o["top_k"] = [(self.codec.tok.id_to_token(int(i)), float(v))
+                              for v, i in zip(p, idx, strict=True)]
+                o["top_k_ids"] = idx.tolist()
+
+    def _record(self, b: int, out, encoded, target_enc, outputs, settings) -> AttentionRecord:
+        def np32(t):
+            return t[b].float().cpu().numpy()
+
+        t_max = max(len(e.ids) for e in encoded)
+        enc = encoded[b]
+        pad = getattr(self.codec, "pad_token", "[PAD]")
+        tokens = enc.tokens + [pad] * (t_max - len(enc.ids))
+        target_tokens = None
+        if target_enc is not None:
+            tt_max = max(len(e.ids) for e in target_enc)
+            target_tokens = target_enc[b].tokens + [pad] * (tt_max - len(target_enc[b].ids))
+        notices = list(self.notices)
+        if enc.truncated:
+            notices.append(
+                f"the text was cut to {len(enc.ids)} tokens (it had {enc.n_original}); "
+                f"{self.name} reads at most {self.codec.max_tokens}"
+            )
+        share = self.codec.unknown_share(enc.ids)
+        if share > 0.2:
+            notices.append(
+                f"{share:.0%} of the tokens are unknown to {self.name}'s vocabulary "
+                "([UNK]); for Chinese text try gemma3-270m"
+            )
+        meta = {
+            "model": self.name, "settings": settings, "device": str(self.device),
+            "engine_version": VERSION, "torch_version": torch.__version__,
+            "weights_hash": self.weights_hash, "truncated": enc.truncated,
+            "n_real": len(enc.ids), "notices": notices,
+        }
+        rec = out.record
+        return AttentionRecord(
+            tokens=tokens,
+            target_tokens=target_tokens,
+            maps={k: np32(v.weights) for k, v in rec.items() if v.weights is not None},
+            scores={k: np32(v.scores) for k, v in rec.items() if v.scores is not None},
+            q={k: np32(v.q) for k, v in rec.items() if v.q is not None},
+            k={k: np32(v.k) for k, v in rec.items() if v.k is not None},
+            meta=meta,
+            outputs=outputs,
+        )
+
+
+def timed(build: Callable[[], LoadedModel]) -> LoadedModel:
+    start = time.perf_counter()
+    model = build()
+    model.load_seconds = time.perf_counter() - start
+    return model
+
+
+def as_numpy(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy()

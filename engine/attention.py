@@ -1,0 +1,220 @@
+"""Scaled dot-product attention that returns its weights (Vaswani et al., 2017, §3.2).
+
+    Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias, masked) V
+
+One function serves self- and cross-attention, MHA, GQA and MQA. Notation:
+
+    B batch · H query heads · Hkv K/V heads · G = H / Hkv query heads per K/V head
+    Tq queries · Tk keys · D head dimension
+
+Head sharing under GQA (H = 8, Hkv = 2, G = 4): query heads 0-3 read K/V head 0, query
+heads 4-7 read K/V head 1. Neither path below copies K/V to H heads: the explicit path
+views q as [B, Hkv, G, Tq, D] and broadcasts k over G; the fused path passes
+`enable_gqa=True` to `scaled_dot_product_attention`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import ModelConfig
+from engine.kv_cache import LayerCache
+from engine.masks import MaskSpec
+from engine.norms import make_norm
+from engine.positions import alibi_bias, apply_rope, rope_cos_sin
+
+
+@dataclass
+class AttentionOutput:
+    """What one attention call produced. Weights/scores are None on the fused path."""
+
+    out: torch.Tensor  # [B, H, Tq, D]
+    weights: torch.Tensor | None = None  # [B, H, Tq, Tk], post-softmax
+    scores: torch.Tensor | None = None  # [B, H, Tq, Tk], pre-softmax, masked cells = -inf
+    q: torch.Tensor | None = None  # [B, H, Tq, D] (after RoPE / q-norm)
+    k: torch.Tensor | None = None  # [B, H, Tk, D] (shared heads expanded for display only)
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+    need_weights: bool = True,
+    is_causal: bool = False,
+) -> AttentionOutput:
+    """Attention of q over k, v.
+
+    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] with H % Hkv == 0;
+    mask bool broadcastable to [B, H, Tq, Tk] (True = may attend);
+    bias float broadcastable to [B, H, Tq, Tk] (ALiBi). `is_causal` is a fast-path hint
+    for the fused kernel only and must agree with `mask` when both are given.
+
+    A query whose every key is masked gets zero weights and a zero output (not NaN).
+    """
+    b, h, t_q, d = q.shape
+    h_kv, t_k = k.shape[1], k.shape[2]
+    if h % h_kv:
+        raise ValueError(f"{h} query heads cannot share {h_kv} K/V heads evenly")
+    scale = d**-0.5 if scale is None else scale
+    if not need_weights:
+        if is_causal and mask is None and bias is None and t_q == t_k:
+            out = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, scale=scale, enable_gqa=h != h_kv
+            )
+            return AttentionOutput(out=out)
+    if is_causal and mask is None:
+        mask = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
+    row_has_key = None if mask is None else mask.any(dim=-1, keepdim=True)  # [.., Tq, 1]
+
+    if not need_weights:
+        attn_mask = mask
+        if bias is not None:
+            attn_mask = bias.to(q.dtype)
+            if mask is not None:
+                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, scale=scale, enable_gqa=h != h_kv
+        )
+        if row_has_key is not None:
+            out = out.masked_fill(~row_has_key, 0.0)
+        return AttentionOutput(out=out)
+
+    g = h // h_kv
+    q_grouped = q.view(b, h_kv, g, t_q, d)  # [B, Hkv, G, Tq, D]
+    scores = q_grouped @ k.unsqueeze(2).transpose(-1, -2)  # [B, Hkv, G, Tq, Tk]
+    scores = (scores * scale).view(b, h, t_q, t_k)  # [B, H, Tq, Tk]
+    if bias is not None:
+        scores = scores + bias
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    if row_has_key is not None:
+        weights = weights.masked_fill(~row_has_key, 0.0)  # softmax of all -inf is NaN
+    out = weights.view(b, h_kv, g, t_q, t_k) @ v.unsqueeze(2)  # [B, Hkv, G, Tq, D]
+    return AttentionOutput(out=out.view(b, h, t_q, d), weights=weights, scores=scores)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What a block should hand back besides its output."""
+
+    weights: bool = False
+    scores: bool = False
+    qk: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.weights or self.scores or self.qk
+
+
+class Attention(nn.Module):
+    """Multi-head attention with H query heads and Hkv K/V heads, RoPE/ALiBi, q/k norm, cache."""
+
+    def __init__(self, cfg: ModelConfig, layer_index: int, cross: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.cross = cross
+        self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        self.rope_base = cfg.layer_rope_base(layer_index)
+        self.window = None if cross else cfg.layer_window(layer_index)
+        d_q, d_kv = self.n_heads * self.d_head, self.n_kv_heads * self.d_head
+        self.q_proj = nn.Linear(cfg.d_model, d_q, bias=cfg.bias)
+        self.k_proj = nn.Linear(cfg.d_model, d_kv, bias=cfg.bias)
+        self.v_proj = nn.Linear(cfg.d_model, d_kv, bias=cfg.bias)
+        self.o_proj = nn.Linear(d_q, cfg.d_model, bias=cfg.bias)
+        self.q_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
+        self.k_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
+
+    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, n, self.d_head).transpose(1, 2)  # [B, n, T, D]
+
+    def _keys_values(self, source: torch.Tensor, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self._heads(self.k_proj(source), self.n_kv_heads)  # [B, Hkv, Tk, D]
+        v = self._heads(self.v_proj(source), self.n_kv_heads)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
+        if self.cfg.positions == "rope" and not self.cross:
+            cos, sin = rope_cos_sin(
+                torch.arange(offset, offset + k.shape[2], device=k.device), self.d_head,
+                self.rope_base,
+            )
+            k = apply_rope(k, cos.to(k.device), sin.to(k.device))
+        return k, v
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: MaskSpec,
+        memory: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
+        capture: Capture = Capture(),
+        heads_off: list[int] | None = None,
+    ) -> tuple[torch.Tensor, AttentionOutput | None]:
+        """x [B, Tq, d_model]; memory [B, Tk, d_model] for cross-attention. Returns
+        ([B, Tq, d_model], the AttentionOutput when anything was captured)."""
+        b, t_q, _ = x.shape
+        offset = 0 if self.cross or cache is None else cache.length
+        q = self._heads(self.q_proj(x), self.n_heads)  # [B, H, Tq, D]
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+        if self.cfg.positions == "rope" and not self.cross:
+            cos, sin = rope_cos_sin(
+                torch.arange(offset, offset + t_q, device=x.device), self.d_head, self.rope_base
+            )
+            q = apply_rope(q, cos.to(x.device), sin.to(x.device))
+
+        if self.cross:
+            if cache is not None and cache.length:
+                k, v = cache.view()  # encoder memory projected once per sequence
+            else:
+                k, v = self._keys_values(memory, 0)
+                if cache is not None:
+                    cache.append(k, v)
+        else:
+            k, v = self._keys_values(x, offset)
+            if cache is not None:
+                k, v = cache.append(k, v)  # every key so far, [B, Hkv, offset+Tq, D]
+
+        t_k = k.shape[2]
+        window = mask.window if mask.window is not None else self.window
+        spec = MaskSpec(
+            causal=mask.causal,
+            window=window,
+            key_is_real=mask.key_is_real,
+            keep_keys=mask.keep_keys,
+            offset=offset,
+        )
+        bias = None
+        if self.cfg.positions == "alibi" and not self.cross:
+            bias = alibi_bias(self.n_heads, t_q, t_k, offset, device=x.device)[None]
+        dense = None if spec.only_causal and t_q == t_k else spec.dense(t_q, t_k, x.device)
+        result = attention(
+            q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
+            need_weights=capture.weights or capture.scores,
+            is_causal=spec.only_causal and t_q == t_k,
+        )
+        out = result.out  # [B, H, Tq, D]
+        if heads_off:
+            keep = torch.ones(self.n_heads, device=out.device, dtype=out.dtype)
+            keep[list(heads_off)] = 0
+            out = out * keep[None, :, None, None]
+        out = self.o_proj(out.transpose(1, 2).reshape(b, t_q, self.n_heads * self.d_head))
+        if not capture.any:
+            return out, None
+        if capture.qk:
+            g = self.n_heads // self.n_kv_heads
+            result.q = q
+            result.k = k.repeat_interleave(g, dim=1)  # for display: one K per query head
+        if not capture.scores:
+            result.scores = None
+        if not capture.weights:
+            result.weights = None
+        return out, result

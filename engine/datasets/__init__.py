@@ -1,0 +1,1 @@
+"""Synthetic data sets for the models trained in this repository (see `engine.train`)."""

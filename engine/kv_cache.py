@@ -1,0 +1,80 @@
+"""A KV cache that stores n_kv_heads (not n_heads) per layer.
+
+Buffers are preallocated and grow by doubling, so a decode step writes one slice instead
+of concatenating the whole history (which would read and write O(T) bytes per token).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class LayerCache:
+    """K and V of one attention layer: [B, Hkv, capacity, D] each, `length` of them filled."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity = capacity
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add [B, Hkv, t, D] and return views of every key and value so far."""
+        b, h_kv, t, d = k.shape
+        needed = self.length + t
+        if self.k is None or needed > self.k.shape[2]:
+            capacity = max(self.capacity, needed)
+            if self.k is not None:
+                capacity = max(capacity, 2 * self.k.shape[2])
+            new_k = k.new_empty(b, h_kv, capacity, d)
+            new_v = v.new_empty(b, h_kv, capacity, d)
+            if self.k is not None:
+                new_k[:, :, : self.length] = self.k[:, :, : self.length]
+                new_v[:, :, : self.length] = self.v[:, :, : self.length]
+            self.k, self.v = new_k, new_v
+        self.k[:, :, self.length : needed] = k
+        self.v[:, :, self.length : needed] = v
+        self.length = needed
+        return self.view()
+
+    def view(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes of the filled part (what the formula counts)."""
+        if self.k is None:
+            return 0
+        per_token = self.k[:, :, :1].numel() * self.k.element_size()
+        return 2 * per_token * self.length
+
+    @property
+    def bytes_allocated(self) -> int:
+        if self.k is None:
+            return 0
+        return 2 * self.k.numel() * self.k.element_size()
+
+
+class KVCache:
+    """One LayerCache per decoder layer for self-attention, and one per layer for the
+    cross-attention K/V of the encoder memory (computed once per sequence)."""
+
+    def __init__(self, n_layers: int, capacity: int = 256, cross: bool = False):
+        self.self_attn = [LayerCache(capacity) for _ in range(n_layers)]
+        self.cross_attn = [LayerCache(capacity) for _ in range(n_layers)] if cross else None
+
+    @property
+    def length(self) -> int:
+        return self.self_attn[0].length
+
+    @property
+    def bytes_used(self) -> int:
+        """Self-attention K/V bytes: 2 · layers · Hkv · D · bytes · tokens · batch."""
+        return sum(c.bytes_used for c in self.self_attn)
+
+    @property
+    def bytes_allocated(self) -> int:
+        total = sum(c.bytes_allocated for c in self.self_attn)
+        if self.cross_attn:
+            total += sum(c.bytes_allocated for c in self.cross_attn)
+        return total

@@ -1,0 +1,103 @@
+"""The attention record: every map the caller asked for, as float32 numpy on the CPU.
+
+A plain data contract in the spirit of bertviz: one array per block, [heads, Tq, Tk], heads
+counted as query heads even under GQA/MQA, plus the tokens that label the axes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class AttentionRecord:
+    tokens: list[str]
+    maps: dict[str, np.ndarray]  # block key → [H, Tq, Tk] float32
+    target_tokens: list[str] | None = None
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # pre-softmax, -inf masked
+    q: dict[str, np.ndarray] = field(default_factory=dict)  # [H, Tq, D]
+    k: dict[str, np.ndarray] = field(default_factory=dict)  # [H, Tk, D]
+    meta: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, arr in self.maps.items():
+            if arr.ndim != 3:
+                raise ValueError(f"{key}: expected [heads, Tq, Tk], got shape {arr.shape}")
+            t_q, t_k = self.axis_tokens(key)
+            if arr.shape[1:] != (len(t_q), len(t_k)):
+                raise ValueError(
+                    f"{key}: map is {arr.shape[1]}×{arr.shape[2]} but there are "
+                    f"{len(t_q)} query and {len(t_k)} key tokens"
+                )
+
+    def keys(self) -> list[str]:
+        return list(self.maps)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return self.maps[key]
+        except KeyError:
+            raise KeyError(f"no map {key!r}; this record has {self.keys()}") from None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.maps
+
+    def axis_tokens(self, key: str) -> tuple[list[str], list[str]]:
+        """(query tokens, key tokens) labelling the map `key`."""
+        kind = key.rsplit(".", 1)[0]
+        if kind == "encoder.self":
+            return self.tokens, self.tokens
+        if kind == "decoder.cross":
+            return self.target_tokens or [], self.tokens
+        # decoder.self: the target for an encoder-decoder, the text for a decoder
+        side = self.target_tokens if self.target_tokens is not None else self.tokens
+        return side, side
+
+    def blocks(self, kind: str) -> list[str]:
+        """Keys of one kind ("encoder.self", ...) in layer order."""
+        found = [k for k in self.maps if k.rsplit(".", 1)[0] == kind]
+        return sorted(found, key=lambda k: int(k.rsplit(".", 1)[1]))
+
+    @property
+    def kinds(self) -> list[str]:
+        seen: list[str] = []
+        for k in self.maps:
+            kind = k.rsplit(".", 1)[0]
+            if kind not in seen:
+                seen.append(kind)
+        return seen
+
+    def stack(self, kind: str) -> np.ndarray:
+        """All layers of one kind: [layers, H, Tq, Tk]."""
+        return np.stack([self.maps[k] for k in self.blocks(kind)])
+
+    def to_npz(self, path) -> None:
+        arrays = {key: arr.astype(np.float32) for key, arr in self.maps.items()}
+        arrays["tokens"] = np.array(self.tokens, dtype=str)
+        if self.target_tokens is not None:
+            arrays["target_tokens"] = np.array(self.target_tokens, dtype=str)
+        for key, arr in self.scores.items():
+            arrays[f"scores.{key}"] = arr.astype(np.float32)
+        arrays["meta"] = np.array(json.dumps(self.meta, ensure_ascii=False, default=str))
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def from_npz(cls, path) -> AttentionRecord:
+        with np.load(path, allow_pickle=False) as data:
+            maps = {
+                k: data[k] for k in data.files
+                if k.split(".")[0] in ("encoder", "decoder")
+            }
+            scores = {k[len("scores."):]: data[k] for k in data.files if k.startswith("scores.")}
+            target = list(data["target_tokens"]) if "target_tokens" in data.files else None
+            return cls(
+                tokens=[str(t) for t in data["tokens"]],
+                maps=maps,
+                target_tokens=None if target is None else [str(t) for t in target],
+                scores=scores,
+                meta=json.loads(str(data["meta"])),
+            )

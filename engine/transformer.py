@@ -1,0 +1,347 @@
+"""The Transformer: encoder, decoder, or encoder-decoder (Vaswani et al., 2017), configured by
+one `ModelConfig` and returning every attention map that is asked for.
+
+Read top to bottom: embeddings → feed-forward → block (self-attention, optional
+cross-attention, feed-forward, with pre- or post-norm) → stack → the model → greedy decoding.
+
+Record keys name where a map came from: "encoder.self.L", "decoder.self.L",
+"decoder.cross.L" (L from 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.attention import Attention, AttentionOutput, Capture
+from engine.config import ModelConfig
+from engine.kv_cache import KVCache
+from engine.masks import MaskSpec, keep_keys_mask
+from engine.norms import make_norm
+from engine.positions import sinusoidal_table
+
+
+class Embeddings(nn.Module):
+    """Token embedding · embed_scale + position (sinusoidal or learned) + token type, then an
+    optional norm (BERT)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.positions = (
+            nn.Embedding(cfg.max_len, cfg.d_model) if cfg.positions == "learned" else None
+        )
+        self.types = (
+            nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
+        )
+        if cfg.positions == "sinusoidal":
+            self.register_buffer(
+                "sinusoid", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False
+            )
+        self.norm = make_norm(cfg) if cfg.embed_norm else None
+
+    def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """ids [B, T] → [B, T, d_model]."""
+        t = ids.shape[1]
+        if offset + t > self.cfg.max_len and self.cfg.positions in ("sinusoidal", "learned"):
+            raise ValueError(
+                f"{offset + t} positions exceed the model's max_len={self.cfg.max_len}"
+            )
+        x = self.tokens(ids)
+        if self.cfg.embed_scale is not None:
+            # Gemma casts the scale to the activation dtype before multiplying.
+            x = x * torch.tensor(self.cfg.embed_scale, dtype=x.dtype)
+        if self.positions is not None:
+            x = x + self.positions(torch.arange(offset, offset + t, device=ids.device))[None]
+        if self.cfg.positions == "sinusoidal":
+            x = x + self.sinusoid[offset : offset + t].to(x.dtype)[None]
+        if self.types is not None:
+            x = x + self.types(torch.zeros_like(ids))
+        return x if self.norm is None else self.norm(x)
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: down(act(up(x))), or down(act(gate(x)) · up(x)) for GeGLU."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.act = cfg.activation
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias) if self.act == "geglu" else None
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act == "geglu":
+            return self.down(F.gelu(self.gate(x), approximate="tanh") * self.up(x))
+        h = self.up(x)
+        if self.act == "relu":
+            h = F.relu(h)
+        elif self.act == "gelu":
+            h = F.gelu(h)
+        else:
+            h = F.gelu(h, approximate="tanh")
+        return self.down(h)
+
+
+class Block(nn.Module):
+    """Self-attention, optional cross-attention, feed-forward; each with residual and norm.
+
+    post-norm (Vaswani, BERT):  x = Norm(x + Sublayer(x))
+    pre-norm (GPT-2, Gemma):    x = x + PostNorm?(Sublayer(Norm(x)))
+    """
+
+    def __init__(self, cfg: ModelConfig, layer_index: int, cross: bool):
+        super().__init__()
+        self.cfg = cfg
+        self.pre = cfg.norm_position == "pre"
+        self.self_attn = Attention(cfg, layer_index)
+        self.self_norm = make_norm(cfg)
+        self.self_post = make_norm(cfg) if cfg.post_attn_norm else None
+        self.cross_attn = Attention(cfg, layer_index, cross=True) if cross else None
+        self.cross_norm = make_norm(cfg) if cross else None
+        self.cross_post = make_norm(cfg) if cross and cfg.post_attn_norm else None
+        self.ffn = FeedForward(cfg)
+        self.ffn_norm = make_norm(cfg)
+        self.ffn_post = make_norm(cfg) if cfg.post_ffn_norm else None
+
+    def _sublayer(self, x, norm, post, fn):
+        if self.pre:
+            y = fn(norm(x))
+            y, extra = y if isinstance(y, tuple) else (y, None)
+            return x + (y if post is None else post(y)), extra
+        y = fn(x)
+        y, extra = y if isinstance(y, tuple) else (y, None)
+        if post is not None:
+            y = post(y)
+        return norm(x + y), extra
+
+    def forward(self, x, self_mask, memory=None, cross_mask=None, cache=None, cross_cache=None,
+                capture_self=Capture(), capture_cross=Capture(), heads_off_self=None,
+                heads_off_cross=None):
+        x, self_rec = self._sublayer(
+            x, self.self_norm, self.self_post,
+            lambda h: self.self_attn(h, self_mask, cache=cache, capture=capture_self,
+                                     heads_off=heads_off_self),
+        )
+        cross_rec = None
+        if self.cross_attn is not None:
+            x, cross_rec = self._sublayer(
+                x, self.cross_norm, self.cross_post,
+                lambda h: self.cross_attn(h, cross_mask, memory=memory, cache=cross_cache,
+                                          capture=capture_cross, heads_off=heads_off_cross),
+            )
+        x, _ = self._sublayer(x, self.ffn_norm, self.ffn_post, self.ffn)
+        return x, self_rec, cross_rec
+
+
+class Stack(nn.Module):
+    """Embeddings, N blocks and an optional final norm."""
+
+    def __init__(self, cfg: ModelConfig, n_layers: int, first_index: int, cross: bool):
+        super().__init__()
+        self.embed = Embeddings(cfg)
+        self.layers = nn.ModuleList(
+            Block(cfg, first_index + i, cross) for i in range(n_layers)
+        )
+        self.norm = make_norm(cfg) if cfg.final_norm else None
+
+
+@dataclass
+class Request:
+    """What to record, and how to restrict attention, for one forward pass.
+
+    `record`: block keys to capture ("encoder.self.0", ...), or None for every block.
+    Blocks not recorded run the fused kernel and never form a [Tq, Tk] weight matrix.
+    `mask`: "auto" (the model's own), "causal" or "none".
+    `window`: overrides every self-attention layer's sliding window.
+    `knockout`: key positions of the input text that no query may attend to.
+    `heads_off`: {block key: [heads]} whose outputs are zeroed (ablation).
+    """
+
+    record: Iterable[str] | None = ()
+    weights: bool = True
+    scores: bool = False
+    qk: bool = False
+    mask: str = "auto"
+    window: int | None = None
+    knockout: list[int] | None = None
+    heads_off: dict[str, list[int]] = field(default_factory=dict)
+
+    def capture(self, key: str) -> Capture:
+        if self.record is not None and key not in set(self.record):
+            return Capture()
+        return Capture(weights=self.weights, scores=self.scores, qk=self.qk)
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor | None  # [B, T, vocab] (decoder side), None for an encoder
+    hidden: torch.Tensor  # [B, T, d_model] last hidden state (decoder's if there is one)
+    encoder_hidden: torch.Tensor | None
+    record: dict[str, AttentionOutput]
+
+
+class Transformer(nn.Module):
+    """Encoder, decoder or encoder-decoder, per `cfg.arch`.
+
+    forward(input_ids, ...) feeds the encoder (encoder, encoder-decoder) or the decoder
+    (decoder-only); `target_ids` feed the decoder of an encoder-decoder.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        has_enc = cfg.arch in ("encoder", "encoder-decoder")
+        has_dec = cfg.arch in ("decoder", "encoder-decoder")
+        self.encoder = Stack(cfg, cfg.n_encoder_layers, 0, cross=False) if has_enc else None
+        self.decoder = (
+            Stack(cfg, cfg.n_decoder_layers, cfg.n_encoder_layers, cross=cfg.arch != "decoder")
+            if has_dec
+            else None
+        )
+        self.lm_head = None
+        if has_dec:
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            if cfg.tie_embeddings:
+                self.lm_head.weight = self.decoder.embed.tokens.weight
+
+    # -- masks --------------------------------------------------------------------------
+    def _self_spec(self, stack: str, req: Request, key_is_real, t_k: int, text_side: bool):
+        default_causal = stack == "decoder"
+        causal = {"auto": default_causal, "causal": True, "none": False}.get(req.mask)
+        if causal is None:
+            raise ValueError(f"mask must be 'auto', 'causal' or 'none', got {req.mask!r}")
+        keep = keep_keys_mask(t_k, req.knockout) if (text_side and req.knockout) else None
+        return MaskSpec(causal=causal, window=req.window, key_is_real=key_is_real,
+                        keep_keys=keep)
+
+    # -- stacks -------------------------------------------------------------------------
+    def encode(self, ids, key_is_real=None, req: Request | None = None, record=None):
+        """ids [B, Ts] → memory [B, Ts, d_model]; fills `record` with encoder.self.L."""
+        req = req or Request()
+        record = {} if record is None else record
+        x = self.encoder.embed(ids)
+        spec = self._self_spec("encoder", req, key_is_real, ids.shape[1], text_side=True)
+        for i, layer in enumerate(self.encoder.layers):
+            key = f"encoder.self.{i}"
+            x, rec, _ = layer(x, spec, capture_self=req.capture(key),
+                              heads_off_self=req.heads_off.get(key))
+            if rec is not None:
+                record[key] = rec
+        return x if self.encoder.norm is None else self.encoder.norm(x)
+
+    def decode(self, ids, key_is_real=None, memory=None, memory_is_real=None,
+               req: Request | None = None, record=None, cache: KVCache | None = None):
+        """ids [B, Tt] → hidden [B, Tt, d_model]; fills decoder.self.L / decoder.cross.L."""
+        req = req or Request()
+        record = {} if record is None else record
+        offset = 0 if cache is None else cache.length
+        x = self.decoder.embed(ids, offset)
+        decoder_only = self.cfg.arch == "decoder"
+        t_k = offset + ids.shape[1]
+        spec = self._self_spec("decoder", req, key_is_real, t_k, text_side=decoder_only)
+        cross_spec = None
+        if memory is not None:
+            keep = (
+                keep_keys_mask(memory.shape[1], req.knockout) if req.knockout else None
+            )
+            cross_spec = MaskSpec(key_is_real=memory_is_real, keep_keys=keep)
+        for i, layer in enumerate(self.decoder.layers):
+            self_key, cross_key = f"decoder.self.{i}", f"decoder.cross.{i}"
+            x, self_rec, cross_rec = layer(
+                x, spec, memory=memory, cross_mask=cross_spec,
+                cache=None if cache is None else cache.self_attn[i],
+                cross_cache=None if cache is None or cache.cross_attn is None
+                else cache.cross_attn[i],
+                capture_self=req.capture(self_key), capture_cross=req.capture(cross_key),
+                heads_off_self=req.heads_off.get(self_key),
+                heads_off_cross=req.heads_off.get(cross_key),
+            )
+            if self_rec is not None:
+                record[self_key] = self_rec
+            if cross_rec is not None:
+                record[cross_key] = cross_rec
+        return x if self.decoder.norm is None else self.decoder.norm(x)
+
+    def forward(self, input_ids, input_is_real=None, target_ids=None, target_is_real=None,
+                req: Request | None = None, cache: KVCache | None = None) -> ModelOutput:
+        """Shapes: input_ids [B, T] (encoder input, or decoder input for decoder-only);
+        *_is_real [B, T] bool, False at padding; target_ids [B, Tt] (encoder-decoder)."""
+        req = req or Request()
+        record: dict[str, AttentionOutput] = {}
+        if self.cfg.arch == "encoder":
+            h = self.encode(input_ids, input_is_real, req, record)
+            return ModelOutput(None, h, h, record)
+        if self.cfg.arch == "decoder":
+            h = self.decode(input_ids, input_is_real, req=req, record=record, cache=cache)
+            return ModelOutput(self.lm_head(h), h, None, record)
+        if target_ids is None:
+            raise ValueError("an encoder-decoder needs target_ids for the decoder")
+        memory = self.encode(input_ids, input_is_real, req, record)
+        h = self.decode(target_ids, target_is_real, memory, input_is_real, req, record, cache)
+        return ModelOutput(self.lm_head(h), h, memory, record)
+
+    # -- decoding -----------------------------------------------------------------------
+    def new_cache(self, capacity: int = 256) -> KVCache:
+        return KVCache(self.cfg.n_decoder_layers, capacity, cross=self.cfg.arch != "decoder")
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, eos_id: int | None = None,
+                 start_ids: torch.Tensor | None = None, use_cache: bool = True,
+                 req: Request | None = None,
+                 on_step: Callable[[int, KVCache | None], None] | None = None) -> torch.Tensor:
+        """Greedy decoding. Decoder-only: continues input_ids [1, T]. Encoder-decoder: encodes
+        input_ids and decodes from start_ids [1, t0] (default [[bos_id]]). Returns the new
+        token ids [1, n]. `use_cache=False` recomputes the whole prefix every step (the
+        reference the cached path is tested against)."""
+        if self.lm_head is None:
+            raise ValueError("an encoder-only model cannot generate text")
+        req = req or Request(record=())
+        cfg = self.cfg
+        memory = None
+        if cfg.arch == "encoder-decoder":
+            memory = self.encode(input_ids, req=req)
+            if start_ids is None:
+                start_ids = torch.tensor([[cfg.bos_id]], device=input_ids.device)
+            prefix = start_ids
+        else:
+            prefix = input_ids
+        cache = self.new_cache(prefix.shape[1] + max_new_tokens) if use_cache else None
+        new: list[torch.Tensor] = []
+        step_input = prefix
+        for step in range(max_new_tokens):
+            if cache is None:
+                step_input = torch.cat([prefix, *new], dim=1) if new else prefix
+            h = self.decode(step_input, memory=memory, req=req, cache=cache)
+            next_id = self.lm_head(h[:, -1]).argmax(-1, keepdim=True)  # [1, 1]
+            new.append(next_id)
+            if on_step is not None:
+                on_step(step, cache)
+            if eos_id is not None and int(next_id) == eos_id:
+                break
+            step_input = next_id
+        return torch.cat(new, dim=1) if new else prefix[:, :0]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters, counting tied weights once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def init_weights(model: Transformer, seed: int = 0) -> Transformer:
+    """Deterministic Xavier-uniform init (Vaswani et al. use it in their reference code)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if p.dim() > 1:
+            bound = math.sqrt(6.0 / (p.shape[0] + p.shape[1]))
+            with torch.no_grad():
+                p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+    return model

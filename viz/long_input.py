@@ -1,0 +1,171 @@
+"""Light views of long inputs (> ~128 tokens): block-averaged overview and top-k per row.
+
+A 2,048-token map has 4M cells (16 MB as float32): too heavy for a browser figure. The
+overview averages b×b blocks (so every block's value is still the mean attention a query in
+the block pays to a key in the block); the top-k view keeps each query's k strongest keys
+as points (Tq·k points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from viz.style import DEFAULT, Style, apply_style, colorscale, safe_label, value_range
+
+LONG_INPUT = 128  # above this many tokens, views switch to overview/top-k by default
+
+
+def block_size(n: int, max_cells: int = LONG_INPUT) -> int:
+    """Smallest block b such that ceil(n / b) <= max_cells."""
+    return max(1, -(-int(n) // int(max_cells)))
+
+
+def block_average(a: np.ndarray, bq: int, bk: int | None = None) -> np.ndarray:
+    """Mean over bq×bk blocks; a ragged last block is averaged over its real cells.
+
+    Shapes: a [..., Tq, Tk] -> [..., ceil(Tq/bq), ceil(Tk/bk)], float32.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    bk = bq if bk is None else bk
+    *lead, tq, tk = a.shape
+    nq, nk = -(-tq // bq), -(-tk // bk)
+    pad = np.zeros((*lead, nq * bq, nk * bk), dtype=np.float64)
+    pad[..., :tq, :tk] = a
+    count = np.zeros((nq * bq, nk * bk), dtype=np.float64)
+    count[:tq, :tk] = 1.0
+    sums = pad.reshape(*lead, nq, bq, nk, bk).sum(axis=(-3, -1))  # [..., nq, nk]
+    counts = count.reshape(nq, bq, nk, bk).sum(axis=(1, 3))  # [nq, nk]
+    return (sums / counts).astype(np.float32)
+
+
+def block_labels(tokens: Sequence[object], b: int) -> list[str]:
+    """One safe label per block: 'first–last: first token…'."""
+    out = []
+    for start in range(0, len(tokens), b):
+        stop = min(start + b, len(tokens)) - 1
+        head = safe_label(tokens[start])
+        out.append(f"{start}–{stop}: {head}…" if stop > start else f"{start}: {head}")
+    return out
+
+
+def topk_per_row(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest keys of every query row, strongest first.
+
+    Shapes: a [Tq, Tk] -> (indices int32 [Tq, k'], values float32 [Tq, k']), k' = min(k, Tk).
+    """
+    a = np.asarray(a, dtype=np.float32)
+    k = min(int(k), a.shape[-1])
+    part = np.argpartition(-a, k - 1, axis=-1)[:, :k]
+    vals = np.take_along_axis(a, part, axis=-1)
+    order = np.argsort(-vals, axis=-1, kind="stable")
+    return (
+        np.take_along_axis(part, order, axis=-1).astype(np.int32),
+        np.take_along_axis(vals, order, axis=-1),
+    )
+
+
+def overview_figure(
+    weights: np.ndarray,
+    q_tokens: Sequence[object],
+    k_tokens: Sequence[object] | None = None,
+    *,
+    max_cells: int = LONG_INPUT,
+    style: Style = DEFAULT,
+    title: str | None = None,
+) -> go.Figure:
+    """Block-averaged heatmap of a long map, at most max_cells × max_cells blocks.
+
+    Shapes: weights [Tq, Tk]; z of the figure [ceil(Tq/b), ceil(Tk/b)].
+    Axis values are block indices; tick labels name the block's position range.
+    """
+    k_tokens = q_tokens if k_tokens is None else k_tokens
+    weights = np.asarray(weights, dtype=np.float32)
+    b = max(block_size(weights.shape[0], max_cells), block_size(weights.shape[1], max_cells))
+    z = block_average(weights, b)
+    ylab, xlab = block_labels(q_tokens, b), block_labels(k_tokens, b)
+    zmin, zmax = value_range([z], style)
+    custom = np.empty(z.shape + (2,), dtype=object)
+    custom[..., 0] = np.asarray(ylab, dtype=object)[:, None]
+    custom[..., 1] = np.asarray(xlab, dtype=object)[None, :]
+    fmt = f".{style.precision + 1}f"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=np.arange(z.shape[1]),
+            y=np.arange(z.shape[0]),
+            customdata=custom,
+            colorscale=colorscale(style),
+            zmin=zmin,
+            zmax=zmax,
+            colorbar=dict(title=dict(text="mean weight")),
+            hovertemplate=(
+                "queries %{customdata[0]}<br>keys %{customdata[1]}<br>"
+                f"mean weight %{{z:{fmt}}}<extra></extra>"
+            ),
+        )
+    )
+    step = max(1, len(xlab) // 16)
+    fig.update_xaxes(
+        tickmode="array", tickvals=list(range(0, len(xlab), step)),
+        ticktext=[xlab[i].split(":")[0] for i in range(0, len(xlab), step)],
+        title=dict(text=f"key positions (blocks of {b})"), showgrid=False,
+        range=[-0.5, z.shape[1] - 0.5],
+    )
+    step = max(1, len(ylab) // 16)
+    fig.update_yaxes(
+        tickmode="array", tickvals=list(range(0, len(ylab), step)),
+        ticktext=[ylab[i].split(":")[0] for i in range(0, len(ylab), step)],
+        title=dict(text=f"query positions (blocks of {b})"), showgrid=False,
+        autorange="reversed",
+    )
+    title = title or f"Overview: {weights.shape[0]}×{weights.shape[1]} averaged in {b}×{b} blocks"
+    return apply_style(fig, style, title)
+
+
+def topk_figure(
+    weights: np.ndarray,
+    q_tokens: Sequence[object],
+    k_tokens: Sequence[object] | None = None,
+    *,
+    k: int = 8,
+    style: Style = DEFAULT,
+    title: str | None = None,
+) -> go.Figure:
+    """Each query's k strongest keys as points (query down, key across), coloured by weight.
+
+    Shapes: weights [Tq, Tk] -> one Scatter of Tq·k points (x, y int32; colour float32).
+    """
+    k_tokens = q_tokens if k_tokens is None else k_tokens
+    weights = np.asarray(weights, dtype=np.float32)
+    idx, val = topk_per_row(weights, k)
+    tq, kk = idx.shape
+    ys = np.repeat(np.arange(tq, dtype=np.int32), kk)
+    xs = idx.reshape(-1)
+    zmin, zmax = value_range([val], style)
+    qlab = np.asarray([safe_label(t) for t in q_tokens], dtype=object)
+    klab = np.asarray([safe_label(t) for t in k_tokens], dtype=object)
+    custom = np.stack([qlab[ys], klab[xs]], axis=1) if tq * kk <= 65536 else None
+    hover = (
+        "q %{y} %{customdata[0]}<br>k %{x} %{customdata[1]}"
+        if custom is not None else "q %{y}<br>k %{x}"
+    )
+    fig = go.Figure(
+        go.Scatter(
+            x=xs, y=ys, mode="markers", customdata=custom,
+            marker=dict(
+                color=val.reshape(-1), colorscale=colorscale(style), cmin=zmin, cmax=zmax,
+                size=4, symbol="square", showscale=True,
+                colorbar=dict(title=dict(text="weight")),
+            ),
+            hovertemplate=hover + f"<br>weight %{{marker.color:.{style.precision}f}}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title=dict(text="key position"), range=[-0.5, weights.shape[1] - 0.5],
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(title=dict(text="query position"), autorange="reversed",
+                     showgrid=False, zeroline=False)
+    title = title or f"Top {kk} keys per query ({tq} queries)"
+    return apply_style(fig, style, title)

@@ -1,0 +1,209 @@
+"""Shared look of every figure: palettes, fonts, colour range, number precision, safe labels.
+
+Sequential palettes are the perceptually uniform, colour-blind-safe ones (cividis by default:
+Nuñez et al., 2018, "Optimizing colormaps with consideration for color vision deficiency");
+head colours use the Okabe & Ito (2008) qualitative set.
+
+Token text reaches Plotly only through `safe_label`: Plotly renders tick labels, hover text
+and annotations with a small HTML subset (`<b>`, `<a href>`, `<br>`, entities, `$...$` as TeX
+when MathJax is loaded), so a token such as `<img src=x onerror=alert(1)>` must be escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+
+SEQUENTIAL = ("cividis", "viridis", "magma", "inferno", "plasma", "greys", "blues")
+DIVERGING = ("puor", "brbg", "rdbu")
+OKABE_ITO = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7",
+    "#56B4E9", "#D55E00", "#F0E442", "#000000",
+)
+MASKED_COLOR = "#d9d9d9"  # not in cividis/viridis: masked (-inf) cells stay distinguishable
+
+
+@dataclass(frozen=True)
+class Style:
+    """Print and screen settings shared by all figure builders.
+
+    palette: a name from SEQUENTIAL (or any Plotly colour scale name).
+    shared_range: one colour range for all heads/layers in a figure (else per head).
+    zmin/zmax: fix the colour range (e.g. 0..1) instead of taking it from the data.
+    precision: decimals shown in hover text and tables.
+    """
+
+    palette: str = "cividis"
+    reverse: bool = False
+    font_family: str = "DejaVu Sans, Arial, Helvetica, sans-serif"
+    font_size: int = 12
+    show_title: bool = True
+    transparent: bool = False
+    shared_range: bool = True
+    zmin: float | None = None
+    zmax: float | None = None
+    precision: int = 3
+    template: str = "simple_white"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT = Style()
+
+
+# ---------------------------------------------------------------- labels
+
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;"}
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def safe_label(token: object) -> str:
+    """Token text → a Plotly-safe label that shows the token literally, never as markup.
+
+    Escapes `& < >` (Plotly's HTML subset) and `$` (TeX under MathJax); shows newlines, tabs
+    and other control characters as visible escapes (`\\n`), so every token stays one line.
+    """
+    out = []
+    for ch in str(token):
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch in _CONTROL:
+            out.append(_CONTROL[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out) if out else "∅"
+
+
+def safe_labels(tokens: Iterable[object]) -> list[str]:
+    """`safe_label` over a token list (repeats kept, one label per position)."""
+    return [safe_label(t) for t in tokens]
+
+
+def position_labels(tokens: Sequence[object]) -> list[str]:
+    """Safe labels prefixed with the position, for hover text: `3: the`."""
+    return [f"{i}: {safe_label(t)}" for i, t in enumerate(tokens)]
+
+
+# ---------------------------------------------------------------- colours
+
+def colorscale(style: Style = DEFAULT, name: str | None = None) -> list[list]:
+    """The Plotly colour scale `[[pos, colour], ...]` of `name` (default: the style's palette)."""
+    scale = pcolors.get_colorscale(name or style.palette)
+    if style.reverse and name is None:
+        scale = [[1.0 - p, c] for p, c in reversed(scale)]
+    return [[float(p), c] for p, c in scale]
+
+
+def _to_rgb(color: str) -> tuple[float, float, float]:
+    if color.startswith("#"):
+        return tuple(float(v) for v in pcolors.hex_to_rgb(color))
+    return tuple(float(v) for v in pcolors.unlabel_rgb(color)[:3])
+
+
+def color_table(scale: Sequence[Sequence], n: int = 256) -> np.ndarray:
+    """Sample a colour scale at `n` evenly spaced points. Shape: [n, 3] uint8."""
+    pos = np.array([p for p, _ in scale], dtype=np.float64)
+    rgb = np.array([_to_rgb(c) for _, c in scale], dtype=np.float64)  # [S, 3]
+    t = np.linspace(0.0, 1.0, n)
+    cols = [np.interp(t, pos, rgb[:, c]) for c in range(3)]
+    return np.clip(np.rint(np.stack(cols, axis=1)), 0, 255).astype(np.uint8)
+
+
+def color_bins(
+    z: np.ndarray, zmin: float, zmax: float, n: int = 256
+) -> np.ndarray:
+    """Colour-bin index of each value in [0, n); NaN/±inf → -1. Shape: same as z, int32."""
+    z = np.asarray(z, dtype=np.float64)
+    span = zmax - zmin if zmax > zmin else 1.0
+    with np.errstate(invalid="ignore"):
+        idx = np.floor((z - zmin) / span * n)
+    idx = np.clip(np.nan_to_num(idx, nan=-1, posinf=-1, neginf=-1), -1, n - 1)
+    idx[~np.isfinite(z)] = -1
+    return idx.astype(np.int32)
+
+
+def rgb_hex(rgb: Sequence[int]) -> str:
+    """(r, g, b) → '#rrggbb'."""
+    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb))
+
+
+def head_color(i: int) -> str:
+    """A colour-blind-safe colour for head `i` (Okabe-Ito, cycling)."""
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def value_range(arrays: Iterable[np.ndarray], style: Style = DEFAULT) -> tuple[float, float]:
+    """Colour range over all finite values of `arrays`; the style's zmin/zmax win.
+
+    Attention weights (all >= 0) get zmin = 0 so that zero always looks the same.
+    """
+    lo, hi = np.inf, -np.inf
+    for a in arrays:
+        a = np.asarray(a)
+        finite = a[np.isfinite(a)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    if not np.isfinite(lo):
+        lo, hi = 0.0, 1.0
+    if lo >= 0.0:
+        lo = 0.0
+    if hi <= lo:
+        hi = lo + 1.0
+    return (
+        float(style.zmin) if style.zmin is not None else lo,
+        float(style.zmax) if style.zmax is not None else hi,
+    )
+
+
+def number_format(style: Style = DEFAULT) -> str:
+    """d3 format for hover numbers, e.g. '.3f'."""
+    return f".{style.precision}f"
+
+
+# ---------------------------------------------------------------- layout
+
+def apply_style(
+    fig: go.Figure, style: Style = DEFAULT, title: str | None = None
+) -> go.Figure:
+    """Apply template, font, optional title and transparent background in place; returns fig."""
+    fig.update_layout(
+        template=style.template,
+        font=dict(family=style.font_family, size=style.font_size),
+        hoverlabel=dict(font=dict(family=style.font_family)),
+    )
+    if title and style.show_title:
+        fig.update_layout(title=dict(text=safe_label(title), x=0.5, xanchor="center"))
+    else:
+        fig.update_layout(title=None)
+    if style.transparent:
+        fig.update_layout(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def token_axis(tokens: Sequence[object], max_ticks: int = 128) -> dict:
+    """Axis settings placing one tick per position, labelled with the token.
+
+    Positions (0..T-1) are the axis values so repeated tokens keep their own row/column.
+    Above `max_ticks` positions only every k-th tick is labelled (the data keep every row).
+    """
+    n = len(tokens)
+    step = max(1, -(-n // max_ticks))
+    vals = np.arange(0, n, step)
+    labels = safe_labels(tokens)
+    return dict(
+        tickmode="array",
+        tickvals=vals.tolist(),
+        ticktext=[labels[i] for i in vals],
+        range=[-0.5, n - 0.5],
+        showgrid=False,
+        zeroline=False,
+        ticks="",
+        showline=False,
+    )
