@@ -195,11 +195,16 @@ class Attention(nn.Module):
         bias = None
         if self.cfg.positions == "alibi" and not self.cross:
             bias = alibi_bias(self.n_heads, t_q, t_k, offset, device=x.device)[None]
-        dense = None if spec.only_causal and t_q == t_k else spec.dense(t_q, t_k, x.device)
+        # Two cases need no mask tensor at all: a causal prefill (the kernel's is_causal),
+        # and one new query under a causal cache, which may see every key so far.
+        plain_causal = spec.causal and spec.window is None and spec.key_is_real is None
+        plain_causal = plain_causal and spec.keep_keys is None
+        single_step = plain_causal and t_q == 1 and spec.offset == t_k - 1
+        prefill = spec.only_causal and t_q == t_k
+        dense = None if (prefill or single_step) else spec.dense(t_q, t_k, x.device)
         result = attention(
             q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
-            need_weights=capture.weights or capture.scores,
-            is_causal=spec.only_causal and t_q == t_k,
+            need_weights=capture.weights or capture.scores, is_causal=prefill,
         )
         out = result.out  # [B, H, Tq, D]
         if heads_off:

@@ -39,6 +39,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes files private; a cache is not secret
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():

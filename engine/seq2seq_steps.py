@@ -46,7 +46,7 @@ NOTICE_TRUNCATED = (
 NOTICE_UNKNOWN = "{n} character(s) outside the model's vocabulary were read as [UNK]: {chars}"
 NOTICE_NOT_A_DATE = "the input does not look like a date; the output is the model's best guess"
 NOTICE_BAD_OUTPUT = (
-    "the output {out!r} is not a valid date between " f"{YEAR_MIN}-01-01 and {YEAR_MAX}-12-31"
+    f"the output {{out!r}} is not a valid date between {YEAR_MIN}-01-01 and {YEAR_MAX}-12-31"
 )
 
 
@@ -79,7 +79,9 @@ def prepare_source(tokenizer: Tokenizer, text: str) -> Source:
         notices.append(NOTICE_TRUNCATED.format(n=len(original), max=MAX_SOURCE_CHARS))
     enc = tokenizer.encode(kept)
     unk_id = tokenizer.token_to_id(UNK)
-    unknown = sorted({kept[a:b] for (a, b), i in zip(enc.offsets, enc.ids) if i == unk_id})
+    unknown = sorted(
+        {kept[a:b] for (a, b), i in zip(enc.offsets, enc.ids, strict=True) if i == unk_id}
+    )
     if unknown:
         n = sum(i == unk_id for i in enc.ids)
         notices.append(NOTICE_UNKNOWN.format(n=n, chars=", ".join(map(repr, unknown[:10]))))
@@ -170,7 +172,7 @@ def normalise(
         sources = [prepare_source(tokenizer, t) for t in texts[start : start + batch_size]]
         ids, is_real = batch_sources(sources, model.cfg.pad_id, device)
         out = greedy_decode(model, ids, is_real, use_cache=use_cache).cpu().tolist()
-        for source, row in zip(sources, out):
+        for source, row in zip(sources, out, strict=True):
             text = ids_to_text(tokenizer, row)
             notices = list(source.notices)
             if not is_valid_target(text):
@@ -184,7 +186,7 @@ def exact_match(
 ) -> float:
     """Share of (source, target) pairs whose greedy output equals the target exactly."""
     outs = normalise(model, tokenizer, [s for s, _ in pairs], batch_size=batch_size)
-    return sum(o.output == t for o, (_, t) in zip(outs, pairs)) / len(pairs)
+    return sum(o.output == t for o, (_, t) in zip(outs, pairs, strict=True)) / len(pairs)
 
 
 # --------------------------------------------------------------------------- step-through
@@ -257,8 +259,12 @@ def step_through(
         h = model.decode(torch.tensor([step_ids], device=device), memory=memory, req=req,
                          record=record, cache=cache)  # fmt: skip
         next_id = int(model.lm_head(h[0, -1]).argmax())
-        self_rows = [record[f"decoder.self.{i}"].weights[0, :, -1] for i in range(cfg.n_decoder_layers)]
-        cross_rows = [record[f"decoder.cross.{i}"].weights[0, :, -1] for i in range(cfg.n_decoder_layers)]
+        self_rows = [
+            record[f"decoder.self.{i}"].weights[0, :, -1] for i in range(cfg.n_decoder_layers)
+        ]
+        cross_rows = [
+            record[f"decoder.cross.{i}"].weights[0, :, -1] for i in range(cfg.n_decoder_layers)
+        ]
         if cache is not None:
             kv_bytes = cache.bytes_used
             cross_kv = sum(c.bytes_used for c in cache.cross_attn or [])

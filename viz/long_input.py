@@ -79,49 +79,43 @@ def overview_figure(
     """Block-averaged heatmap of a long map, at most max_cells × max_cells blocks.
 
     Shapes: weights [Tq, Tk]; z of the figure [ceil(Tq/b), ceil(Tk/b)].
-    Axis values are block indices; tick labels name the block's position range.
+    Axis values are each block's first position; tick labels name the block's range.
     """
     k_tokens = q_tokens if k_tokens is None else k_tokens
     weights = np.asarray(weights, dtype=np.float32)
-    b = max(block_size(weights.shape[0], max_cells), block_size(weights.shape[1], max_cells))
+    tq, tk = weights.shape
+    b = max(block_size(tq, max_cells), block_size(tk, max_cells))
     z = block_average(weights, b)
-    ylab, xlab = block_labels(q_tokens, b), block_labels(k_tokens, b)
     zmin, zmax = value_range([z], style)
-    custom = np.empty(z.shape + (2,), dtype=object)
-    custom[..., 0] = np.asarray(ylab, dtype=object)[:, None]
-    custom[..., 1] = np.asarray(xlab, dtype=object)[None, :]
     fmt = f".{style.precision + 1}f"
+    # axis values are each block's first position: hover needs no per-cell strings
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=np.arange(z.shape[1]),
-            y=np.arange(z.shape[0]),
-            customdata=custom,
+            x=np.arange(z.shape[1], dtype=np.int32) * b,
+            y=np.arange(z.shape[0], dtype=np.int32) * b,
             colorscale=colorscale(style),
             zmin=zmin,
             zmax=zmax,
             colorbar=dict(title=dict(text="mean weight")),
             hovertemplate=(
-                "queries %{customdata[0]}<br>keys %{customdata[1]}<br>"
+                f"queries %{{y}}… (block of {b})<br>keys %{{x}}… (block of {b})<br>"
                 f"mean weight %{{z:{fmt}}}<extra></extra>"
             ),
         )
     )
-    step = max(1, len(xlab) // 16)
-    fig.update_xaxes(
-        tickmode="array", tickvals=list(range(0, len(xlab), step)),
-        ticktext=[xlab[i].split(":")[0] for i in range(0, len(xlab), step)],
-        title=dict(text=f"key positions (blocks of {b})"), showgrid=False,
-        range=[-0.5, z.shape[1] - 0.5],
-    )
-    step = max(1, len(ylab) // 16)
-    fig.update_yaxes(
-        tickmode="array", tickvals=list(range(0, len(ylab), step)),
-        ticktext=[ylab[i].split(":")[0] for i in range(0, len(ylab), step)],
-        title=dict(text=f"query positions (blocks of {b})"), showgrid=False,
-        autorange="reversed",
-    )
-    title = title or f"Overview: {weights.shape[0]}×{weights.shape[1]} averaged in {b}×{b} blocks"
+    for axis, toks, name in ((fig.layout.xaxis, k_tokens, "key"),
+                             (fig.layout.yaxis, q_tokens, "query")):
+        labels = block_labels(toks, b)
+        step = max(1, len(labels) // 16)
+        axis.update(
+            tickmode="array", tickvals=[i * b for i in range(0, len(labels), step)],
+            ticktext=[labels[i] for i in range(0, len(labels), step)],
+            title=dict(text=f"{name} positions (blocks of {b})"), showgrid=False,
+            range=[-b / 2, (len(labels) - 0.5) * b],
+        )
+    fig.layout.yaxis.autorange = "reversed"
+    title = title or f"Overview: {tq}×{tk} averaged in {b}×{b} blocks"
     return apply_style(fig, style, title)
 
 
@@ -147,7 +141,7 @@ def topk_figure(
     zmin, zmax = value_range([val], style)
     qlab = np.asarray([safe_label(t) for t in q_tokens], dtype=object)
     klab = np.asarray([safe_label(t) for t in k_tokens], dtype=object)
-    custom = np.stack([qlab[ys], klab[xs]], axis=1) if tq * kk <= 65536 else None
+    custom = np.stack([qlab[ys], klab[xs]], axis=1) if tq * kk <= 4096 else None
     hover = (
         "q %{y} %{customdata[0]}<br>k %{x} %{customdata[1]}"
         if custom is not None else "q %{y}<br>k %{x}"
@@ -160,7 +154,8 @@ def topk_figure(
                 size=4, symbol="square", showscale=True,
                 colorbar=dict(title=dict(text="weight")),
             ),
-            hovertemplate=hover + f"<br>weight %{{marker.color:.{style.precision}f}}<extra></extra>",
+            hovertemplate=hover
+            + f"<br>weight %{{marker.color:.{style.precision}f}}<extra></extra>",
         )
     )
     fig.update_xaxes(title=dict(text="key position"), range=[-0.5, weights.shape[1] - 0.5],

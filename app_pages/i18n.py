@@ -1,0 +1,44 @@
+"""English / 中文 interface text.
+
+Each page keeps its own table `{key: (english, chinese)}` next to the code that uses it, so
+a page's strings are edited with the page; `tr(table, key)` picks the current language.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+LANGS = {"en": "English", "zh": "中文"}
+
+
+def lang() -> str:
+    return st.session_state.get("lang", "en")
+
+
+def tr(table: dict[str, tuple[str, str]], key: str, **fmt) -> str:
+    """The text for `key` in the current language, formatted with `fmt`."""
+    en, zh = table[key]
+    text = zh if lang() == "zh" else en
+    return text.format(**fmt) if fmt else text
+
+
+COMMON = {
+    "app_title": ("Attention Studio", "注意力工作室"),
+    "language": ("Language / 语言", "语言 / Language"),
+    "device": ("Device", "设备"),
+    "colorscale": ("Colour scale", "配色"),
+    "shared_range": ("Shared colour range across heads", "所有头共用颜色范围"),
+    "precision": ("Number precision (digits)", "数值精度(位数)"),
+    "model": ("Model", "模型"),
+    "not_installed": ("Not installed — install with:", "未安装——安装命令:"),
+    "loading": ("Loading {name}…", "正在加载 {name}…"),
+    "text": ("Text", "文本"),
+    "target": ("Target (decoder input)", "目标序列(解码器输入)"),
+    "download": ("Download", "下载"),
+    "page_attention": ("Attention", "注意力"),
+    "page_masks": ("Masks", "掩码"),
+    "page_variants": ("Variants (MHA/GQA/MQA)", "变体(MHA/GQA/MQA)"),
+    "page_positions": ("Positions", "位置编码"),
+    "page_steps": ("Step by step", "逐步计算"),
+    "error": ("Could not run: {msg}", "无法运行:{msg}"),
+}

@@ -1,0 +1,65 @@
+"""Aggregations over heads and layers.
+
+Attention rollout (Abnar & Zuidema, 2020, "Quantifying Attention Flow in Transformers"):
+the residual connection is modelled by adding the identity, Ã_l = 0.5·A_l + 0.5·I (rows
+renormalised), and attention to the inputs is the product Ã_L ··· Ã_1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+FUSIONS = ("mean", "max", "min")
+
+
+def mean_heads(weights: np.ndarray) -> np.ndarray:
+    """Mean over heads. Shapes: [H, Tq, Tk] -> [Tq, Tk] float32."""
+    return np.asarray(weights, dtype=np.float64).mean(axis=0).astype(np.float32)
+
+
+def fuse_heads(weights: np.ndarray, fusion: str = "mean") -> np.ndarray:
+    """Combine heads by mean, max or min. Shapes: [H, T, T] (or [T, T]) -> [T, T] float64."""
+    a = np.asarray(weights, dtype=np.float64)
+    if a.ndim == 2:
+        return a
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown head fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+    return getattr(a, fusion)(axis=0)
+
+
+def rollout_layers(
+    layers: Sequence[np.ndarray],
+    *,
+    fusion: str = "mean",
+    residual: float = 0.5,
+) -> np.ndarray:
+    """Cumulative rollout after each layer.
+
+    Shapes: layers: L arrays [H, T, T] (or [T, T]) -> [L, T, T] float32 where entry l is
+    Ã_l ··· Ã_1 with Ã = (1 − residual)·A + residual·I, rows renormalised.
+    residual=0 gives the plain product of attention maps.
+    """
+    if not layers:
+        raise ValueError("rollout needs at least one layer")
+    out = []
+    joint = None
+    for i, a in enumerate(layers):
+        a = fuse_heads(a, fusion)
+        if a.shape[0] != a.shape[1]:
+            raise ValueError(f"rollout needs self-attention maps; layer {i} is {a.shape}")
+        a = (1.0 - residual) * a + residual * np.eye(a.shape[0])
+        a = a / a.sum(axis=-1, keepdims=True)
+        joint = a if joint is None else a @ joint  # [T, T]
+        out.append(joint)
+    return np.stack(out).astype(np.float32)
+
+
+def rollout(layers: Sequence[np.ndarray], *, fusion: str = "mean", residual: float = 0.5
+            ) -> np.ndarray:
+    """Attention rollout through all layers. Shapes: L × [H, T, T] -> [T, T] float32."""
+    return rollout_layers(layers, fusion=fusion, residual=residual)[-1]
+
+
+__all__ = ["FUSIONS", "fuse_heads", "mean_heads", "rollout", "rollout_layers"]
