@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.bias import causal_lower_right
 
 from engine.config import ModelConfig
 from engine.kv_cache import LayerCache
@@ -63,12 +64,24 @@ def attention(
     if h % h_kv:
         raise ValueError(f"{h} query heads cannot share {h_kv} K/V heads evenly")
     scale = d**-0.5 if scale is None else scale
-    if not need_weights:
-        if is_causal and mask is None and bias is None and t_q == t_k:
+    if not need_weights and is_causal and mask is None and bias is None and t_q <= t_k:
+        # `is_causal` aligns the diagonal bottom-right: query i sits at key position
+        # Tk - Tq + i. That covers a causal prefill (Tq = Tk), one decode step (Tq = 1: every
+        # key so far, no mask at all) and a prefill chunk after a cache (1 < Tq < Tk), which
+        # SDPA runs on the same flash kernel through `causal_lower_right` (its own is_causal
+        # aligns top-left). None of these builds a [Tq, Tk] mask or widens K/V to H heads.
+        gqa = h != h_kv
+        if t_q == t_k:
             out = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, scale=scale, enable_gqa=h != h_kv
+                q, k, v, is_causal=True, scale=scale, enable_gqa=gqa
             )
-            return AttentionOutput(out=out)
+        elif t_q == 1:
+            out = F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale, enable_gqa=gqa
+            )
+        return AttentionOutput(out=out)
     if is_causal and mask is None:
         mask = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
     row_has_key = None if mask is None else mask.any(dim=-1, keepdim=True)  # [.., Tq, 1]
@@ -101,6 +114,30 @@ def attention(
     return AttentionOutput(out=out.view(b, h, t_q, d), weights=weights, scores=scores)
 
 
+_ROPE_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def rope_table(
+    start: int, length: int, d_head: int, base: float, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE cos and sin [length, D] for positions start .. start+length-1, in `like`'s dtype
+    and on its device.
+
+    The table is computed once on the CPU in float64 (CPU and GPU rotate by the same angles),
+    kept per (D, base, device, dtype) and grown by doubling: a decode step slices it instead
+    of recomputing angles or copying from host memory, which would stall the GPU queue.
+    """
+    key = (d_head, float(base), like.device, like.dtype)
+    end = start + length
+    table = _ROPE_TABLES.get(key)
+    if table is None or table[0].shape[0] < end:
+        size = max(end, 256 if table is None else 2 * table[0].shape[0])
+        cos, sin = rope_cos_sin(torch.arange(size), d_head, base)  # [size, D] float32
+        table = (cos.to(like.device, like.dtype), sin.to(like.device, like.dtype))
+        _ROPE_TABLES[key] = table
+    return table[0][start:end], table[1][start:end]
+
+
 @dataclass(frozen=True)
 class Capture:
     """What a block should hand back besides its output."""
@@ -112,6 +149,9 @@ class Capture:
     @property
     def any(self) -> bool:
         return self.weights or self.scores or self.qk
+
+
+NO_CAPTURE = Capture()
 
 
 class Attention(nn.Module):
@@ -142,11 +182,8 @@ class Attention(nn.Module):
         if self.k_norm is not None:
             k = self.k_norm(k)
         if self.cfg.positions == "rope" and not self.cross:
-            cos, sin = rope_cos_sin(
-                torch.arange(offset, offset + k.shape[2], device=k.device), self.d_head,
-                self.rope_base,
-            )
-            k = apply_rope(k, cos.to(k.device), sin.to(k.device))
+            cos, sin = rope_table(offset, k.shape[2], self.d_head, self.rope_base, k)
+            k = apply_rope(k, cos, sin)
         return k, v
 
     def forward(
@@ -155,7 +192,7 @@ class Attention(nn.Module):
         mask: MaskSpec,
         memory: torch.Tensor | None = None,
         cache: LayerCache | None = None,
-        capture: Capture = Capture(),
+        capture: Capture = NO_CAPTURE,
         heads_off: list[int] | None = None,
     ) -> tuple[torch.Tensor, AttentionOutput | None]:
         """x [B, Tq, d_model]; memory [B, Tk, d_model] for cross-attention. Returns
@@ -166,10 +203,8 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q = self.q_norm(q)
         if self.cfg.positions == "rope" and not self.cross:
-            cos, sin = rope_cos_sin(
-                torch.arange(offset, offset + t_q, device=x.device), self.d_head, self.rope_base
-            )
-            q = apply_rope(q, cos.to(x.device), sin.to(x.device))
+            cos, sin = rope_table(offset, t_q, self.d_head, self.rope_base, q)
+            q = apply_rope(q, cos, sin)
 
         if self.cross:
             if cache is not None and cache.length:
@@ -195,16 +230,16 @@ class Attention(nn.Module):
         bias = None
         if self.cfg.positions == "alibi" and not self.cross:
             bias = alibi_bias(self.n_heads, t_q, t_k, offset, device=x.device)[None]
-        # Two cases need no mask tensor at all: a causal prefill (the kernel's is_causal),
-        # and one new query under a causal cache, which may see every key so far.
+        # Plain causal attention over the cache's keys plus the new ones needs no mask tensor:
+        # a prefill (offset 0), a prefill chunk or one decode step (offset = Tk - Tq) are all
+        # the bottom-right-aligned causal pattern that `attention(is_causal=True)` means.
         plain_causal = spec.causal and spec.window is None and spec.key_is_real is None
         plain_causal = plain_causal and spec.keep_keys is None
-        single_step = plain_causal and t_q == 1 and spec.offset == t_k - 1
-        prefill = spec.only_causal and t_q == t_k
-        dense = None if (prefill or single_step) else spec.dense(t_q, t_k, x.device)
+        causal_tail = plain_causal and spec.offset == t_k - t_q
+        dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
         result = attention(
             q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
-            need_weights=capture.weights or capture.scores, is_causal=prefill,
+            need_weights=capture.weights or capture.scores, is_causal=causal_tail,
         )
         out = result.out  # [B, H, Tq, D]
         if heads_off:

@@ -62,14 +62,15 @@ class Source:
 
 
 def prepare_source(tokenizer: Tokenizer, text: str) -> Source:
-    """Strip `text`, keep its first MAX_SOURCE_CHARS characters, encode, append [EOS].
+    """Strip `text`, keep its first MAX_SOURCE_CHARS characters, encode; ids end with [EOS].
 
     Raises ValueError(EMPTY_INPUT) for an empty or blank input; everything else (too long,
     unknown characters, not a date) is accepted with a notice.
     """
     if not isinstance(text, str):
         raise ValueError(f"expected text, got {type(text).__name__}")
-    original = text.strip()
+    # Lone surrogates (pasted from odd sources) cannot be encoded and would crash the tokenizer.
+    original = text.encode("utf-8", "replace").decode("utf-8").strip()
     if not original:
         raise ValueError(EMPTY_INPUT)
     notices = []
@@ -77,23 +78,19 @@ def prepare_source(tokenizer: Tokenizer, text: str) -> Source:
     truncated = len(kept) < len(original)
     if truncated:
         notices.append(NOTICE_TRUNCATED.format(n=len(original), max=MAX_SOURCE_CHARS))
-    enc = tokenizer.encode(kept)
+    enc = tokenizer.encode(kept)  # the tokenizer's post-processor appends [EOS]
+    ids, tokens = list(enc.ids), list(enc.tokens)
+    eos_id = tokenizer.token_to_id(EOS)
+    if not ids or ids[-1] != eos_id:  # a tokenizer.json without the post-processor
+        ids, tokens = [*ids, eos_id], [*tokens, EOS]
     unk_id = tokenizer.token_to_id(UNK)
-    unknown = sorted(
-        {kept[a:b] for (a, b), i in zip(enc.offsets, enc.ids, strict=True) if i == unk_id}
-    )
+    unknown = {kept[a:b] for (a, b), i in zip(enc.offsets, enc.ids, strict=True) if i == unk_id}
     if unknown:
-        n = sum(i == unk_id for i in enc.ids)
-        notices.append(NOTICE_UNKNOWN.format(n=n, chars=", ".join(map(repr, unknown[:10]))))
+        chars = ", ".join(map(repr, sorted(unknown)[:10]))
+        notices.append(NOTICE_UNKNOWN.format(n=ids.count(unk_id), chars=chars))
     if not looks_like_date(kept):
         notices.append(NOTICE_NOT_A_DATE)
-    return Source(
-        text=kept,
-        ids=[*enc.ids, tokenizer.token_to_id(EOS)],
-        tokens=[*enc.tokens, EOS],
-        notices=notices,
-        truncated=truncated,
-    )
+    return Source(text=kept, ids=ids, tokens=tokens, notices=notices, truncated=truncated)
 
 
 def batch_sources(

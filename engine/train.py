@@ -120,8 +120,9 @@ def batches(seed: int, tokenizer: Tokenizer, batch_size: int) -> Iterator[tuple[
     pad = tokenizer.token_to_id(dates.PAD)
     while True:
         pairs = [next(stream) for _ in range(batch_size)]
-        src = [e.ids + [eos] for e in tokenizer.encode_batch([p[0] for p in pairs])]
-        tgt = [[bos, *e.ids, eos] for e in tokenizer.encode_batch([p[1] for p in pairs])]
+        src = [e.ids for e in tokenizer.encode_batch([p[0] for p in pairs])]  # ends with [EOS]
+        targets = tokenizer.encode_batch([p[1] for p in pairs], add_special_tokens=False)
+        tgt = [[bos, *e.ids, eos] for e in targets]
         width = max(map(len, src))
         src_ids = torch.tensor([row + [pad] * (width - len(row)) for row in src])
         tgt_ids = torch.tensor(tgt)  # [B, 12]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.attention import Attention, AttentionOutput, Capture
+from engine.attention import NO_CAPTURE, Attention, AttentionOutput, Capture
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
 from engine.masks import MaskSpec, keep_keys_mask
@@ -122,7 +122,7 @@ class Block(nn.Module):
         return norm(x + y), extra
 
     def forward(self, x, self_mask, memory=None, cross_mask=None, cache=None, cross_cache=None,
-                capture_self=Capture(), capture_cross=Capture(), heads_off_self=None,
+                capture_self=NO_CAPTURE, capture_cross=NO_CAPTURE, heads_off_self=None,
                 heads_off_cross=None):
         x, self_rec = self._sublayer(
             x, self.self_norm, self.self_post,
@@ -175,7 +175,7 @@ class Request:
 
     def capture(self, key: str) -> Capture:
         if self.record is not None and key not in set(self.record):
-            return Capture()
+            return NO_CAPTURE
         return Capture(weights=self.weights, scores=self.scores, qk=self.qk)
 
 

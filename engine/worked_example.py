@@ -63,7 +63,11 @@ TOKENS = ["input 1", "input 2", "input 3"]
 
 def as_matrix(value, name: str, default) -> torch.Tensor:
     """A 2-D float64 tensor from a tensor, array or nested list; `default` when None."""
-    t = torch.as_tensor(default if value is None else value, dtype=DTYPE)
+    value = default if value is None else value
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to(DTYPE)
+    else:
+        t = torch.tensor(value, dtype=DTYPE)  # copies: a read-only numpy array is fine
     if t.ndim != 2:
         raise ValueError(f"{name} must be a matrix, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():

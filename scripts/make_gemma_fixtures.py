@@ -86,7 +86,11 @@ LONG_TEXT = (
 TEXTS = {
     "english": "The quick brown fox jumps over the lazy dog. It wasn't me, said Bob!",
     "chinese": "我爱自然语言处理。今天天气很好，我们去公园散步吧！",
-    "emoji_zwj": "Family 👨‍👩‍👧‍👦, rainbow flag 🏳️‍🌈, thumbs 👍🏽 and a ❤️ heart.",
+    # ZWJ family, ZWJ rainbow flag (with VS16), skin-tone modifier, VS16 heart.
+    "emoji_zwj": (
+        "Family \U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466, rainbow flag "
+        "\U0001f3f3\ufe0f\u200d\U0001f308, thumbs \U0001f44d\U0001f3fd and a \u2764\ufe0f heart."
+    ),
     "code_tabs": (
         'def f(x):\n\tif x > 0:\n\t\treturn x  # two spaces\n\treturn None\n\n\nprint(f"{x!r}")'
     ),

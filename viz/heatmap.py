@@ -113,12 +113,34 @@ def head_heatmap(
         colorbar=dict(title=dict(text=value_name)),
     )
     fig = go.Figure(trace)
-    fig.update_xaxes(token_axis(k_tokens), title=dict(text="key"), side="bottom")
-    fig.update_yaxes(token_axis(q_tokens), title=dict(text="query"), autorange="reversed")
-    n = max(weights.shape)
-    size = int(min(900, max(360, 14 * n + 160)))
-    fig.update_layout(width=size + 80, height=size)
+    tq, tk = weights.shape
+    cell = max(4.0, min(28.0, 900.0 / max(tq, tk)))  # px per cell, square cells
+    ticks = max(8, int(cell * max(tq, tk) / (style.font_size + 2)))  # labels that fit
+    fig.update_xaxes(token_axis(k_tokens, max_ticks=ticks), title=dict(text="key"),
+                     side="bottom", constrain="domain")
+    fig.update_yaxes(token_axis(q_tokens, max_ticks=ticks, reverse=True),
+                     title=dict(text="query"), scaleanchor="x", constrain="domain")
+    fig.update_layout(**_square_layout(tq, tk, cell, q_tokens, k_tokens, style, bool(title)))
     return apply_style(fig, style, title)
+
+
+def _label_px(tokens: Sequence[object], style: Style) -> float:
+    """Rough rendered width of the longest label (capped: Plotly clips nothing, we do)."""
+    longest = max((len(str(t)) for t in tokens), default=1)
+    return min(220.0, 0.62 * style.font_size * longest + 10)
+
+
+def _square_layout(tq: int, tk: int, cell: float, q_tokens, k_tokens, style: Style,
+                   has_title: bool) -> dict:
+    """Width, height and margins so that cells are `cell` px squares and labels fit."""
+    left = _label_px(q_tokens, style) + 2.5 * style.font_size
+    bottom = _label_px(k_tokens, style) + 2.5 * style.font_size
+    top = 70 if has_title and style.show_title else 30
+    right = 130
+    return dict(
+        width=int(left + right + cell * tk), height=int(top + bottom + cell * tq),
+        margin=dict(l=int(left), r=right, t=top, b=int(bottom)),
+    )
 
 
 def matrix_heatmap(
@@ -155,8 +177,8 @@ def matrix_heatmap(
     )
     fig = go.Figure(trace)
     fig.update_xaxes(token_axis(x_labels, max_ticks=32), title=dict(text=x_title))
-    fig.update_yaxes(token_axis(y_labels, max_ticks=32), title=dict(text=y_title),
-                     autorange="reversed")
+    fig.update_yaxes(token_axis(y_labels, max_ticks=32, reverse=True),
+                     title=dict(text=y_title))
     return apply_style(fig, style, title)
 
 
@@ -261,7 +283,7 @@ def masks_figure(
     )
     for col in (1, 2, 3):
         fig.update_xaxes(token_axis(k_tokens, max_ticks=64), row=1, col=col)
-        fig.update_yaxes(token_axis(q_tokens, max_ticks=64), autorange="reversed",
+        fig.update_yaxes(token_axis(q_tokens, max_ticks=64, reverse=True),
                          showticklabels=(col == 1), row=1, col=col)
     fig.update_layout(width=1200, height=max(360, min(700, 12 * tq + 160)))
     return apply_style(fig, style, title)

@@ -112,9 +112,9 @@ def overview_figure(
             tickmode="array", tickvals=[i * b for i in range(0, len(labels), step)],
             ticktext=[labels[i] for i in range(0, len(labels), step)],
             title=dict(text=f"{name} positions (blocks of {b})"), showgrid=False,
-            range=[-b / 2, (len(labels) - 0.5) * b],
+            range=[-b / 2, (len(labels) - 0.5) * b], autorange=False,
         )
-    fig.layout.yaxis.autorange = "reversed"
+    fig.layout.yaxis.range = fig.layout.yaxis.range[::-1]
     title = title or f"Overview: {tq}×{tk} averaged in {b}×{b} blocks"
     return apply_style(fig, style, title)
 
@@ -160,7 +160,7 @@ def topk_figure(
     )
     fig.update_xaxes(title=dict(text="key position"), range=[-0.5, weights.shape[1] - 0.5],
                      showgrid=False, zeroline=False)
-    fig.update_yaxes(title=dict(text="query position"), autorange="reversed",
+    fig.update_yaxes(title=dict(text="query position"), range=[tq - 0.5, -0.5],
                      showgrid=False, zeroline=False)
     title = title or f"Top {kk} keys per query ({tq} queries)"
     return apply_style(fig, style, title)

@@ -73,7 +73,8 @@ def model_view(
     for l in range(n_layers):
         y1, y0 = 1 - l / n_layers, 1 - (l + 1) / n_layers
         layout[f"{_axis_name('yaxis', l)}"] = dict(
-            domain=[y0 + pad_y / 2, y1 - pad_y / 2], anchor="x", autorange="reversed",
+            domain=[y0 + pad_y / 2, y1 - pad_y / 2], anchor="x",
+            range=[maps[0].shape[1] - 0.5, -0.5],
             showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=True,
             mirror=True, linecolor="#bbbbbb", title=dict(text=labels[l], standoff=2),
         )

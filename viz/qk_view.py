@@ -175,10 +175,11 @@ def qk_view(
     for row in (1, 2):
         fig.update_xaxes(token_axis(k_tokens, max_ticks=64), row=row, col=1)
     fig.update_xaxes(tickmode="array", tickvals=list(range(c.shape[1])),
+                     range=[-0.5, c.shape[1] - 0.5],
                      ticktext=[f"d{int(i)}" for i in data["dims"]], title=dict(text="dimension"),
                      row=3, col=1)
     fig.update_yaxes(tickmode="array", tickvals=list(range(c.shape[0])), ticktext=ylab,
-                     autorange="reversed", row=3, col=1)
+                     range=[c.shape[0] - 0.5, -0.5], row=3, col=1)
     fig.update_layout(showlegend=False, bargap=0.1, width=900, height=760)
     title = title if title is not None else (
         f"Q·K for query {query}: {q_tokens[query]} (head {head})")

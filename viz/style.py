@@ -187,11 +187,12 @@ def apply_style(
     return fig
 
 
-def token_axis(tokens: Sequence[object], max_ticks: int = 128) -> dict:
+def token_axis(tokens: Sequence[object], max_ticks: int = 128, reverse: bool = False) -> dict:
     """Axis settings placing one tick per position, labelled with the token.
 
     Positions (0..T-1) are the axis values so repeated tokens keep their own row/column.
     Above `max_ticks` positions only every k-th tick is labelled (the data keep every row).
+    reverse: position 0 at the top (an explicit reversed range, which exports keep exactly).
     """
     n = len(tokens)
     step = max(1, -(-n // max_ticks))
@@ -201,7 +202,8 @@ def token_axis(tokens: Sequence[object], max_ticks: int = 128) -> dict:
         tickmode="array",
         tickvals=vals.tolist(),
         ticktext=[labels[i] for i in vals],
-        range=[-0.5, n - 0.5],
+        range=[n - 0.5, -0.5] if reverse else [-0.5, n - 0.5],
+        autorange=False,
         showgrid=False,
         zeroline=False,
         ticks="",

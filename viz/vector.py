@@ -26,6 +26,7 @@ from viz.style import _to_rgb, color_bins, rgb_hex
 VECTOR_MAX_CELLS = 128 * 128  # per heatmap
 VECTOR_TOTAL_MAX = 4 * 128 * 128  # per figure: beyond this, the largest heatmaps are rastered
 N_BINS = 256
+SEAM_PX = 0.5  # cells overlap their right/lower neighbour by this many layout pixels
 CSS_DPI = 96.0  # Plotly/Chromium layout pixels per inch
 _DEFAULT_MARGIN = dict(l=80, r=80, t=100, b=80)
 
@@ -144,10 +145,14 @@ def vector_traces(
     xaxis: str = "x",
     yaxis: str = "y",
     n_bins: int = N_BINS,
+    overlap: tuple[float, float] = (0.0, 0.0),
 ) -> list[go.Scatter]:
     """One filled Scatter per used colour bin; each finite cell one closed subpath.
 
     Shapes: z [R, C]; x_edges [C + 1]; y_edges [R + 1]. NaN/±inf cells are left empty.
+    overlap (dx, dy), in data units: inner right/lower edges reach that far into the
+    neighbour, so viewers' anti-aliasing leaves no hairline seams between cells
+    (`vectorize` uses about half a layout pixel; outer edges stay exact).
     """
     z = np.asarray(z, dtype=np.float64)
     bins = color_bins(z, zmin, zmax, n_bins)  # [R, C], -1 = empty
@@ -159,7 +164,9 @@ def vector_traces(
     sorted_bins = flat[order]
     starts = np.searchsorted(sorted_bins, np.arange(n_bins))
     stops = np.searchsorted(sorted_bins, np.arange(n_bins), side="right")
-    ncol = z.shape[1]
+    nrow, ncol = z.shape
+    sx = np.sign(x_edges[-1] - x_edges[0]) or 1.0  # edges may run either way
+    sy = np.sign(y_edges[-1] - y_edges[0]) or 1.0
     traces = []
     for b in range(n_bins):
         cells = order[starts[b] : stops[b]]
@@ -167,6 +174,8 @@ def vector_traces(
             continue
         r, c = np.divmod(cells, ncol)
         x0, x1, y0, y1 = x_edges[c], x_edges[c + 1], y_edges[r], y_edges[r + 1]
+        x1 = x1 + np.where(c + 1 < ncol, sx * overlap[0], 0.0)
+        y1 = y1 + np.where(r + 1 < nrow, sy * overlap[1], 0.0)
         gap = np.full(cells.size, np.nan)
         xs = np.stack([x0, x1, x1, x0, gap], axis=1).reshape(-1).astype(np.float32)
         ys = np.stack([y0, y0, y1, y1, gap], axis=1).reshape(-1).astype(np.float32)
@@ -174,8 +183,7 @@ def vector_traces(
             go.Scatter(
                 x=xs, y=ys, mode="none", fill="toself", fillcolor=colors[b],
                 xaxis=xaxis, yaxis=yaxis, hoverinfo="skip", showlegend=False,
-                line=dict(width=0, simplify=False), connectgaps=False,
-                name=f"cells {b}",
+                connectgaps=False, name=f"cells {b}", line=dict(width=0, simplify=False),
             )
         )
     return traces
@@ -312,7 +320,11 @@ def vectorize(
             continue
         scale, zmin, zmax = _trace_colors(out, tr)
         if i in vector_ok:
-            new_data.extend(vector_traces(z, xe, ye, scale, zmin, zmax,
+            px_w = _plot_area_px(out, tr.xaxis or "x", width, True)
+            px_h = _plot_area_px(out, tr.yaxis or "y", height, False)
+            overlap = (SEAM_PX * abs(xe[-1] - xe[0]) / px_w,
+                       SEAM_PX * abs(ye[-1] - ye[0]) / px_h)
+            new_data.extend(vector_traces(z, xe, ye, scale, zmin, zmax, overlap=overlap,
                                           xaxis=tr.xaxis or "x", yaxis=tr.yaxis or "y"))
         else:
             img, (pw, ph), got = raster_image(out, tr, z, xe, ye, scale, zmin, zmax,

@@ -347,15 +347,27 @@ def build_tokenizer():
     """A character-level `tokenizers.Tokenizer` (WordLevel over single characters).
 
     NFKC normalisation first, so full-width digits and commas typed on a Chinese keyboard
-    ("２０２１年３月３日") become the ASCII ones the model was trained on. Specials are not
-    added by `encode`; callers append [EOS] to sources and wrap targets in [BOS] ... [EOS].
+    ("２０２１年３月３日") become the ASCII ones the model was trained on. `encode(text)` appends
+    [EOS] (the encoder's input format); `encode(text, add_special_tokens=False)` gives the bare
+    characters (the decoder side, which callers wrap in [BOS] ... [EOS]).
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     vocab = {tok: i for i, tok in enumerate(vocabulary())}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS}", special_tokens=[(EOS, vocab[EOS])]
+    )
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(list(SPECIAL_TOKENS))
     return tok

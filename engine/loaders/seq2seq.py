@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from engine.config import ModelConfig
+from engine.loaders.common import read_safetensors
 from engine.transformer import Transformer
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "seq2seq"
@@ -70,7 +71,7 @@ def load_weights(model: Transformer, weights_path: str | Path) -> Transformer:
     Raises ValueError naming the file and the first tensor that disagrees.
     """
     path = Path(weights_path)
-    state = load_file(str(path))
+    state = read_safetensors(path)
     expected = model.state_dict()
     if model.cfg.tie_embeddings:
         expected.pop(TIED_KEY, None)
@@ -136,3 +137,31 @@ def load_seq2seq(
             f"{weights_path.name} was trained with {cfg.vocab_size}"
         )
     return model.to(device).eval(), tokenizer, cfg
+
+
+def load_seq2seq_model(variant: str, device: str | torch.device = "cpu"):
+    """`load_seq2seq` wrapped as the engine's `LoadedModel` (what `engine.load` returns).
+
+    The codec reads at most MAX_SOURCE_CHARS characters + [EOS] (the tokenizer's post-processor
+    appends [EOS]); targets are encoded without specials, as `LoadedModel` expects.
+    """
+    from engine.api import LoadedModel
+    from engine.codecs import TokenizerCodec
+    from engine.datasets.dates import MAX_SOURCE_CHARS, PAD, UNK
+
+    model, tokenizer, cfg = load_seq2seq(variant, device)
+    card = read_card(variant)
+    codec = TokenizerCodec(tokenizer, MAX_SOURCE_CHARS + 1, pad_token=PAD, unk_token=UNK)
+    accuracy = 100 * card["eval"]["heldout_exact_match"]
+    return LoadedModel(
+        name=cfg.name,
+        model=model,
+        codec=codec,
+        device=next(model.parameters()).device,
+        description=(
+            f"date normaliser trained here ({cfg.variant}: {cfg.n_heads} query heads, "
+            f"{cfg.kv_heads} K/V heads), {accuracy:.1f}% held-out exact match"
+        ),
+        target_codec=codec,
+        weights_hash="sha256:" + card["weights_sha256"],
+    )

@@ -1,0 +1,164 @@
+"""A download control for any figure: PNG / SVG / PDF / HTML of the figure, and CSV / JSON /
+NPZ of the numbers behind it.
+
+Nothing is exported until the user clicks: `st.download_button` gets a callable, which
+Streamlit runs on its own thread at click time (viz.export serialises the Chromium renderer
+behind a lock, so concurrent sessions each get their own figure). Without Chromium the
+image formats explain how to install it and the others keep working.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit as st
+
+from app_pages.i18n import tr
+
+try:
+    from viz import export as _export
+except ImportError:  # pragma: no cover - viz.export ships with the repo; degrade if broken
+    _export = None
+
+T = {
+    "download": ("Download", "下载"),
+    "format": ("Format", "格式"),
+    "scale": ("PNG scale (× screen pixels)", "PNG 放大倍数(× 屏幕像素)"),
+    "save": ("Save {fmt}", "保存 {fmt}"),
+    "no_data": ("This figure has no attention numbers to export.", "此图没有可导出的注意力数值。"),
+    "no_chromium": (
+        "PNG/SVG/PDF need Chromium, which is not installed here: `apt-get install -y chromium`. "
+        "HTML, CSV, JSON and NPZ work without it.",
+        "PNG/SVG/PDF 需要 Chromium,此处未安装:`apt-get install -y chromium`。"
+        "HTML、CSV、JSON 和 NPZ 不需要它。",
+    ),
+    "what": (
+        "Figure formats save what you see; CSV/JSON/NPZ save the numbers behind it "
+        "(tidy rows: block, layer, head, query, key, weight).",
+        "图片格式保存所见的图;CSV/JSON/NPZ 保存图背后的数值"
+        "(整齐的行:块、层、头、查询、键、权重)。",
+    ),
+}
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+FIGURE_FORMATS = (*IMAGE_FORMATS, "html")
+DATA_FORMATS = ("csv", "json", "npz")
+MIME = {
+    "png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
+    "html": "text/html", "csv": "text/csv", "json": "application/json",
+    "npz": "application/octet-stream",
+}
+
+
+def chromium_available() -> bool:
+    """Whether image export can run here (looked up at call time so tests can stub it)."""
+    if _export is None:
+        return False
+    try:
+        return bool(_export.chromium_available())
+    except Exception:  # noqa: BLE001 - any failure means: no images
+        return False
+
+
+def file_stem(*parts: object) -> str:
+    """A safe file name stem from parts: letters, digits, dot, dash, underscore."""
+    text = "_".join(str(p) for p in parts if p is not None and p != "")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-_.")[:120] or "figure"
+
+
+def _select(record, block: str | None, layer: int | None, head: int | None):
+    """The AttentionData of record narrowed to block/layer/head (whatever is given)."""
+    data = _export.AttentionData.from_record(record)
+    if block is None and layer is None and head is None:
+        return data
+    return data.select(block=block, layer=layer, head=head)
+
+
+def table_bytes(table: pd.DataFrame, fmt: str) -> bytes:
+    """A derived table (metrics, rollout, bytes) as CSV, JSON records or NPZ of columns."""
+    if fmt == "csv":
+        return table.to_csv(index=False).encode("utf-8")
+    if fmt == "json":
+        return json.dumps(table.to_dict(orient="records"), ensure_ascii=False,
+                          default=float).encode("utf-8")
+    if fmt == "npz":
+        buf = io.BytesIO()
+        arrays = {}
+        for col in table.columns:
+            values = table[col].to_numpy()
+            if values.dtype == object:
+                values = values.astype(str)
+            elif np.issubdtype(values.dtype, np.floating):
+                values = values.astype(np.float32)
+            arrays[str(col)] = values
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+    raise ValueError(f"unknown data format {fmt!r}")
+
+
+def make_bytes(fig: go.Figure, fmt: str, record=None, table: pd.DataFrame | None = None,
+               block: str | None = None, layer: int | None = None, head: int | None = None,
+               scale: float = 1.0) -> bytes:
+    """The bytes of one download (called at click time)."""
+    if fmt in DATA_FORMATS:
+        if record is not None and _export is not None:
+            return _export.data_bytes(_select(record, block, layer, head), fmt)
+        if table is not None:
+            return table_bytes(table, fmt)
+        raise ValueError("no numbers to export")
+    if _export is None:
+        if fmt != "html":
+            raise RuntimeError("viz.export is unavailable")
+        return pio.to_html(fig, include_plotlyjs=True, full_html=True).encode("utf-8")
+    return _export.figure_bytes(fig, fmt, scale=scale)
+
+
+def _deferred(fig, fmt, record, table, block, layer, head, scale) -> Callable[[], bytes]:
+    def build() -> bytes:
+        try:
+            return make_bytes(fig, fmt, record, table, block, layer, head, scale)
+        except Exception as exc:  # noqa: BLE001 - the file then says what went wrong
+            return f"Attention Studio could not export {fmt}: {exc}\n".encode()
+
+    return build
+
+
+def download_menu(fig: go.Figure, record=None, key: str = "download", block: str | None = None,
+                  layer: int | None = None, head: int | None = None,
+                  table: pd.DataFrame | None = None, name: str | None = None) -> None:
+    """A "Download" popover under a figure.
+
+    fig: the figure as shown. record: the engine AttentionRecord behind it (its maps give
+    CSV/JSON/NPZ, narrowed to block/layer/head when given). table: numbers of a derived
+    figure (metrics, rollout) when there is no record. key: unique per figure on a page.
+    """
+    has_data = record is not None or table is not None
+    formats = list(FIGURE_FORMATS) + (list(DATA_FORMATS) if has_data else [])
+    with st.popover(tr(T, "download"), icon=":material/download:", key=f"{key}_pop"):
+        fmt = st.segmented_control(tr(T, "format"), formats, default="png", key=f"{key}_fmt",
+                                   format_func=str.upper) or "png"
+        scale = 1.0
+        disabled = False
+        if fmt == "png":
+            scale = float(st.select_slider(tr(T, "scale"), [1, 2, 3, 4], value=2,
+                                           key=f"{key}_scale"))
+        if fmt in IMAGE_FORMATS and not chromium_available():
+            st.warning(tr(T, "no_chromium"))
+            disabled = True
+        stem = file_stem(name or (record.meta.get("model") if record is not None else None),
+                         block, None if layer is None else f"L{layer}",
+                         None if head is None else f"H{head}", key)
+        st.download_button(
+            tr(T, "save", fmt=fmt.upper()),
+            data=_deferred(fig, fmt, record, table, block, layer, head, scale),
+            file_name=f"{stem}.{fmt}", mime=MIME[fmt], key=f"{key}_btn", on_click="ignore",
+            disabled=disabled, icon=":material/download:",
+        )
+        st.caption(tr(T, "what"))

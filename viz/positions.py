@@ -1,0 +1,257 @@
+"""Figures of positional encodings: sinusoidal (Vaswani et al., 2017, §3.5), learned tables,
+RoPE (Su et al., 2021, "RoFormer") and ALiBi (Press et al., 2022).
+
+Pure builders: numpy in, `plotly.graph_objects.Figure` out. The numbers come from
+engine.positions; these functions only draw them (and compute the similarity of rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from viz.style import (
+    DEFAULT,
+    Style,
+    apply_style,
+    colorscale,
+    head_color,
+    number_format,
+    safe_label,
+)
+
+try:  # the shared heatmap builders (viz/heatmap.py); a local fallback keeps pages working
+    from viz.heatmap import curves_figure, matrix_heatmap
+except ImportError:  # pragma: no cover - only while viz/heatmap.py is being written
+    curves_figure = matrix_heatmap = None
+
+SIMILARITIES = ("dot", "cosine")
+
+
+def similarity(table: np.ndarray, kind: str = "cosine") -> np.ndarray:
+    """Position-position similarity of the rows of a position table.
+
+    Shapes: table [L, D] → [L, L]; "dot" is table @ tableᵀ, "cosine" the same on unit rows
+    (a zero row gets similarity 0).
+    """
+    if kind not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {kind!r}")
+    t = np.asarray(table, dtype=np.float64)
+    if kind == "cosine":
+        norm = np.linalg.norm(t, axis=1, keepdims=True)
+        t = np.divide(t, norm, out=np.zeros_like(t), where=norm > 0)
+    return (t @ t.T).astype(np.float32)
+
+
+def _heat(z, x_title, y_title, value_name, style, diverging, title):
+    """A [R, C] heatmap, row 0 on top: viz.heatmap.matrix_heatmap, or a plain one without it."""
+    z = np.asarray(z, dtype=np.float32)
+    if matrix_heatmap is not None:
+        fig = matrix_heatmap(z, x_title=x_title, y_title=y_title, value_name=value_name,
+                             title=title, style=style, diverging=diverging)
+        fig.update_layout(height=420)
+        return fig
+    finite = z[np.isfinite(z)]
+    if diverging:
+        m = float(np.abs(finite).max()) if finite.size else 1.0
+        scale, lo, hi = colorscale(style, "puor"), -max(m, 1e-9), max(m, 1e-9)
+    else:
+        scale = colorscale(style)
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 1.0
+        hi = max(hi, lo + 1e-9)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=np.arange(z.shape[1], dtype=np.int32), y=np.arange(z.shape[0], dtype=np.int32),
+        colorscale=scale, zmin=lo, zmax=hi,
+        colorbar=dict(title=dict(text=safe_label(value_name))),
+        hovertemplate=f"{safe_label(y_title)} %{{y}}<br>{safe_label(x_title)} %{{x}}<br>"
+        f"{safe_label(value_name)} %{{z:{number_format(style)}}}<extra></extra>",
+    ))
+    fig.update_xaxes(title=dict(text=safe_label(x_title)), showgrid=False, zeroline=False)
+    fig.update_yaxes(title=dict(text=safe_label(y_title)), autorange="reversed",
+                     showgrid=False, zeroline=False)
+    fig.update_layout(height=420)
+    return apply_style(fig, style, title)
+
+
+def encoding_figure(
+    table: np.ndarray, *, title: str | None = None, style: Style = DEFAULT,
+    x_title: str = "dimension", y_title: str = "position", value_name: str = "value",
+) -> go.Figure:
+    """A position table as a position × dimension heatmap, diverging around 0.
+
+    Shapes: table [L, D]; row = position, column = dimension.
+    """
+    return _heat(table, x_title, y_title, value_name, style, True, title)
+
+
+def similarity_figure(
+    sim: np.ndarray, *, title: str | None = None, style: Style = DEFAULT,
+    value_name: str = "similarity",
+) -> go.Figure:
+    """Position-position similarity. Shapes: sim [L, L]."""
+    return _heat(sim, "position", "position", value_name, style, True, title)
+
+
+def dimension_curves_figure(
+    table: np.ndarray, dims: Sequence[int], *, title: str | None = None,
+    style: Style = DEFAULT, x_title: str = "position", y_title: str = "value",
+) -> go.Figure:
+    """Chosen dimensions of a position table as curves over position.
+
+    Shapes: table [L, D]; dims: column indices.
+    """
+    table = np.asarray(table, dtype=np.float32)
+    pos = np.arange(table.shape[0], dtype=np.int32)
+    if curves_figure is not None:
+        fig = curves_figure({f"dim {int(d)}": table[:, int(d)] for d in dims}, pos,
+                            x_title=x_title, y_title=y_title, title=title, style=style)
+        fig.update_layout(height=360)
+        return fig
+    fig = go.Figure()
+    for i, d in enumerate(dims):
+        fig.add_trace(go.Scatter(
+            x=pos, y=table[:, int(d)], mode="lines", name=f"dim {int(d)}",
+            line=dict(color=head_color(i), width=2),
+            hovertemplate=f"dim {int(d)}<br>{safe_label(x_title)} %{{x}}: "
+            f"%{{y:{number_format(style)}}}<extra></extra>",
+        ))
+    fig.update_xaxes(title=dict(text=safe_label(x_title)))
+    fig.update_yaxes(title=dict(text=safe_label(y_title)))
+    fig.update_layout(height=360)
+    return apply_style(fig, style, title)
+
+
+def rope_circle_figure(
+    cos: np.ndarray, sin: np.ndarray, pairs: Sequence[int], positions: Sequence[int],
+    thetas: Sequence[float] | None = None, *, title: str | None = None,
+    style: Style = DEFAULT,
+) -> go.Figure:
+    """How RoPE turns one 2-D pair of q (or k) per frequency: the unit vector (1, 0) rotated to
+    angle pos·θ_i, an arrow per position, one panel per pair i.
+
+    Shapes: cos, sin [T, D] as from engine.positions.rope_cos_sin (row = position, column i
+    and i + D/2 both hold pair i); pairs: pair indices < D/2; positions: rows to draw.
+    """
+    cos = np.asarray(cos, dtype=np.float64)
+    sin = np.asarray(sin, dtype=np.float64)
+    names = []
+    for p in pairs:
+        theta = "" if thetas is None else f", θ = {float(thetas[p]):.3g}"
+        names.append(f"pair {int(p)}{theta}")
+    fig = make_subplots(rows=1, cols=max(1, len(pairs)), subplot_titles=names,
+                        horizontal_spacing=0.06)
+    circle = np.linspace(0, 2 * np.pi, 121)
+    for c, p in enumerate(pairs, start=1):
+        fig.add_trace(go.Scatter(
+            x=np.cos(circle), y=np.sin(circle), mode="lines", hoverinfo="skip",
+            line=dict(color="#bbbbbb", width=1), showlegend=False,
+        ), row=1, col=c)
+        xs, ys = cos[list(positions), int(p)], sin[list(positions), int(p)]
+        for j, pos in enumerate(positions):
+            color = head_color(j)
+            fig.add_trace(go.Scatter(
+                x=[0.0, xs[j]], y=[0.0, ys[j]], mode="lines+markers+text",
+                line=dict(color=color, width=2),
+                marker=dict(size=[0, 9], color=color, symbol="circle"),
+                text=["", str(int(pos))], textposition="top center",
+                name=f"position {int(pos)}", legendgroup=str(int(pos)),
+                showlegend=c == 1,
+                hovertemplate=f"pair {int(p)}, position {int(pos)}<br>"
+                f"angle = {np.degrees(np.arctan2(ys[j], xs[j])):.1f}°<extra></extra>",
+            ), row=1, col=c)
+        fig.update_xaxes(range=[-1.25, 1.25], scaleanchor=f"y{'' if c == 1 else c}",
+                         showgrid=False, zeroline=True, row=1, col=c)
+        fig.update_yaxes(range=[-1.25, 1.25], showgrid=False, zeroline=True, row=1, col=c)
+    fig.update_layout(height=380)
+    return apply_style(fig, style, title)
+
+
+def rope_distance_figure(
+    scores: np.ndarray, query_positions: Sequence[int], *, title: str | None = None,
+    style: Style = DEFAULT, x_title: str = "relative distance n − m",
+    y_title: str = "q·k after RoPE",
+) -> go.Figure:
+    """q_m·k_n against the distance n − m, one curve per query position m: the curves lie on
+    top of each other when the score depends only on the distance.
+
+    Shapes: scores [T, T] with scores[m, n] = rope(q, m) · rope(k, n).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    t = scores.shape[1]
+    fig = go.Figure()
+    for i, m in enumerate(query_positions):
+        m = int(m)
+        fig.add_trace(go.Scatter(
+            x=np.arange(t) - m, y=scores[m], mode="lines+markers", name=f"m = {m}",
+            line=dict(color=head_color(i), width=2 + 2 * (len(query_positions) - 1 - i)),
+            marker=dict(size=4), opacity=0.85,
+            hovertemplate=f"m = {m}<br>n − m = %{{x}}<br>%{{y:{number_format(style)}}}"
+            "<extra></extra>",
+        ))
+    fig.update_xaxes(title=dict(text=safe_label(x_title)))
+    fig.update_yaxes(title=dict(text=safe_label(y_title)))
+    fig.update_layout(height=380)
+    return apply_style(fig, style, title)
+
+
+def score_matrix_figure(
+    scores: np.ndarray, *, title: str | None = None, style: Style = DEFAULT,
+    value_name: str = "q·k",
+) -> go.Figure:
+    """q_m·k_n as a query × key heatmap (constant along diagonals under RoPE).
+
+    Shapes: scores [T, T]."""
+    fig = _heat(scores, "key position n", "query position m", value_name, style, True, title)
+    return fig
+
+
+def alibi_figure(
+    bias: np.ndarray, slopes: Sequence[float], *, title: str | None = None,
+    style: Style = DEFAULT, cols: int = 4,
+) -> go.Figure:
+    """ALiBi's additive bias, one heatmap per head on one shared colour scale.
+
+    Shapes: bias [H, Tq, Tk] (−slope_h·|i − j|); slopes [H].
+    """
+    bias = np.asarray(bias, dtype=np.float32)
+    h = bias.shape[0]
+    cols = max(1, min(cols, h))
+    rows = -(-h // cols)
+    names = []
+    for i, s in enumerate(slopes):
+        inv = 1.0 / float(s) if s else float("inf")
+        frac = f"1/{inv:.0f}" if abs(inv - round(inv)) < 1e-6 else f"{float(s):.4g}"
+        names.append(f"head {i + 1}: slope {frac}")
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
+                        horizontal_spacing=0.03, vertical_spacing=0.12 if rows > 1 else 0.0)
+    lo = float(bias.min()) if bias.size else -1.0
+    lo = min(lo, -1e-9)
+    for i in range(h):
+        r, c = divmod(i, cols)
+        fig.add_trace(go.Heatmap(
+            z=bias[i], colorscale=colorscale(style), zmin=lo, zmax=0.0,
+            showscale=i == 0, colorbar=dict(title=dict(text="bias")),
+            hovertemplate=f"head {i + 1}<br>query %{{y}}, key %{{x}}<br>bias "
+            f"%{{z:{number_format(style)}}}<extra></extra>",
+        ), row=r + 1, col=c + 1)
+        fig.update_yaxes(autorange="reversed", showgrid=False, row=r + 1, col=c + 1)
+        fig.update_xaxes(showgrid=False, row=r + 1, col=c + 1)
+    fig.update_layout(height=int(60 + 250 * rows))
+    return apply_style(fig, style, title)
+
+
+__all__ = [
+    "SIMILARITIES",
+    "alibi_figure",
+    "dimension_curves_figure",
+    "encoding_figure",
+    "rope_circle_figure",
+    "rope_distance_figure",
+    "score_matrix_figure",
+    "similarity",
+    "similarity_figure",
+]
