@@ -238,7 +238,7 @@ def masks_figure(
         )
     tq, tk = scores.shape
     fig = make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.08,
+        rows=1, cols=3, horizontal_spacing=0.11,
         subplot_titles=("mask (may attend)", "scores (pre-softmax)", "weights (softmax)"),
     )
     grey = [[0.0, "#ffffff"], [1.0, "#404040"]]
@@ -254,7 +254,8 @@ def masks_figure(
     fig.add_trace(
         heatmap_trace(finite, q_tokens, k_tokens, style=style, zmin=lo, zmax=max(hi, lo + 1e-6),
                       value_name="score", showscale=True,
-                      colorbar=dict(title=dict(text="score"), x=0.635, len=0.9)),
+                      colorbar=dict(title=dict(text="score"), len=0.9,
+                                    x=fig.layout.xaxis2.domain[1] + 0.005, xanchor="left")),
         row=1, col=2,
     )
     if neg_inf.any():
@@ -278,7 +279,9 @@ def masks_figure(
     zmin, zmax = value_range([weights], style)
     fig.add_trace(
         heatmap_trace(weights, q_tokens, k_tokens, style=style, zmin=zmin, zmax=zmax,
-                      showscale=True, colorbar=dict(title=dict(text="weight"), x=1.0, len=0.9)),
+                      showscale=True,
+                      colorbar=dict(title=dict(text="weight"), len=0.9,
+                                    x=fig.layout.xaxis3.domain[1] + 0.005, xanchor="left")),
         row=1, col=3,
     )
     for col in (1, 2, 3):
