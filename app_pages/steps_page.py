@@ -148,16 +148,13 @@ def style() -> Style:
                  shared_range=bool(s.get("shared_range", True)))
 
 
-def number_config(columns) -> dict:
-    """Show every column with `precision` significant digits (the data keep full precision)."""
-    return {c: st.column_config.NumberColumn(format=f"%.{precision()}g") for c in columns}
-
-
 def table(m: np.ndarray, rows, cols, key: str) -> None:
-    """A read-only matrix; the keyed container lets tests find it."""
+    """A read-only matrix shown with `precision` significant digits (as in the figures); the
+    data keep full precision. The keyed container lets tests find it."""
     df = pd.DataFrame(np.asarray(m, dtype=np.float64), index=list(rows), columns=list(cols))
+    p = precision()
     with st.container(key=key):
-        st.dataframe(df, column_config=number_config(df.columns))
+        st.dataframe(df.style.format(lambda v: fmt(v, p)))
 
 
 def editor(default, rows, cols, key: str, label: str) -> np.ndarray:
@@ -176,18 +173,21 @@ def reset() -> None:
     st.session_state["steps_scale"] = False
 
 
-def download(fig, name: str) -> None:
+def download(fig, name: str, table: pd.DataFrame | None = None) -> None:
     """The shared download control under a figure, when app_pages/download.py provides it."""
     try:
         from app_pages.download import download_menu
     except ImportError:
         return
-    download_menu(fig, name=name, key=f"dl_{name}")
+    download_menu(fig, name=name, key=f"dl_{name}", table=table)
 
 
-def plot(fig, name: str) -> None:
+def plot(fig, name: str, numbers: np.ndarray, rows, cols) -> None:
+    """The figure and its download control; `numbers` [R, C] go into CSV/JSON/NPZ."""
     st.plotly_chart(fig, key=f"fig_{name}", config={"displaylogo": False})
-    download(fig, name)
+    table = pd.DataFrame(np.asarray(numbers, dtype=np.float64), columns=list(cols))
+    table.insert(0, "row", list(rows))
+    download(fig, name, table)
 
 
 st.title(tr(T, "title"))
@@ -278,7 +278,7 @@ with cols[0]:
 with cols[1]:
     plot(matrix_figure(ex_np["weights"], inputs, inputs, title=tr(T, "weights_title"),
                        value_name=tr(T, "weight"), style=style(), showscale=True),
-         "steps_weights")
+         "steps_weights", ex_np["weights"], inputs, inputs)
 
 # ---- 5 · weighted values and outputs ----------------------------------------------------
 st.subheader(tr(T, "s5"))
@@ -297,7 +297,8 @@ with cols[0]:
 with cols[1]:
     plot(weighted_sum_figure(weighted, ex_np["outputs"][qi], [f"w·v{j + 1}" for j in range(3)],
                              title=tr(T, "sum_title", q=inputs[qi]), style=style()),
-         "steps_weighted_sum")
+         "steps_weighted_sum", rows, [f"w·v{j + 1}" for j in range(3)] + ["sum"],
+         [tr(T, "weight")] + dims3)
 
 # ---- 6 · the seed's rounded path --------------------------------------------------------
 st.subheader(tr(T, "s6"))
@@ -334,7 +335,8 @@ if ex["matches_seed"]:
     ))
     plot(compare_outputs_figure(ex_np["outputs"], ex_np["seed_outputs"], inputs,
                                 title=tr(T, "compare_title"), style=style()),
-         "steps_compare")
+         "steps_compare", np.hstack([ex_np["outputs"], ex_np["seed_outputs"], diff]), inputs,
+         [f"{kind} {d}" for kind in ("exact", "seed", "seed-exact") for d in dims3])
 else:
     st.info(tr(T, "not_seed"))
 
@@ -344,24 +346,23 @@ st.caption(tr(T, "s7_help"))
 heads = [tr(T, "head", h=h) for h in (1, 2)]
 split_cols = [f"h{h}·d{j}" for h in (1, 2) for j in (1, 2, 3)]
 st.markdown(f"**{tr(T, 'projected')}**")
-cols = st.columns(3)
-for col, name in zip(cols, ("queries", "keys", "values"), strict=True):
-    with col:
-        st.markdown(f"{name[0].upper()} (3 × 6)")
+for tab, name in zip(st.tabs(["Q (3 × 6)", "K (3 × 6)", "V (3 × 6)"]),
+                     ("queries", "keys", "values"), strict=True):
+    with tab:
         table(mh[name], inputs, split_cols, f"steps_mh_{name}")
 st.markdown(f"**{tr(T, 'split')}**")
-cols = st.columns(2)
-for h, col in enumerate(cols):
-    with col:
-        st.markdown(heads[h])
+for h, tab in enumerate(st.tabs(heads)):
+    with tab:
         sub = st.columns(3)
         for c, name in zip(sub, ("head_queries", "head_keys", "head_values"), strict=True):
             with c:
-                st.caption(name.split("_")[1][0].upper() + f"{h + 1}")
+                st.caption(f"{name.split('_')[1][0].upper()}{h + 1}")
                 table(mh[name][h], inputs, dims3, f"steps_mh_{name}_{h}")
 st.markdown(f"**{tr(T, 'per_head')}**")
 plot(heads_figure(mh["head_weights"], inputs, head_names=heads, title=tr(T, "per_head"),
-                  style=style()), "steps_heads")
+                  style=style()), "steps_heads",
+     np.hstack(list(mh["head_weights"])), inputs,
+     [f"head {h} → {k}" for h in (1, 2) for k in inputs])
 cols = st.columns(2)
 for h, col in enumerate(cols):
     with col:

@@ -18,9 +18,23 @@ class LayerCache:
         self.v: torch.Tensor | None = None
         self.length = 0
 
+    def allocate(self, batch: int, n_kv_heads: int, d_head: int, dtype: torch.dtype,
+                 device: torch.device | str) -> None:
+        """Reserve [B, Hkv, capacity, D] for K and for V now rather than at the first append,
+        so that the memory is taken (and can be measured) before any token arrives."""
+        shape = (batch, n_kv_heads, self.capacity, d_head)
+        self.k = torch.empty(shape, dtype=dtype, device=device)
+        self.v = torch.empty(shape, dtype=dtype, device=device)
+        self.length = 0
+
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add [B, Hkv, t, D] and return views of every key and value so far."""
         b, h_kv, t, d = k.shape
+        if self.k is not None and (self.k.shape[:2], self.k.shape[3]) != (k.shape[:2], d):
+            raise ValueError(
+                f"the cache holds [batch, kv heads, *, d_head] = {tuple(self.k.shape[:2])} and "
+                f"{self.k.shape[3]}, but keys of shape {tuple(k.shape)} arrived"
+            )
         needed = self.length + t
         if self.k is None or needed > self.k.shape[2]:
             capacity = max(self.capacity, needed)
@@ -63,9 +77,22 @@ class KVCache:
         self.self_attn = [LayerCache(capacity) for _ in range(n_layers)]
         self.cross_attn = [LayerCache(capacity) for _ in range(n_layers)] if cross else None
 
+    def allocate(self, batch: int, n_kv_heads: int, d_head: int, dtype: torch.dtype,
+                 device: torch.device | str) -> KVCache:
+        """Reserve every self-attention layer's K/V buffers now (see LayerCache.allocate)."""
+        for c in self.self_attn:
+            c.allocate(batch, n_kv_heads, d_head, dtype, device)
+        return self
+
     @property
     def length(self) -> int:
         return self.self_attn[0].length
+
+    @property
+    def capacity(self) -> int:
+        """Tokens per sequence the self-attention buffers hold before they must grow."""
+        c = self.self_attn[0]
+        return c.capacity if c.k is None else c.k.shape[2]
 
     @property
     def bytes_used(self) -> int:

@@ -64,9 +64,9 @@ TASK = (
 class TrainSettings:
     """Everything that decides the weights, besides the variant."""
 
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.01
     clip: float = 1.0
@@ -355,10 +355,23 @@ with `[EOS]`; the decoder starts from `[BOS]`.
 - an output that is not a valid date in range gets a notice too.
 
 ## Reproduce
-The command in the table, from the repository root, on CPU with one thread. Same command and
-seed → identical weights (`weights_sha256` in the JSON) on the same machine and thread count;
-other CPUs or CUDA may differ in the last bits and so in a few held-out answers.
+Run the command in the table from the repository root. Same command and seed → identical
+weights (`weights_sha256` in the JSON) on the same machine, torch version and (on CPU) thread
+count: checked by training all three twice on the H200 and comparing hashes. Another device
+or torch version gives weights that differ in the last bits, and perhaps in a few answers.
+
+Without a GPU, `python -m engine.train --variant all --device cpu` trains the same recipe on
+one CPU thread: about 4 steps a second on the 2-core development machine, so 4-5 minutes a
+variant (during development, MHA at these settings took 310 s on that CPU and scored 100% on
+1,000 held-out inputs). `--steps 200 --out /tmp/s2s` is a quick try.
 """
+
+
+def where(t: dict) -> str:
+    """'NVIDIA H200' or 'x86_64, 1 thread' for the card."""
+    if t["device"] != "cpu":
+        return t["device_name"]
+    return f"{t['device_name']}, {t['threads']} thread{'s' if t['threads'] != 1 else ''}"
 
 
 def write_card(out_dir: Path) -> Path:
@@ -376,8 +389,7 @@ def write_card(out_dir: Path) -> Path:
             f"| {100 * c['eval']['heldout_exact_match']:.2f}% (n={c['eval']['heldout_n']}) "
             f"| {c['params']:,} | {c['kv_cache_bytes_per_token']:,} "
             f"| {c['weights_bytes'] / 1e6:.2f} MB "
-            f"| {t['train_seconds']:.0f} s on {t['device']} ({t['device_name']}, "
-            f"{t['threads']} thread{'s' if t['threads'] != 1 else ''}), torch {t['torch']} "
+            f"| {t['train_seconds']:.0f} s on {t['device']} ({where(t)}), torch {t['torch']} "
             f"| `{t['command']}` |"
         )
     if not rows:

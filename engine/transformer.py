@@ -288,42 +288,97 @@ class Transformer(nn.Module):
         return ModelOutput(self.lm_head(h), h, memory, record)
 
     # -- decoding -----------------------------------------------------------------------
-    def new_cache(self, capacity: int = 256) -> KVCache:
-        return KVCache(self.cfg.n_decoder_layers, capacity, cross=self.cfg.arch != "decoder")
+    def new_cache(self, capacity: int = 256, batch: int | None = None) -> KVCache:
+        """A KV cache for `capacity` tokens per sequence. With `batch`, its self-attention
+        buffers are allocated now, in the model's dtype and on its device; without, at the
+        first token (either way a buffer grows by doubling if `capacity` is passed)."""
+        cache = KVCache(self.cfg.n_decoder_layers, capacity, cross=self.cfg.arch != "decoder")
+        if batch is not None:
+            p = self.lm_head.weight
+            cache.allocate(batch, self.cfg.kv_heads, self.cfg.head_dim, p.dtype, p.device)
+        return cache
+
+    @torch.no_grad()
+    def extend(self, ids: torch.Tensor, cache: KVCache, memory: torch.Tensor | None = None,
+               memory_is_real: torch.Tensor | None = None, req: Request | None = None,
+               chunk: int | None = None) -> torch.Tensor:
+        """Feed ids [B, T] to the decoder after the tokens already in `cache`, which takes
+        their K/V, and return the last position's logits [B, vocab].
+
+        `chunk` feeds at most that many positions per pass (None: all at once): a long
+        prefill then holds [B, chunk, d_ff] activations instead of [B, T, d_ff]. Under plain
+        causal masking every chunk runs the fused kernel with a bottom-right-aligned causal
+        mask, so chunked and single-pass prefill compute the same function. One decode step
+        is `extend(next_ids [B, 1], cache)`.
+        """
+        req = req or Request(record=())
+        t = ids.shape[1]
+        step = t if chunk is None else chunk
+        if step < 1:
+            raise ValueError(f"chunk must be at least 1 position, got {chunk}")
+        h = None
+        for start in range(0, t, step):
+            h = self.decode(ids[:, start : start + step], memory=memory,
+                            memory_is_real=memory_is_real, req=req, cache=cache)
+        return self.lm_head(h[:, -1])  # [B, vocab]
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, eos_id: int | None = None,
                  start_ids: torch.Tensor | None = None, use_cache: bool = True,
                  req: Request | None = None,
-                 on_step: Callable[[int, KVCache | None], None] | None = None) -> torch.Tensor:
-        """Greedy decoding. Decoder-only: continues input_ids [1, T]. Encoder-decoder: encodes
-        input_ids and decodes from start_ids [1, t0] (default [[bos_id]]). Returns the new
-        token ids [1, n]. `use_cache=False` recomputes the whole prefix every step (the
-        reference the cached path is tested against)."""
+                 on_step: Callable[[int, KVCache | None], None] | None = None,
+                 input_is_real: torch.Tensor | None = None, cache: KVCache | None = None,
+                 prefill_chunk: int | None = None) -> torch.Tensor:
+        """Greedy decoding of a batch. Decoder-only: continues input_ids [B, T] (rows of equal
+        length, no padding). Encoder-decoder: encodes input_ids (`input_is_real` [B, S] marks
+        source padding) and decodes from start_ids [B, t0] (default BOS). Returns the new ids
+        [B, n]; once a row has produced `eos_id` its later ids are `pad_id`, and decoding stops
+        when every row has. `use_cache=False` recomputes the whole prefix every step (the
+        reference the cached path is tested against). `cache` (e.g. from
+        `new_cache(capacity, batch)`) is used instead of a fresh one; `prefill_chunk` feeds the
+        prompt in chunks (see `extend`). `on_step(step, cache)` runs after each new token;
+        step 0 includes the prefill."""
         if self.lm_head is None:
             raise ValueError("an encoder-only model cannot generate text")
         req = req or Request(record=())
         cfg = self.cfg
-        memory = None
+        b = input_ids.shape[0]
+        memory, memory_is_real = None, None
         if cfg.arch == "encoder-decoder":
-            memory = self.encode(input_ids, req=req)
+            memory = self.encode(input_ids, input_is_real, req=req)
+            memory_is_real = input_is_real
             if start_ids is None:
-                start_ids = torch.tensor([[cfg.bos_id]], device=input_ids.device)
+                start_ids = torch.full((b, 1), cfg.bos_id, device=input_ids.device)
             prefix = start_ids
         else:
+            if input_is_real is not None:
+                raise ValueError("a decoder-only batch must have rows of equal length")
             prefix = input_ids
-        cache = self.new_cache(prefix.shape[1] + max_new_tokens) if use_cache else None
+        if use_cache and cache is None:
+            cache = self.new_cache(prefix.shape[1] + max_new_tokens)
+        if not use_cache:
+            cache = None
+        finished = None if eos_id is None else torch.zeros(b, dtype=torch.bool,
+                                                            device=input_ids.device)
         new: list[torch.Tensor] = []
         step_input = prefix
         for step in range(max_new_tokens):
             if cache is None:
                 step_input = torch.cat([prefix, *new], dim=1) if new else prefix
-            h = self.decode(step_input, memory=memory, req=req, cache=cache)
-            next_id = self.lm_head(h[:, -1]).argmax(-1, keepdim=True)  # [1, 1]
+                h = self.decode(step_input, memory=memory, memory_is_real=memory_is_real,
+                                req=req)
+                logits = self.lm_head(h[:, -1])
+            else:
+                logits = self.extend(step_input, cache, memory, memory_is_real, req,
+                                     chunk=prefill_chunk if step == 0 else None)
+            next_id = logits.argmax(-1, keepdim=True)  # [B, 1]
+            if finished is not None:
+                next_id = next_id.masked_fill(finished[:, None], cfg.pad_id)
+                finished |= next_id[:, 0] == eos_id
             new.append(next_id)
             if on_step is not None:
                 on_step(step, cache)
-            if eos_id is not None and int(next_id) == eos_id:
+            if finished is not None and bool(finished.all()):
                 break
             step_input = next_id
         return torch.cat(new, dim=1) if new else prefix[:, :0]

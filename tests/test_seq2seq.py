@@ -47,7 +47,6 @@ def shipped(request):
 
 
 def test_a_few_steps_reduce_the_loss(tokenizer):
-    torch.set_num_threads(1)
     _, losses, _ = train_model("gqa", TINY, tokenizer, CPU, progress=False)
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
 
@@ -223,6 +222,6 @@ def test_ten_thousand_characters_are_truncated_with_a_notice(shipped):
 
 def test_unknown_characters_are_named(tokenizer):
     source = prepare_source(tokenizer, "3 März 2021")
-    assert source.tokens[2] == dates.UNK
+    assert source.tokens[3] == dates.UNK
     assert any("'ä'" in n for n in source.notices)
     assert source.tokens[-1] == dates.EOS

@@ -294,7 +294,8 @@ def bytes_vs_length_figure(
     log: bool = False,
 ) -> go.Figure:
     """Bytes against sequence length per variant: formula as lines, measured as markers
-    in the same colour. Shapes: each entry (lengths [N], bytes [N])."""
+    in the same colour (any numeric series works, e.g. benchmark latency against context).
+    Shapes: each entry (x [N], y [N])."""
     fig = go.Figure()
     names = list(formula) + [n for n in (measured or {}) if n not in formula]
     for i, name in enumerate(names):
@@ -303,15 +304,15 @@ def bytes_vs_length_figure(
         if name in formula:
             x, y = formula[name]
             fig.add_trace(go.Scatter(
-                x=np.asarray(x, np.int64), y=np.asarray(y, np.int64), mode="lines",
+                x=np.asarray(x), y=np.asarray(y), mode="lines",
                 line=dict(color=color, width=2), name=f"{label} (formula)",
-                hovertemplate=f"{label}<br>%{{x}} tokens: %{{y:,}} bytes<extra>formula</extra>"))
+                hovertemplate=f"{label}<br>%{{x}}: %{{y:,}}<extra>formula</extra>"))
         if measured and name in measured:
             x, y = measured[name]
             fig.add_trace(go.Scatter(
-                x=np.asarray(x, np.int64), y=np.asarray(y, np.int64), mode="markers",
+                x=np.asarray(x), y=np.asarray(y), mode="markers",
                 marker=dict(color=color, size=8, symbol="x"), name=f"{label} (measured)",
-                hovertemplate=f"{label}<br>%{{x}} tokens: %{{y:,}} bytes<extra>measured</extra>"))
+                hovertemplate=f"{label}<br>%{{x}}: %{{y:,}}<extra>measured</extra>"))
     fig.update_xaxes(title=dict(text="sequence length (tokens)"))
     fig.update_yaxes(title=dict(text=y_title), type="log" if log else "linear")
     fig.update_layout(width=720, height=420)

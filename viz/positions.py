@@ -228,8 +228,8 @@ def alibi_figure(
         names.append(f"head {i + 1}: slope {frac}")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
                         horizontal_spacing=0.03, vertical_spacing=0.12 if rows > 1 else 0.0)
-    lo = float(bias.min()) if bias.size else -1.0
-    lo = min(lo, -1e-9)
+    finite = bias[np.isfinite(bias)]  # NaN = masked (causal form)
+    lo = min(float(finite.min()) if finite.size else -1.0, -1e-9)
     for i in range(h):
         r, c = divmod(i, cols)
         fig.add_trace(go.Heatmap(

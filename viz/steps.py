@@ -149,11 +149,17 @@ def weighted_sum_figure(
         raise ValueError(f"weighted [{tk}, {d}], output {output.shape}, {len(key_labels)} keys")
     dims = safe_labels(dim_labels if dim_labels is not None else [f"d{j + 1}" for j in range(d)])
     fig = go.Figure()
+    span = float(np.abs(weighted).sum(0).max()) or 1.0
     for i, label in enumerate(safe_labels(key_labels)):
+        values = [fmt(v, style.precision) for v in weighted[i]]
         fig.add_trace(go.Bar(
             x=dims, y=weighted[i], name=label, marker_color=head_color(i),
-            text=[fmt(v, style.precision) for v in weighted[i]], textposition="inside",
-            hovertemplate=f"{label}<br>%{{x}}: %{{text}}<extra></extra>",
+            customdata=values,
+            # label only segments tall enough to hold their number
+            text=[t if abs(v) >= 0.08 * span else "" for t, v in zip(values, weighted[i],
+                                                                      strict=True)],
+            textposition="inside", insidetextanchor="middle",
+            hovertemplate=f"{label}<br>%{{x}}: %{{customdata}}<extra></extra>",
         ))
     fig.add_trace(go.Scatter(
         x=dims, y=output, mode="markers+text", name="output = sum",
@@ -161,6 +167,10 @@ def weighted_sum_figure(
         text=[fmt(v, style.precision) for v in output], textposition="top center",
         hovertemplate="output %{x}: %{text}<extra></extra>",
     ))
+    top = float(max(np.clip(weighted, 0, None).sum(0).max(), output.max(), 0.0))
+    bottom = float(min(np.clip(weighted, None, 0).sum(0).min(), output.min(), 0.0))
+    pad = 0.15 * ((top - bottom) or 1.0)
+    fig.update_yaxes(range=[bottom - (pad if bottom < 0 else 0), top + pad])
     fig.update_layout(barmode="relative", height=360, legend=dict(orientation="h", y=-0.15))
     return apply_style(fig, style, title)
 
@@ -194,6 +204,9 @@ def compare_outputs_figure(
                 text=[fmt(v, style.precision) for v in m[i]], textposition="outside",
                 hovertemplate=f"{safe_label(name)}<br>%{{x}}: %{{text}}<extra></extra>",
             ), row=1, col=i + 1)
+    hi = float(max(exact.max(), other.max(), 0.0))
+    lo = float(min(exact.min(), other.min(), 0.0))
+    fig.update_yaxes(range=[lo - 0.15 * (hi - lo or 1.0) * (lo < 0), hi + 0.15 * (hi - lo or 1.0)])
     fig.update_layout(barmode="group", height=360, legend=dict(orientation="h", y=-0.15))
     return apply_style(fig, style, title)
 

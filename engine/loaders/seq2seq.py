@@ -62,7 +62,9 @@ def save_checkpoint(model: Transformer, weights_path: str | Path) -> None:
         for k, v in model.state_dict().items()
         if not (model.cfg.tie_embeddings and k == TIED_KEY)
     }
-    save_file(state, str(weights_path), metadata={"format": "pt", "name": model.cfg.name})
+    # One metadata key only: safetensors writes metadata from a hash map whose order varies
+    # between processes, so a second key would make identical weights hash differently.
+    save_file(state, str(weights_path), metadata={"format": "pt"})
 
 
 def load_weights(model: Transformer, weights_path: str | Path) -> Transformer:

@@ -1,0 +1,710 @@
+"""Attention page: type a sentence, see where every head looks.
+
+Wiring only: widgets → `engine` (through the cached `common.attend`) → `viz` builders →
+`st.plotly_chart`, each figure with a download control. Views live in lazily rendered tabs
+(only the open tab runs), so typing a sentence redraws one figure, not nine.
+
+Long inputs (> viz.LONG_INPUT tokens) record one layer at a time; the all-layer views
+(model view, metrics, rollout) come from one cached pass reduced to small arrays, so a
+2,048-token Gemma map never reaches the browser at full size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import engine
+from app_pages.common import Settings, attend, get_model, model_picker, show_notices
+from app_pages.download import download_menu
+from app_pages.i18n import COMMON, lang, tr
+from engine.transformer import Request
+from viz.aggregate import mean_heads, rollout_layers
+from viz.attention_extras import (
+    heads_row,
+    kv_steps_figure,
+    step_figure,
+    topk_compare_figure,
+    window_heatmap,
+)
+from viz.head_view import head_view
+from viz.heatmap import head_heatmap, matrix_heatmap
+from viz.long_input import LONG_INPUT, block_average, block_size, overview_figure, topk_figure
+from viz.metrics import METRIC_TITLES, METRICS, head_metrics, metrics_figure
+from viz.model_view import model_view
+from viz.qk_view import qk_view
+from viz.style import Style
+
+DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
+DEFAULT_DATE = "March 3rd, 2021"
+FULL_HEATMAP_MAX = 512  # up to here the full map is drawn (zoom/pan in the browser)
+WINDOW_MAX = 256  # the zoom window of a longer map
+ROLLOUT_MAX = 512  # rollout is a T×T product per layer: skipped above this
+GREEDY_MAX_LEN = 128  # enc-dec models whose greedy decode (max_len − 1 steps) stays quick
+MAX_GENERATE = 64
+
+T = {
+    "title": ("Where does each head look?", "每个注意力头在看哪里?"),
+    "intro": (
+        "Type a sentence. Every head of every layer turns each token (query) into a "
+        "probability distribution over the tokens it may read (keys).",
+        "输入一句话。每一层的每个头都会把每个词元(查询)变成它可读取的词元(键)上的概率分布。",
+    ),
+    "target_help": (
+        "Decoder input. Empty: the model's own greedy decode.",
+        "解码器的输入。留空:使用模型自己的贪心解码结果。",
+    ),
+    "target_placeholder": ("empty → greedy decode", "留空 → 贪心解码"),
+    "generate": ("Generate N tokens first", "先生成 N 个词元"),
+    "generate_help": (
+        "Greedy tokens appended to the text before the maps are recorded.",
+        "在记录注意力之前,先把贪心生成的词元接在文本后面。",
+    ),
+    "no_greedy": (
+        "{name} has random weights and would greedy-decode up to {n} tokens: the source text "
+        "is used as the decoder input instead. Type a target to change it.",
+        "{name} 的权重是随机的,贪心解码会生成多达 {n} 个词元:因此改用源文本作为解码器输入。"
+        "可在上方输入目标序列。",
+    ),
+    "block": ("Attention block", "注意力模块"),
+    "layer": ("Layer", "层"),
+    "head": ("Head", "头"),
+    "tokens": ("Tokens ({n})", "词元({n} 个)"),
+    "long": (
+        "{n} tokens: long input. Views record one layer at a time and offer an overview, "
+        "top-k and a zoom window.",
+        "{n} 个词元:长输入。各视图每次只记录一层,并提供概览、top-k 和缩放窗口。",
+    ),
+    "generated": ("Generated", "生成结果"),
+    "next_tokens": ("Next-token top-k", "下一个词元 top-k"),
+    "tab_head": ("Head", "单个头"),
+    "tab_model": ("Model view", "模型总览"),
+    "tab_lines": ("Head view", "连线视图"),
+    "tab_qk": ("Q·K", "Q·K"),
+    "tab_metrics": ("Head metrics", "头指标"),
+    "tab_agg": ("Aggregations", "聚合"),
+    "tab_ablation": ("Ablation", "消融"),
+    "tab_cross": ("Cross-attention", "交叉注意力"),
+    "tab_steps": ("Generation steps", "逐步生成"),
+    "ex_head": (
+        "Row = query token, column = key token; each row sums to 1. Hover a cell for the "
+        "query, the key and the weight. Repeated tokens keep their own row and column. "
+        "Drag to zoom, double-click to reset.",
+        "行是查询词元,列是键词元;每一行的和为 1。悬停在格子上可看到查询、键和权重。重复的词元"
+        "各占一行一列。拖动可放大,双击复原。",
+    ),
+    "ex_model": (
+        "Every head of every layer on one colour scale: vertical stripes are heads that "
+        "look at one token (often [CLS]/[SEP] or the first token), diagonals look at "
+        "neighbours. Click a thumbnail (or pick one below) to open it.",
+        "所有层、所有头,共用一个色标:竖条纹表示头集中看某一个词元(常是 [CLS]/[SEP] 或首个"
+        "词元),对角线表示看相邻词元。点击缩略图(或在下方选择)即可打开该头。",
+    ),
+    "ex_lines": (
+        "BertViz-style: a line from each query (left) to the keys it attends (right), "
+        "thicker and darker for larger weights; several heads in distinct colours.",
+        "BertViz 风格:从每个查询(左)连到它关注的键(右),权重越大线越粗越深;多个头用不同"
+        "颜色。",
+    ),
+    "ex_qk": (
+        "Why this head looks where it does: the scores q·k/√d before softmax, the weights "
+        "after, and the dimensions d whose products q_d·k_d contribute most to the top keys.",
+        "这个头为什么这样看:softmax 之前的分数 q·k/√d、之后的权重,以及对得分最高的键贡献"
+        "最大的维度 d 上的乘积 q_d·k_d。",
+    ),
+    "ex_metrics": (
+        "Entropy: how spread out (0 = one key). Distance: how far it looks. Previous-token, "
+        "first-token (\"sink\") and self share: how much weight goes there. Click a column "
+        "header to sort.",
+        "熵:注意力有多分散(0 = 只看一个键)。距离:看多远。前一个词元、首个词元(“汇聚点”)和"
+        "自身的占比:权重有多少落在那里。点击列标题可排序。",
+    ),
+    "ex_agg": (
+        "Mean over heads: the layer's average map. Rollout (Abnar & Zuidema, 2020): "
+        "0.5·A + 0.5·I multiplied through the layers up to this one, a rough estimate of "
+        "how much each input token flows into each position.",
+        "头平均:该层的平均注意力图。注意力展开(Abnar & Zuidema, 2020):把 0.5·A + 0.5·I "
+        "从第一层连乘到当前层,粗略估计每个输入词元流入每个位置的程度。",
+    ),
+    "ex_ablation": (
+        "Switch heads off (their output set to zero) and compare the model's output with "
+        "the intact model, and how the attention of every layer changes.",
+        "关闭若干头(把它们的输出置零),比较模型输出与完整模型的差别,以及各层注意力的变化。",
+    ),
+    "ex_cross": (
+        "Cross-attention: each decoder (target) token, as a query, reads the encoder's "
+        "source tokens. For a translation or date model it shows an alignment.",
+        "交叉注意力:每个解码器(目标)词元作为查询,读取编码器的源词元。对翻译或日期模型,"
+        "它显示出一种对齐。",
+    ),
+    "ex_steps": (
+        "Greedy generation, one token at a time: at step i the decoder's query is token i; "
+        "it attends to the decoder tokens 0..i (masked self-attention) and to every source "
+        "token (cross-attention), and its output is token i+1. The KV cache holds K and V "
+        "of i+1 positions per decoder layer.",
+        "贪心生成,一次一个词元:第 i 步解码器的查询是第 i 个词元;它关注解码器的 0..i 个词元"
+        "(掩码自注意力)和所有源词元(交叉注意力),输出第 i+1 个词元。KV 缓存为每个解码器层"
+        "保存 i+1 个位置的 K 和 V。",
+    ),
+    "long_view": ("View", "视图"),
+    "v_full": ("full (zoom/pan)", "完整(可缩放平移)"),
+    "v_overview": ("block-averaged overview", "分块平均概览"),
+    "v_topk": ("top-k per query", "每个查询的 top-k"),
+    "v_window": ("zoom window", "缩放窗口"),
+    "k": ("k (keys per query)", "k(每个查询保留的键数)"),
+    "q_window": ("Query positions", "查询位置"),
+    "k_window": ("Key positions", "键位置"),
+    "open": ("Open head", "打开这个头"),
+    "open_btn": ("Open", "打开"),
+    "heads": ("Heads", "头"),
+    "query": ("Query token", "查询词元"),
+    "all_queries": ("all queries", "所有查询"),
+    "min_weight": ("Hide lines below weight", "隐藏权重低于此值的连线"),
+    "metric": ("Metric", "指标"),
+    "mean_heads": ("Mean over heads", "头平均"),
+    "rollout": ("Attention rollout through layer {l}", "到第 {l} 层的注意力展开"),
+    "no_rollout_cross": (
+        "Rollout needs self-attention (square maps): pick an encoder or decoder "
+        "self-attention block.",
+        "注意力展开需要自注意力(方阵):请选择编码器或解码器的自注意力模块。",
+    ),
+    "no_rollout_long": (
+        "Rollout is computed for inputs of up to {n} tokens.",
+        "注意力展开只对不超过 {n} 个词元的输入计算。",
+    ),
+    "heads_off": ("Heads to switch off", "要关闭的头"),
+    "pick_heads": ("Pick at least one head to switch off.", "请至少选择一个要关闭的头。"),
+    "cosine": ("Embedding cosine to the intact model", "与完整模型的句向量余弦相似度"),
+    "before": ("Intact", "完整模型"),
+    "after": ("Heads off", "关闭头之后"),
+    "changed": ("Mean |Δ weight| per head, {kind}", "每个头的平均 |Δ 权重|,{kind}"),
+    "decoded": ("Greedy decode (up to {n} tokens)", "贪心解码(最多 {n} 个词元)"),
+    "step": ("Step", "步骤"),
+    "step_info": ("step {i}: query token → next token", "第 {i} 步:查询词元 → 下一个词元"),
+    "kv_bytes": (
+        "KV cache after this step: {b:,} bytes = {per:,} bytes per token × {n} positions",
+        "此步之后的 KV 缓存:{b:,} 字节 = 每个词元 {per:,} 字节 × {n} 个位置",
+    ),
+    "kv_formula": (
+        "per token: 2 (K and V) × {layers} decoder layers × {kv} KV heads × {d} dims × 4 bytes",
+        "每个词元:2(K 和 V)× {layers} 个解码器层 × {kv} 个 KV 头 × {d} 维 × 4 字节",
+    ),
+    "all_heads_cross": ("All heads of this cross-attention layer", "该交叉注意力层的所有头"),
+    "no_cross": ("This model has no cross-attention.", "该模型没有交叉注意力。"),
+    "bad_input": ("Cannot show this input: {msg}", "无法显示此输入:{msg}"),
+}
+
+KIND_NAMES = {
+    "encoder.self": ("encoder self-attention", "编码器自注意力"),
+    "decoder.self": ("decoder self-attention (masked)", "解码器自注意力(掩码)"),
+    "decoder.cross": ("cross-attention (decoder → encoder)", "交叉注意力(解码器 → 编码器)"),
+}
+TABS = ("tab_head", "tab_model", "tab_lines", "tab_qk", "tab_metrics", "tab_agg",
+        "tab_ablation", "tab_cross", "tab_steps")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def current_settings() -> Settings:
+    """The sidebar's settings (app.py draws the sidebar); defaults when run on its own."""
+    s = st.session_state
+    return Settings(s.get("lang", "en"), s.get("device", "auto"), s.get("colorscale", "cividis"),
+                    bool(s.get("shared_range", True)), int(s.get("precision", 3)))
+
+
+def keep_valid(key: str, options: list, default=None) -> None:
+    """Reset a widget's stored value when it is not among this run's options (e.g. after
+    switching to a model with fewer layers)."""
+    if options and st.session_state.get(key) not in options:
+        st.session_state[key] = default if default in options else options[0]
+
+
+def persist(keys: tuple[str, ...], defaults: dict | None = None) -> None:
+    """Keep widget values across page switches: Streamlit drops a widget's state when its
+    page is not shown, so each run copies the values aside and restores missing ones."""
+    defaults = defaults or {}
+    for k in keys:
+        shadow = f"_keep_{k}"
+        if k in st.session_state:
+            st.session_state[shadow] = st.session_state[k]
+        elif shadow in st.session_state:
+            st.session_state[k] = st.session_state[shadow]
+        elif k in defaults:
+            st.session_state[k] = defaults[k]
+
+
+def keep_subset(key: str, options: list, default: list) -> None:
+    """A multiselect's stored choice, minus options this run no longer has."""
+    if key not in st.session_state:
+        st.session_state[key] = [d for d in default if d in options]
+    else:
+        kept = [v for v in st.session_state[key] if v in options]
+        if kept != st.session_state[key]:
+            st.session_state[key] = kept
+
+
+def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
+    """A slider's stored value, clamped to this run's range."""
+    value = st.session_state.get(key, default)
+    st.session_state[key] = min(max(int(value), lo), hi)
+
+
+def kind_name(kind: str) -> str:
+    en, zh = KIND_NAMES.get(kind, (kind, kind))
+    return zh if lang() == "zh" else en
+
+
+def tabs_keeping_choice(key: str, names: list[str]):
+    """Lazy tabs whose choice survives a language switch (labels change with language)."""
+    current = st.session_state.get(key)
+    for n in names:
+        if current in T[n]:
+            st.session_state[key] = tr(T, n)
+    return st.tabs([tr(T, n) for n in names], key=key, on_change="rerun")
+
+
+def explain(key: str) -> None:
+    st.caption(tr(T, key))
+
+
+def figure_with_text(fig, explanation: str | None, chart_key: str, **chart_kw):
+    """The figure, and its short explanation beside it."""
+    left, right = st.columns([4, 1])
+    with left:
+        event = st.plotly_chart(fig, key=chart_key, width="content", **chart_kw)
+    if explanation:
+        with right:
+            explain(explanation)
+    return event
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def long_summary(name: str, device: str, text: str, kind: str, target: str | None,
+                 generate: int, thumb: int = 64) -> dict:
+    """For a long input: one pass over every layer of `kind`, kept only as thumbnails
+    (block-averaged to ≤ thumb²), head metrics and, up to ROLLOUT_MAX tokens, the rollout."""
+    model = engine.load(name, device)
+    keys = [k for k in model.block_keys() if k.rsplit(".", 1)[0] == kind]
+    rec = model.attend(text, target=target, generate=generate, layers=keys)
+    maps = [rec[k] for k in keys]
+    tq, tk = maps[0].shape[1:]
+    b = max(block_size(tq, thumb), block_size(tk, thumb))
+    roll = None
+    if kind != "decoder.cross" and tq <= ROLLOUT_MAX:
+        roll = rollout_layers(maps)
+    return dict(thumbs=np.stack([block_average(m, b) for m in maps]), block=b,
+                rows=head_metrics({k: rec[k] for k in keys}), rollout=roll)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def greedy_text(name: str, device: str, text: str, heads_off: tuple, n: int) -> str:
+    """Greedy decode of an encoder-decoder, at most n tokens, with heads switched off."""
+    model = engine.load(name, device)
+    cfg = model.config
+    ids = torch.tensor([model.codec.encode(text).ids], device=model.device)
+    off: dict[str, list[int]] = {}
+    for key, h in heads_off:
+        off.setdefault(key, []).append(h)
+    new = model.model.generate(ids, n, eos_id=cfg.eos_id, req=Request(record=(), heads_off=off))
+    out = new[0].tolist()
+    if out and out[-1] == cfg.eos_id:
+        out = out[:-1]
+    return (model.target_codec or model.codec).decode(out)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
+    """KV-cache bytes (cache.bytes_used) after each of n greedy decoding steps."""
+    model = engine.load(name, device)
+    ids = torch.tensor([model.codec.encode(text).ids], device=model.device)
+    sizes: list[int] = []
+    model.model.generate(ids, n, eos_id=None,
+                         on_step=lambda step, cache: sizes.append(int(cache.bytes_used)))
+    return sizes
+
+
+# ----------------------------------------------------------------------------- page
+
+persist(("attn_model", "attn_text", "attn_target", "attn_generate", "attn_kind", "attn_layer",
+         "attn_head", "attn_tab", "attn_lines_heads", "attn_qk_query", "attn_metric",
+         "attn_ablate", "attn_long_view"), {"attn_text": DEFAULT_TEXT})
+settings = current_settings()
+style = Style(palette=settings.colorscale, shared_range=settings.shared_range,
+              precision=settings.precision)
+st.title(tr(T, "title"))
+st.caption(tr(T, "intro"))
+
+name = model_picker("attn_model", default="minilm")
+if name is None:
+    st.stop()
+model = get_model(name, settings.device)
+if model is None:
+    st.stop()
+cfg = model.config
+arch = model.kind
+
+# A date model gets a date to read, unless the user already typed something else.
+if st.session_state.get("attn_last_model") != name:
+    current = st.session_state.get("attn_text")
+    if name.startswith("seq2seq") and current in (None, DEFAULT_TEXT):
+        st.session_state["attn_text"] = DEFAULT_DATE
+    elif not name.startswith("seq2seq") and current in (None, DEFAULT_DATE):
+        st.session_state["attn_text"] = DEFAULT_TEXT
+    st.session_state["attn_last_model"] = name
+
+cols = st.columns([3, 2]) if arch != "encoder" else [st.container()]
+with cols[0]:
+    text = st.text_input(tr(COMMON, "text"), key="attn_text")
+target: str | None = None
+generate = 0
+if arch == "encoder-decoder":
+    with cols[1]:
+        target = st.text_input(tr(COMMON, "target"), key="attn_target",
+                               placeholder=tr(T, "target_placeholder"), help=tr(T, "target_help"))
+    target = (target or "").strip() or None
+    if target is None and cfg.max_len > GREEDY_MAX_LEN:
+        st.info(tr(T, "no_greedy", name=name, n=cfg.max_len - 1))
+        target = text
+elif arch == "decoder":
+    with cols[1]:
+        keep_in_range("attn_generate", 0, MAX_GENERATE, 0)
+        generate = int(st.number_input(tr(T, "generate"), 0, MAX_GENERATE, key="attn_generate",
+                                       help=tr(T, "generate_help")))
+
+try:
+    n_tokens = len(model.codec.encode(text).ids) + generate
+except (engine.InputError, ValueError) as exc:
+    st.warning(tr(T, "bad_input", msg=str(exc)))
+    st.stop()
+long = n_tokens > LONG_INPUT
+
+kinds = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in model.block_keys()))
+keep_valid("attn_kind", kinds)
+c1, c2, c3 = st.columns([2, 1, 1])
+with c1:
+    kind = st.segmented_control(tr(T, "block"), kinds, key="attn_kind", format_func=kind_name,
+                                required=True) or kinds[0]
+n_layers = cfg.n_encoder_layers if kind == "encoder.self" else cfg.n_decoder_layers
+keep_valid("attn_layer", list(range(n_layers)))
+keep_valid("attn_head", list(range(cfg.n_heads)))
+with c2:
+    layer = st.selectbox(tr(T, "layer"), list(range(n_layers)), key="attn_layer")
+with c3:
+    head = st.selectbox(tr(T, "head"), list(range(cfg.n_heads)), key="attn_head")
+key = f"{kind}.{layer}"
+base = dict(target=target, generate=generate)
+
+try:
+    with st.spinner(tr(COMMON, "loading", name=name)):
+        rec = attend(name, settings.device, text, layers=[key] if long else None, **base)
+except (engine.InputError, ValueError) as exc:
+    st.warning(tr(T, "bad_input", msg=str(exc)))
+    st.stop()
+
+show_notices(rec)
+if long:
+    st.info(tr(T, "long", n=len(rec.tokens)))
+q_tok, k_tok = rec.axis_tokens(key)
+out_cols = st.columns(2)
+with out_cols[0].expander(tr(T, "tokens", n=len(rec.tokens))):
+    st.dataframe(pd.DataFrame({"token": rec.tokens}), width="stretch", height=200)
+    if rec.target_tokens is not None:
+        st.dataframe(pd.DataFrame({"target token": rec.target_tokens}), width="stretch",
+                     height=160)
+with out_cols[1]:
+    if "generated" in rec.outputs:
+        st.caption(tr(T, "generated"))
+        st.code(rec.outputs["generated"], language=None)
+    if "top_k" in rec.outputs:
+        st.caption(tr(T, "next_tokens"))
+        st.dataframe(pd.DataFrame(rec.outputs["top_k"], columns=["token", "probability"]),
+                     width="stretch", height=160)
+
+layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
+summary = long_summary(name, settings.device, text, kind, target, generate) if long else None
+weights = rec[key]  # [H, Tq, Tk]
+
+names = list(TABS if arch == "encoder-decoder" else TABS[:-2])
+tabs = dict(zip(names, tabs_keeping_choice("attn_tab", names), strict=True))
+
+
+def open_head(layer_: int, head_: int) -> None:
+    st.session_state["attn_layer"] = layer_
+    st.session_state["attn_head"] = head_
+    st.session_state["attn_tab"] = tr(T, "tab_head")
+
+
+# -- one head --------------------------------------------------------------------------
+with tabs["tab_head"]:
+    if tabs["tab_head"].open:
+        w = weights[head]
+        zmax = float(weights.max()) if settings.shared_range else None
+        title = f"{key} · head {head}"
+        if max(w.shape) > LONG_INPUT:
+            views = (["v_full"] if max(w.shape) <= FULL_HEATMAP_MAX else []) + [
+                "v_overview", "v_topk", "v_window"]
+            keep_valid("attn_long_view", views)
+            view = st.segmented_control(tr(T, "long_view"), views, key="attn_long_view",
+                                        format_func=lambda v: tr(T, v), required=True)
+            if view == "v_overview":
+                fig = overview_figure(w, q_tok, k_tok, style=style, title=title)
+            elif view == "v_topk":
+                keep_in_range("attn_topk", 1, 32, 8)
+                k = st.slider(tr(T, "k"), 1, 32, key="attn_topk")
+                fig = topk_figure(w, q_tok, k_tok, k=k, style=style, title=title)
+            elif view == "v_window":
+                size_q, size_k = min(WINDOW_MAX, w.shape[0]), min(WINDOW_MAX, w.shape[1])
+                keep_in_range("attn_wq", 0, w.shape[0] - size_q, 0)
+                keep_in_range("attn_wk", 0, w.shape[1] - size_k, 0)
+                qa = st.slider(tr(T, "q_window"), 0, max(1, w.shape[0] - size_q),
+                               key="attn_wq", disabled=w.shape[0] == size_q)
+                ka = st.slider(tr(T, "k_window"), 0, max(1, w.shape[1] - size_k),
+                               key="attn_wk", disabled=w.shape[1] == size_k)
+                fig = window_heatmap(w, q_tok, k_tok, q_range=(qa, qa + size_q),
+                                     k_range=(ka, ka + size_k), style=style, title=title,
+                                     zmax=zmax)
+            else:
+                fig = head_heatmap(w, q_tok, k_tok, style=style, title=title, zmax=zmax,
+                                   full_max=FULL_HEATMAP_MAX)
+        else:
+            fig = head_heatmap(w, q_tok, k_tok, style=style, title=title, zmax=zmax)
+        figure_with_text(fig, "ex_head", "attn_heatmap")
+        download_menu(fig, rec, key="dl_head", block=kind, layer=layer, head=head)
+
+# -- model view ------------------------------------------------------------------------
+with tabs["tab_model"]:
+    if tabs["tab_model"].open:
+        if long:
+            stack = summary["thumbs"]
+            labels = [f"L{i} (blocks of {summary['block']})" for i in range(len(stack))]
+        else:
+            stack = np.stack(layer_maps)
+            labels = [f"L{i}" for i in range(len(stack))]
+        fig = model_view(stack, layer_labels=labels, style=style, title=kind_name(kind))
+        n_h = stack.shape[1]
+
+        def on_pick() -> None:
+            points = st.session_state["attn_model_view"].selection.get("points", [])
+            if points:
+                l_, h_ = divmod(int(points[0]["curve_number"]), n_h)
+                open_head(l_, h_)
+
+        figure_with_text(fig, "ex_model", "attn_model_view", on_select=on_pick,
+                         selection_mode="points")
+        pick_cols = st.columns([2, 1, 3])
+        options = [(l_, h_) for l_ in range(stack.shape[0]) for h_ in range(n_h)]
+        with pick_cols[0]:
+            choice = st.selectbox(tr(T, "open"), options, key="attn_open_choice",
+                                  format_func=lambda o: f"L{o[0]} · H{o[1]}")
+        with pick_cols[1]:
+            st.button(tr(T, "open_btn"), key="attn_open_btn", on_click=open_head,
+                      args=choice)
+        download_menu(fig, None if long else rec, key="dl_model", block=kind)
+
+# -- head view (lines) -----------------------------------------------------------------
+with tabs["tab_lines"]:
+    if tabs["tab_lines"].open:
+        lc = st.columns([2, 2, 1])
+        keep_subset("attn_lines_heads", list(range(weights.shape[0])), [head])
+        with lc[0]:
+            heads = st.multiselect(tr(T, "heads"), list(range(weights.shape[0])),
+                                   key="attn_lines_heads", format_func=lambda h: f"H{h}")
+        queries = [None] + list(range(weights.shape[1]))
+        if weights.shape[1] > 64:
+            queries = queries[1:]
+        keep_valid("attn_lines_query", queries)
+        with lc[1]:
+            query = st.selectbox(tr(T, "query"), queries, key="attn_lines_query",
+                                 format_func=lambda i: tr(T, "all_queries") if i is None
+                                 else f"{i}: {q_tok[i]}")
+        with lc[2]:
+            st.session_state.setdefault("attn_lines_min", 0.05)
+            min_w = st.slider(tr(T, "min_weight"), 0.0, 0.5, step=0.01, key="attn_lines_min")
+        fig = head_view(weights, q_tok, k_tok, heads=heads or [head], query=query,
+                        min_weight=min_w, style=style, title=f"{key}")
+        figure_with_text(fig, "ex_lines", "attn_lines")
+        download_menu(fig, rec, key="dl_lines", block=kind, layer=layer)
+
+# -- Q·K -------------------------------------------------------------------------------
+with tabs["tab_qk"]:
+    if tabs["tab_qk"].open:
+        keep_valid("attn_qk_query", list(range(len(q_tok))), min(len(q_tok) - 1, 10))
+        query = st.selectbox(tr(T, "query"), list(range(len(q_tok))), key="attn_qk_query",
+                             format_func=lambda i: f"{i}: {q_tok[i]}")
+        rec_qk = attend(name, settings.device, text, scores=True, qk=True, layers=[key], **base)
+        fig = qk_view(rec_qk.q[key], rec_qk.k[key], query, k_tok, q_tok, head=head,
+                      scores=rec_qk.scores[key], weights=rec_qk[key], scale=cfg.scale,
+                      style=style, title=f"{key} · head {head} · query {query}")
+        figure_with_text(fig, "ex_qk", "attn_qk")
+        download_menu(fig, rec_qk, key="dl_qk", block=kind, layer=layer, head=head)
+
+# -- head metrics ----------------------------------------------------------------------
+with tabs["tab_metrics"]:
+    if tabs["tab_metrics"].open:
+        rows = summary["rows"] if long else head_metrics(
+            {k: rec[k] for k in rec.blocks(kind)})
+        table = pd.DataFrame(rows)
+        defined = [m for m in METRICS if table[m].notna().any()]
+        keep_valid("attn_metric", defined)
+        metric = st.selectbox(tr(T, "metric"), defined, key="attn_metric",
+                              format_func=lambda m: METRIC_TITLES[m])
+        mc = st.columns([3, 2])
+        with mc[0]:
+            fig = metrics_figure(rows, metric, block=kind, style=style)
+            st.plotly_chart(fig, key="attn_metrics_fig", width="content")
+            download_menu(fig, key="dl_metrics", table=table, name=f"{name}_{kind}_metrics")
+        with mc[1]:
+            explain("ex_metrics")
+            st.dataframe(table.drop(columns=["block"]).round(settings.precision + 1),
+                         width="stretch", hide_index=True, height=420)
+
+# -- aggregations ----------------------------------------------------------------------
+with tabs["tab_agg"]:
+    if tabs["tab_agg"].open:
+        mean = mean_heads(weights)
+        fig = (head_heatmap(mean, q_tok, k_tok, style=style, title=f"{key} · mean over heads",
+                            value_name="mean weight", full_max=FULL_HEATMAP_MAX)
+               if max(mean.shape) <= FULL_HEATMAP_MAX else
+               overview_figure(mean, q_tok, k_tok, style=style))
+        st.subheader(tr(T, "mean_heads"))
+        figure_with_text(fig, "ex_agg", "attn_mean")
+        download_menu(fig, key="dl_mean", name=f"{name}_{key}_mean", table=pd.DataFrame(
+            [(i, q_tok[i], j, k_tok[j], float(mean[i, j])) for i in range(mean.shape[0])
+             for j in range(mean.shape[1])],
+            columns=["query_index", "query_token", "key_index", "key_token", "weight"]))
+        st.subheader(tr(T, "rollout", l=layer))
+        if kind == "decoder.cross":
+            st.info(tr(T, "no_rollout_cross"))
+        else:
+            roll = summary["rollout"] if long else rollout_layers(layer_maps[: layer + 1])
+            if roll is None:
+                st.info(tr(T, "no_rollout_long", n=ROLLOUT_MAX))
+            else:
+                r = roll[layer] if long else roll[-1]
+                fig = head_heatmap(r, q_tok, k_tok, style=style, value_name="rollout",
+                                   title=f"rollout {kind} 0..{layer}", full_max=FULL_HEATMAP_MAX)
+                st.plotly_chart(fig, key="attn_rollout", width="content")
+                download_menu(fig, key="dl_rollout", name=f"{name}_{key}_rollout",
+                              table=pd.DataFrame(
+                                  [(i, q_tok[i], j, k_tok[j], float(r[i, j]))
+                                   for i in range(r.shape[0]) for j in range(r.shape[1])],
+                                  columns=["query_index", "query_token", "key_index",
+                                           "key_token", "rollout"]))
+
+# -- ablation --------------------------------------------------------------------------
+with tabs["tab_ablation"]:
+    if tabs["tab_ablation"].open:
+        explain("ex_ablation")
+        options = [f"{k}:{h}" for k in model.block_keys() for h in range(cfg.n_heads)]
+        keep_subset("attn_ablate", options, [f"{key}:{head}"])
+        chosen = st.multiselect(tr(T, "heads_off"), options, key="attn_ablate",
+                                format_func=lambda o: o.replace(":", " · H"))
+        if not chosen:
+            st.info(tr(T, "pick_heads"))
+        else:
+            pairs = tuple(sorted((o.rsplit(":", 1)[0], int(o.rsplit(":", 1)[1]))
+                                 for o in chosen))
+            heads_off: dict[str, list[int]] = {}
+            for k_, h_ in pairs:
+                heads_off.setdefault(k_, []).append(h_)
+            layers = [key] if long else None
+            off = attend(name, settings.device, text, layers=layers, heads_off=heads_off, **base)
+            if arch == "encoder" and "embedding" in rec.outputs:
+                e0, e1 = rec.outputs["embedding"], off.outputs["embedding"]
+                cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1) + 1e-12))
+                st.metric(tr(T, "cosine"), f"{cos:.{settings.precision + 1}f}")
+            elif arch == "decoder" and "top_k" in rec.outputs:
+                fig = topk_compare_figure(rec.outputs["top_k"], off.outputs["top_k"],
+                                          style=style, title="next token")
+                st.plotly_chart(fig, key="attn_ablate_topk", width="content")
+                tc = st.columns(2)
+                tc[0].caption(tr(T, "before"))
+                tc[0].dataframe(pd.DataFrame(rec.outputs["top_k"],
+                                             columns=["token", "probability"]), hide_index=True)
+                tc[1].caption(tr(T, "after"))
+                tc[1].dataframe(pd.DataFrame(off.outputs["top_k"],
+                                             columns=["token", "probability"]), hide_index=True)
+                download_menu(fig, key="dl_ablate_topk", name=f"{name}_ablation_topk",
+                              table=pd.DataFrame(
+                                  [("intact", t, p) for t, p in rec.outputs["top_k"]]
+                                  + [("heads off", t, p) for t, p in off.outputs["top_k"]],
+                                  columns=["model", "token", "probability"]))
+            elif arch == "encoder-decoder":
+                # a random-weight model never says [EOS]: keep its decode short
+                n = min(cfg.max_len - 1, 32) if cfg.max_len <= GREEDY_MAX_LEN else 8
+                with st.spinner("…"):
+                    before = greedy_text(name, settings.device, text, (), n)
+                    after = greedy_text(name, settings.device, text, pairs, n)
+                st.caption(tr(T, "decoded", n=n))
+                tc = st.columns(2)
+                tc[0].caption(tr(T, "before"))
+                tc[0].code(before, language=None)
+                tc[1].caption(tr(T, "after"))
+                tc[1].code(after, language=None)
+            # how every recorded map of this block kind moved
+            kinds_keys = [k for k in off.keys() if k.rsplit(".", 1)[0] == kind and k in rec]
+            delta = np.stack([np.abs(off[k] - rec[k]).mean(axis=(1, 2)) for k in kinds_keys])
+            fig = matrix_heatmap(delta, x_labels=[f"H{h}" for h in range(delta.shape[1])],
+                                 y_labels=[k.rsplit(".", 1)[1] for k in kinds_keys],
+                                 x_title="head", y_title="layer", value_name="mean |Δ|",
+                                 style=style, title=tr(T, "changed", kind=kind_name(kind)))
+            st.plotly_chart(fig, key="attn_ablate_delta", width="content")
+            download_menu(fig, key="dl_ablate_delta", name=f"{name}_ablation_delta",
+                          table=pd.DataFrame(
+                              [(k, h, float(delta[i, h])) for i, k in enumerate(kinds_keys)
+                               for h in range(delta.shape[1])],
+                              columns=["block", "head", "mean_abs_delta"]))
+
+# -- encoder-decoder: cross-attention and generation steps ----------------------------
+if arch == "encoder-decoder":
+    cross_key = f"decoder.cross.{min(layer, cfg.n_decoder_layers - 1)}"
+    with tabs["tab_cross"]:
+        if tabs["tab_cross"].open:
+            rec_c = rec if cross_key in rec else attend(name, settings.device, text,
+                                                        layers=[cross_key], **base)
+            cw = rec_c[cross_key]
+            ct_q, ct_k = rec_c.axis_tokens(cross_key)
+            fig = head_heatmap(cw[head], ct_q, ct_k, style=style,
+                               title=f"{cross_key} · head {head}", full_max=FULL_HEATMAP_MAX,
+                               zmax=float(cw.max()) if settings.shared_range else None)
+            figure_with_text(fig, "ex_cross", "attn_cross")
+            download_menu(fig, rec_c, key="dl_cross", block="decoder.cross",
+                          layer=int(cross_key.rsplit(".", 1)[1]), head=head)
+            st.subheader(tr(T, "all_heads_cross"))
+            fig = heads_row(cw, style=style, title=cross_key)
+            st.plotly_chart(fig, key="attn_cross_all", width="content")
+            download_menu(fig, rec_c, key="dl_cross_all", block="decoder.cross",
+                          layer=int(cross_key.rsplit(".", 1)[1]))
+    with tabs["tab_steps"]:
+        if tabs["tab_steps"].open:
+            d_layer = min(layer, cfg.n_decoder_layers - 1)
+            sk, ck = f"decoder.self.{d_layer}", f"decoder.cross.{d_layer}"
+            rec_s = rec if (sk in rec and ck in rec) else attend(
+                name, settings.device, text, layers=[sk, ck], **base)
+            dec = rec_s.target_tokens or []
+            n_steps = len(dec)
+            i = 0
+            if n_steps > 1:
+                keep_in_range("attn_step", 0, n_steps - 1, 0)
+                i = st.slider(tr(T, "step"), 0, n_steps - 1, key="attn_step")
+            nxt = dec[i + 1] if i + 1 < n_steps else "[EOS]"
+            st.caption(tr(T, "step_info", i=i))
+            st.code(f"{dec[i]}  →  {nxt}", language=None)
+            fig = step_figure(rec_s[sk][:, i, : i + 1], rec_s[ck][:, i, :], dec[: i + 1],
+                              rec_s.tokens, style=style, title=f"layer {d_layer} · step {i}")
+            figure_with_text(fig, "ex_steps", "attn_step_fig")
+            download_menu(fig, rec_s, key="dl_step", block="decoder.cross", layer=d_layer)
+            per = cfg.kv_cache_bytes_per_token(4)
+            formula = [per * (j + 1) for j in range(n_steps)]
+            st.write(tr(T, "kv_bytes", b=formula[i], per=per, n=i + 1))
+            st.caption(tr(T, "kv_formula", layers=cfg.n_decoder_layers, kv=cfg.kv_heads,
+                          d=cfg.head_dim))
+            with st.spinner("…"):
+                measured = measured_kv_bytes(name, settings.device, text, n_steps)
+            fig = kv_steps_figure(formula, i, measured, style=style, title="KV cache")
+            st.plotly_chart(fig, key="attn_kv_steps", width="content")
+            download_menu(fig, key="dl_kv_steps", name=f"{name}_kv_steps", table=pd.DataFrame(
+                {"step": np.arange(n_steps), "formula_bytes": formula,
+                 "measured_bytes": measured[:n_steps]}))

@@ -1,0 +1,602 @@
+"""Variants page: multi-head, grouped-query and multi-query attention (MHA / GQA / MQA) on
+the same model (Shazeer, 2019, "Fast Transformer Decoding"; Ainslie et al., 2023, "GQA").
+
+Wiring only: the three trained date normalisers side by side, MiniLM converted to G K/V
+groups, parameters and KV-cache bytes against sequence length (formula and measured through
+the engine's KVCache), a small latency measurement on this machine, and the GPU benchmark
+results of bench/results/ when they exist.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import engine
+from app_pages.common import Settings, attend, get_model
+from app_pages.download import download_menu
+from app_pages.i18n import COMMON, tr
+from engine.config import ModelConfig
+from engine.convert import allowed_kv_heads
+from engine.registry import MODELS
+from engine.transformer import Transformer, count_parameters, init_weights
+from viz.attention_extras import (
+    bars_figure,
+    bytes_vs_length_figure,
+    difference_maps,
+    group_of_heads,
+    heads_row,
+    kv_sharing_figure,
+)
+from viz.style import Style
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+TRAINED = ("seq2seq-mha", "seq2seq-gqa", "seq2seq-mqa")
+TRAIN_COMMAND = ".venv/bin/python -m engine.train --variant all"
+DEFAULT_DATE = "March 3rd, 2021"
+DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
+LENGTHS = (16, 64, 256, 1024)
+
+T = {
+    "title": ("MHA, GQA and MQA", "MHA、GQA 与 MQA"),
+    "intro": (
+        "Multi-head attention gives every query head its own keys and values. Grouped-query "
+        "attention lets a group of query heads share one K/V head; multi-query attention "
+        "shares one K/V head among all. Fewer K/V heads: a smaller KV cache and faster "
+        "decoding, at some cost in quality.",
+        "多头注意力(MHA)为每个查询头配一组独立的键和值。分组查询注意力(GQA)让一组查询头共享"
+        "一个 K/V 头;多查询注意力(MQA)让所有查询头共享同一个 K/V 头。K/V 头越少,KV 缓存越小、"
+        "解码越快,但质量会有一些损失。",
+    ),
+    "tab_trained": ("Trained MHA / GQA / MQA", "训练好的 MHA / GQA / MQA"),
+    "tab_minilm": ("MiniLM in G groups", "MiniLM 转为 G 组"),
+    "tab_memory": ("Parameters & KV cache", "参数与 KV 缓存"),
+    "tab_latency": ("Latency here", "本机延迟"),
+    "tab_gpu": ("GPU benchmark", "GPU 基准测试"),
+    "not_trained": (
+        "The trained date normalisers (seq2seq-mha/gqa/mqa) are not in assets/seq2seq/ yet. "
+        "Train them with:",
+        "训练好的日期规范化模型(seq2seq-mha/gqa/mqa)尚未放入 assets/seq2seq/。训练命令:",
+    ),
+    "only_some": (
+        "Installed: {names}. Missing ones: train with:", "已安装:{names}。缺少的可用此命令训练:"
+    ),
+    "date": ("A date in any format", "任意格式的日期"),
+    "block": ("Attention block", "注意力模块"),
+    "layer": ("Layer", "层"),
+    "shared_target": (
+        "All variants read the same decoder input, MHA's own decode, so their maps can be "
+        "subtracted. Each variant's own greedy output is shown above its maps.",
+        "所有变体都读取同一个解码器输入(MHA 自己的解码结果),因此它们的注意力图可以相减。"
+        "每个变体自己的贪心输出显示在其注意力图上方。",
+    ),
+    "ex_groups": (
+        "Each thumbnail is one query head, framed in the colour of the K/V head it reads. "
+        "Heads of one colour share keys and values: their maps still differ because their "
+        "queries differ.",
+        "每个缩略图是一个查询头,边框颜色表示它读取的 K/V 头。同色的头共享键和值;它们的注意力图"
+        "仍然不同,因为查询不同。",
+    ),
+    "ex_diff": (
+        "Difference against MHA, head by head (orange: more weight than MHA, purple: less).",
+        "与 MHA 的逐头差异(橙色:比 MHA 权重更大,紫色:更小)。",
+    ),
+    "output": ("Output", "输出"),
+    "diff_title": ("{v} − MHA", "{v} − MHA"),
+    "minilm_missing": ("MiniLM is not installed:", "MiniLM 未安装:"),
+    "groups": ("K/V groups G", "K/V 组数 G"),
+    "converted": (
+        "MiniLM was trained with 12 K/V heads. Here its K and V projections are mean-pooled "
+        "into G groups (Ainslie et al., 2023, §2.1) without any retraining, so the maps drift "
+        "from the original as G falls; a model trained as GQA (previous tab) does not pay "
+        "this price.",
+        "MiniLM 训练时有 12 个 K/V 头。这里把它的 K、V 投影按组取平均合并成 G 组"
+        "(Ainslie 等,2023,§2.1),没有重新训练,因此 G 越小,注意力图偏离原模型越多;"
+        "按 GQA 训练的模型(上一个标签页)没有这个代价。",
+    ),
+    "cosine": ("Embedding cosine to MHA", "与 MHA 句向量的余弦相似度"),
+    "mean_delta": ("Mean |Δ weight| vs MHA", "与 MHA 的平均 |Δ 权重|"),
+    "ex_memory": (
+        "KV-cache bytes per token = 2 (K and V) × decoder layers × K/V heads × head dim × "
+        "bytes per value. Lines: the formula; crosses: bytes actually held by the engine's "
+        "KVCache (cache.bytes_used) after a prefill of that many tokens.",
+        "每个词元的 KV 缓存字节数 = 2(K 和 V)× 解码器层数 × K/V 头数 × 头维度 × 每个数值的字节数。"
+        "线:公式;叉:引擎的 KVCache 在预填充这么多词元之后实际占用的字节数(cache.bytes_used)。",
+    ),
+    "params_table": ("Parameters and KV cache per token", "参数量与每个词元的 KV 缓存"),
+    "measured_on": (
+        "Measured on: {models}. The small decoders have random weights (d_model 256, 8 query "
+        "heads of 32 dims, 4 layers): only their shapes matter for memory and speed.",
+        "测量对象:{models}。小型解码器使用随机权重(d_model 256、8 个 32 维查询头、4 层):"
+        "对内存和速度而言只有形状重要。",
+    ),
+    "log": ("Log scale", "对数坐标"),
+    "ex_latency": (
+        "Per-token decode latency measured now, on this machine's CPU: prefill a context, "
+        "then greedy-decode tokens with the KV cache; median of a few repeats. Small models "
+        "on a shared CPU are dominated by fixed costs, so the gaps are smaller than on a GPU "
+        "at long context (next tab).",
+        "现在在本机 CPU 上测得的每词元解码延迟:先预填充一段上下文,再用 KV 缓存贪心解码;取几次"
+        "重复的中位数。小模型在共享 CPU 上主要受固定开销影响,所以差距比 GPU 长上下文时小"
+        "(见下一个标签页)。",
+    ),
+    "context": ("Context length (tokens)", "上下文长度(词元)"),
+    "measure": ("Measure now", "立即测量"),
+    "measuring": ("Measuring…", "正在测量…"),
+    "latency_hint": (
+        "Press the button to measure (a few seconds).", "点击按钮开始测量(需几秒钟)。"
+    ),
+    "gpu_none": (
+        "No GPU benchmark results yet. The decode benchmark of issue 8 writes "
+        "bench/results/*.csv and *.json on a GPU machine; they appear here once committed.",
+        "还没有 GPU 基准测试结果。第 8 号议题的解码基准测试会在 GPU 机器上生成 "
+        "bench/results/*.csv 和 *.json;提交后会显示在这里。",
+    ),
+    "gpu_run": ("Run it with:", "运行命令:"),
+    "x": ("x", "x"),
+    "y": ("y", "y"),
+    "color": ("colour by", "按此着色"),
+    "plot_cols": ("Plot columns of {f}", "绘制 {f} 的列"),
+}
+
+
+def current_settings() -> Settings:
+    s = st.session_state
+    return Settings(s.get("lang", "en"), s.get("device", "auto"), s.get("colorscale", "cividis"),
+                    bool(s.get("shared_range", True)), int(s.get("precision", 3)))
+
+
+def persist(keys: tuple[str, ...]) -> None:
+    """Keep widget values across page switches (see attention_page.persist)."""
+    for k in keys:
+        shadow = f"_keep_{k}"
+        if k in st.session_state:
+            st.session_state[shadow] = st.session_state[k]
+        elif shadow in st.session_state:
+            st.session_state[k] = st.session_state[shadow]
+
+
+def keep_valid(key: str, options: list, default=None) -> None:
+    if options and st.session_state.get(key) not in options:
+        st.session_state[key] = default if default in options else options[0]
+
+
+def variant_label(n_heads: int, kv: int) -> str:
+    return "MHA" if kv == n_heads else ("MQA" if kv == 1 else f"GQA-{kv}")
+
+
+def tabs_keeping_choice(key: str, names: list[str]):
+    current = st.session_state.get(key)
+    for n in names:
+        if current in T[n]:
+            st.session_state[key] = tr(T, n)
+    return st.tabs([tr(T, n) for n in names], key=key, on_change="rerun")
+
+
+def side_caption(key: str) -> None:
+    st.caption(tr(T, key))
+
+
+def small_config(kv: int) -> ModelConfig:
+    """The random-weight decoder used for live measurements (only its shape matters)."""
+    return ModelConfig(arch="decoder", vocab_size=512, d_model=256, n_heads=8, n_kv_heads=kv,
+                       d_ff=512, n_decoder_layers=4, positions="rope", norm="rmsnorm",
+                       norm_position="pre", final_norm=True, max_len=2048, bias=False,
+                       activation="gelu", name=f"small-{variant_label(8, kv)}")
+
+
+@st.cache_resource(show_spinner=False)
+def small_decoder(kv: int) -> Transformer:
+    return init_weights(Transformer(small_config(kv)), seed=0).eval()
+
+
+def meta_params(cfg: ModelConfig) -> int:
+    """Parameter count of a config without allocating its weights."""
+    with torch.device("meta"):
+        return count_parameters(Transformer(cfg))
+
+
+@st.cache_data(show_spinner=False)
+def measured_bytes(kv: int, lengths: tuple[int, ...]) -> list[int]:
+    """cache.bytes_used of the small decoder after a prefill of each length."""
+    model = small_decoder(kv)
+    out = []
+    with torch.inference_mode():
+        for n in lengths:
+            cache = model.new_cache(n)
+            model.decode(torch.zeros(1, n, dtype=torch.long), cache=cache)
+            out.append(int(cache.bytes_used))
+    return out
+
+
+@st.cache_data(show_spinner=False)
+def trained_measured_bytes(name: str, device: str, lengths: tuple[int, ...]) -> list[int]:
+    """cache.bytes_used of a trained encoder-decoder after a decoder prefill of each length."""
+    model = engine.load(name, device)
+    m = model.model
+    src = torch.tensor([model.codec.encode(DEFAULT_DATE).ids], device=model.device)
+    out = []
+    with torch.inference_mode():
+        memory = m.encode(src)
+        for n in lengths:
+            cache = m.new_cache(n)
+            ids = torch.full((1, n), m.cfg.bos_id, dtype=torch.long, device=model.device)
+            m.decode(ids, memory=memory, cache=cache)
+            out.append(int(cache.bytes_used))
+    return out
+
+
+def time_decode(model: Transformer, context: int, steps: int, repeats: int = 3,
+                memory=None) -> tuple[float, float]:
+    """(median, spread) milliseconds per decoded token after a prefill of `context`."""
+    per_token = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first run warms up
+            cache = model.new_cache(context + steps)
+            ids = torch.zeros(1, context, dtype=torch.long)
+            if memory is not None:
+                ids[:] = model.cfg.bos_id
+            model.decode(ids, memory=memory, cache=cache)
+            step = torch.zeros(1, 1, dtype=torch.long)
+            start = time.perf_counter()
+            for _ in range(steps):
+                h = model.decode(step, memory=memory, cache=cache)
+                step = model.lm_head(h[:, -1]).argmax(-1, keepdim=True)
+            per_token.append((time.perf_counter() - start) / steps * 1000)
+    runs = per_token[1:]
+    return statistics.median(runs), (max(runs) - min(runs)) / 2
+
+
+def read_results() -> dict[str, pd.DataFrame]:
+    """Every table in bench/results/ (*.csv, and *.json holding a list of records or a dict
+    with one such list)."""
+    tables: dict[str, pd.DataFrame] = {}
+    if not RESULTS.is_dir():
+        return tables
+    for path in sorted(RESULTS.glob("*.csv")):
+        try:
+            tables[path.name] = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+    for path in sorted(RESULTS.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            lists = [v for v in data.values() if isinstance(v, list) and v
+                     and all(isinstance(r, dict) for r in v)]
+            data = lists[0] if lists else None
+        if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+            tables[path.name] = pd.json_normalize(data)
+    return tables
+
+
+def bench_scripts() -> list[str]:
+    mine = {"bench_browser.py", "minilm_gqa_drift.py"}
+    return [f"bench/{p.name}" for p in sorted((ROOT / "bench").glob("*.py"))
+            if p.name not in mine and any(w in p.name for w in ("decode", "kv", "variant",
+                                                                 "gqa", "mqa", "gpu"))]
+
+
+# ----------------------------------------------------------------------------- page
+
+persist(("var_tab", "var_date", "var_text", "var_groups", "var_kind", "var_layer", "var_mlayer",
+         "var_context", "var_log"))
+settings = current_settings()
+style = Style(palette=settings.colorscale, shared_range=settings.shared_range,
+              precision=settings.precision)
+st.title(tr(T, "title"))
+st.caption(tr(T, "intro"))
+names = ["tab_trained", "tab_minilm", "tab_memory", "tab_latency", "tab_gpu"]
+tabs = dict(zip(names, tabs_keeping_choice("var_tab", names), strict=True))
+
+# -- the three trained encoder-decoders ------------------------------------------------
+with tabs["tab_trained"]:
+    if tabs["tab_trained"].open:
+        installed = [n for n in TRAINED if MODELS[n].is_installed()]
+        if not installed:
+            st.info(tr(T, "not_trained"))
+            st.code(TRAIN_COMMAND, language="bash")
+        else:
+            if len(installed) < len(TRAINED):
+                st.info(tr(T, "only_some", names=", ".join(installed)))
+                st.code(TRAIN_COMMAND, language="bash")
+            st.session_state.setdefault("var_date", DEFAULT_DATE)
+            text = st.text_input(tr(T, "date"), key="var_date")
+            models = {n: get_model(n, settings.device) for n in installed}
+            models = {n: m for n, m in models.items() if m is not None}
+            if models:
+                first = next(iter(models.values()))
+                cfg0 = first.config
+                kinds = ["decoder.cross", "decoder.self", "encoder.self"]
+                keep_valid("var_kind", kinds)
+                c1, c2 = st.columns([2, 1])
+                with c1:
+                    kind = st.segmented_control(tr(T, "block"), kinds, key="var_kind",
+                                                required=True) or kinds[0]
+                n_layers = (cfg0.n_encoder_layers if kind == "encoder.self"
+                            else cfg0.n_decoder_layers)
+                keep_valid("var_layer", list(range(n_layers)))
+                with c2:
+                    layer = st.selectbox(tr(T, "layer"), list(range(n_layers)), key="var_layer")
+                key = f"{kind}.{layer}"
+                try:
+                    own = {n: attend(n, settings.device, text) for n in models}
+                    ref_name = "seq2seq-mha" if "seq2seq-mha" in own else next(iter(own))
+                    shared = own[ref_name].outputs.get("generated") or text
+                    recs = {n: attend(n, settings.device, text, target=shared) for n in models}
+                except (engine.InputError, ValueError) as exc:
+                    st.warning(str(exc))
+                    st.stop()
+                st.caption(tr(T, "shared_target"))
+                sharing = st.columns(len(models))
+                for col, (n, m) in zip(sharing, models.items(), strict=True):
+                    c = m.config
+                    with col:
+                        st.markdown(f"**{n}** · {variant_label(c.n_heads, c.kv_heads)}")
+                        st.caption(tr(T, "output"))
+                        st.code(own[n].outputs.get("generated", ""), language=None)
+                        fig = kv_sharing_figure(c.n_heads, c.kv_heads, style=style)
+                        st.plotly_chart(fig, key=f"var_share_{n}", width="content")
+                        download_menu(fig, key=f"dl_share_{n}", name=f"{n}_kv_sharing")
+                left, right = st.columns([4, 1])
+                with right:
+                    side_caption("ex_groups")
+                with left:
+                    for n, rec in recs.items():
+                        c = models[n].config
+                        groups = group_of_heads(c.n_heads, c.kv_heads)
+                        fig = heads_row(rec[key], groups=groups, style=style,
+                                        title=f"{n} · {key}")
+                        st.plotly_chart(fig, key=f"var_heads_{n}", width="content")
+                        download_menu(fig, rec, key=f"dl_heads_{n}", block=kind, layer=layer)
+                ref = recs[ref_name]
+                others = [n for n in recs if n != ref_name]
+                if others:
+                    left, right = st.columns([4, 1])
+                    with right:
+                        side_caption("ex_diff")
+                    with left:
+                        for n in others:
+                            c = models[n].config
+                            diff = difference_maps(recs[n][key], ref[key])
+                            v = variant_label(c.n_heads, c.kv_heads)
+                            fig = heads_row(diff, diverging=True, style=style,
+                                            groups=group_of_heads(c.n_heads, c.kv_heads),
+                                            title=tr(T, "diff_title", v=v) + f" · {key}")
+                            st.plotly_chart(fig, key=f"var_diff_{n}", width="content")
+                            download_menu(fig, key=f"dl_diff_{n}", name=f"{n}_minus_mha_{key}",
+                                          table=pd.DataFrame({
+                                              "head": np.repeat(np.arange(diff.shape[0]),
+                                                                diff.shape[1] * diff.shape[2]),
+                                              "query_index": np.tile(np.repeat(
+                                                  np.arange(diff.shape[1]), diff.shape[2]),
+                                                  diff.shape[0]),
+                                              "key_index": np.tile(np.arange(diff.shape[2]),
+                                                                   diff.shape[0] * diff.shape[1]),
+                                              "delta": diff.reshape(-1)}))
+
+# -- MiniLM converted to G groups ------------------------------------------------------
+with tabs["tab_minilm"]:
+    if tabs["tab_minilm"].open:
+        if not MODELS["minilm"].is_installed():
+            st.info(tr(T, "minilm_missing"))
+            st.code(MODELS["minilm"].install or "", language="bash")
+        else:
+            model = get_model("minilm", settings.device)
+            if model is not None:
+                cfg = model.config
+                st.caption(tr(T, "converted"))
+                st.session_state.setdefault("var_text", DEFAULT_TEXT)
+                text = st.text_input(tr(COMMON, "text"), key="var_text")
+                options = allowed_kv_heads(cfg.n_heads, cfg.kv_heads)
+                keep_valid("var_groups", options, 3)
+                keep_valid("var_mlayer", list(range(cfg.n_encoder_layers)))
+                c1, c2 = st.columns([2, 1])
+                with c1:
+                    g = st.segmented_control(tr(T, "groups"), options, key="var_groups",
+                                             required=True,
+                                             format_func=lambda v: f"{v} "
+                                             f"({variant_label(cfg.n_heads, v)})") or 3
+                with c2:
+                    layer = st.selectbox(tr(T, "layer"), list(range(cfg.n_encoder_layers)),
+                                         key="var_mlayer")
+                key = f"encoder.self.{layer}"
+                try:
+                    with st.spinner("…"):
+                        base = attend("minilm", settings.device, text)
+                        conv = attend("minilm", settings.device, text, kv_heads=g)
+                except (engine.InputError, ValueError) as exc:
+                    st.warning(str(exc))
+                    st.stop()
+                e0, e1 = base.outputs["embedding"], conv.outputs["embedding"]
+                cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1) + 1e-12))
+                delta = float(np.mean([np.abs(conv[k] - base[k]).mean() for k in base.keys()]))
+                m1, m2, m3 = st.columns(3)
+                m1.metric(tr(T, "cosine"), f"{cos:.4f}")
+                m2.metric(tr(T, "mean_delta"), f"{delta:.4f}")
+                m3.metric("K/V heads", f"{g} / {cfg.n_heads}")
+                fig = kv_sharing_figure(cfg.n_heads, g, style=style)
+                st.plotly_chart(fig, key="var_minilm_share", width="content")
+                download_menu(fig, key="dl_minilm_share", name=f"minilm_G{g}_sharing")
+                left, right = st.columns([4, 1])
+                with right:
+                    side_caption("ex_groups")
+                    side_caption("ex_diff")
+                with left:
+                    groups = group_of_heads(cfg.n_heads, g)
+                    fig = heads_row(conv[key], groups=groups, style=style,
+                                    title=f"minilm G={g} · {key}")
+                    st.plotly_chart(fig, key="var_minilm_heads", width="content")
+                    download_menu(fig, conv, key="dl_minilm_heads", block="encoder.self",
+                                  layer=layer)
+                    diff = difference_maps(conv[key], base[key])
+                    fig = heads_row(diff, groups=groups, diverging=True, style=style,
+                                    title=tr(T, "diff_title",
+                                             v=variant_label(cfg.n_heads, g)) + f" · {key}")
+                    st.plotly_chart(fig, key="var_minilm_diff", width="content")
+                    download_menu(fig, key="dl_minilm_diff", name=f"minilm_G{g}_minus_mha",
+                                  table=pd.DataFrame({
+                                      "head": np.repeat(np.arange(diff.shape[0]),
+                                                        diff.shape[1] * diff.shape[2]),
+                                      "delta": diff.reshape(-1)}))
+
+# -- parameters and KV-cache bytes -----------------------------------------------------
+with tabs["tab_memory"]:
+    if tabs["tab_memory"].open:
+        rows = []
+        formula: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        measured: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        lengths = np.asarray(LENGTHS, dtype=np.int64)
+        configs: list[tuple[str, ModelConfig]] = []
+        for n in TRAINED:
+            if MODELS[n].is_installed():
+                m = get_model(n, settings.device)
+                if m is not None:
+                    configs.append((n, m.config))
+        base_cfg = None
+        try:
+            from engine.presets import vaswani
+
+            base_cfg = vaswani()
+        except ImportError:
+            pass
+        if base_cfg is not None:
+            configs += [(f"transformer-base {variant_label(8, g)}", base_cfg.with_(n_kv_heads=g))
+                        for g in (8, 2, 1)]
+        configs += [(small_config(g).name, small_config(g)) for g in (8, 2, 1)]
+        for label, c in configs:
+            per = c.kv_cache_bytes_per_token(4)
+            rows.append({"model": label, "variant": variant_label(c.n_heads, c.kv_heads),
+                         "query heads": c.n_heads, "K/V heads": c.kv_heads,
+                         "head dim": c.head_dim, "decoder layers": c.n_decoder_layers,
+                         "parameters": meta_params(c), "KV bytes / token (fp32)": per,
+                         "KV MiB at 1,024 tokens": round(per * 1024 / 2**20, 3)})
+        table = pd.DataFrame(rows)
+        st.subheader(tr(T, "params_table"))
+        st.dataframe(table, hide_index=True, width="stretch")
+        with st.spinner("…"):
+            for g in (8, 2, 1):
+                c = small_config(g)
+                formula[c.name] = (lengths, lengths * c.kv_cache_bytes_per_token(4))
+                measured[c.name] = (lengths, np.asarray(measured_bytes(g, LENGTHS)))
+            trained_lengths = tuple(n for n in LENGTHS if n <= 64) + (64,)
+            for label, c in configs:
+                if label in TRAINED:
+                    tl = np.asarray(sorted(set(trained_lengths)), dtype=np.int64)
+                    formula[label] = (tl, tl * c.kv_cache_bytes_per_token(4))
+                    measured[label] = (tl, np.asarray(trained_measured_bytes(
+                        label, settings.device, tuple(int(x) for x in tl))))
+        st.session_state.setdefault("var_log", True)
+        log = st.toggle(tr(T, "log"), key="var_log")
+        left, right = st.columns([4, 1])
+        with right:
+            side_caption("ex_memory")
+        with left:
+            fig = bytes_vs_length_figure(formula, measured, style=style, log=log,
+                                         title="KV cache vs sequence length")
+            st.plotly_chart(fig, key="var_bytes", width="content")
+            long_rows = [{"model": n, "tokens": int(x), "formula_bytes": int(f),
+                          "measured_bytes": int(mv)}
+                         for n, (xs, fs) in formula.items()
+                         for x, f, mv in zip(xs, fs, measured[n][1], strict=True)]
+            download_menu(fig, key="dl_bytes", name="kv_cache_vs_length",
+                          table=pd.DataFrame(long_rows))
+        st.caption(tr(T, "measured_on", models=", ".join(measured)))
+
+# -- latency measured here -------------------------------------------------------------
+with tabs["tab_latency"]:
+    if tabs["tab_latency"].open:
+        st.caption(tr(T, "ex_latency"))
+        keep_valid("var_context", [64, 256, 1024], 256)
+        context = st.segmented_control(tr(T, "context"), [64, 256, 1024], key="var_context",
+                                       required=True) or 256
+        if st.button(tr(T, "measure"), key="var_measure", type="primary"):
+            results = []
+            with st.spinner(tr(T, "measuring")):
+                for g in (8, 2, 1):
+                    med, spread = time_decode(small_decoder(g), context, steps=8)
+                    results.append({"model": small_config(g).name, "context": context,
+                                    "ms / token": med, "±": spread})
+                for n in TRAINED:
+                    if MODELS[n].is_installed():
+                        m = get_model(n, settings.device)
+                        if m is None:
+                            continue
+                        src = torch.tensor([m.codec.encode(DEFAULT_DATE).ids],
+                                           device=m.device)
+                        with torch.inference_mode():
+                            memory = m.model.encode(src)
+                        ctx = min(context, m.config.max_len - 16)
+                        med, spread = time_decode(m.model, ctx, steps=8, memory=memory)
+                        results.append({"model": n, "context": ctx, "ms / token": med,
+                                        "±": spread})
+            st.session_state["var_latency"] = results
+        results = st.session_state.get("var_latency")
+        if not results:
+            st.info(tr(T, "latency_hint"))
+        else:
+            table = pd.DataFrame(results)
+            fig = bars_figure({f"{r['model']} @{r['context']}": r["ms / token"] for r in results},
+                              errors={f"{r['model']} @{r['context']}": r["±"] for r in results},
+                              y_title="ms per decoded token (CPU)", style=style,
+                              title="decode latency on this machine")
+            st.plotly_chart(fig, key="var_latency_fig", width="content")
+            st.dataframe(table.round(3), hide_index=True)
+            download_menu(fig, key="dl_latency", name="latency_here", table=table)
+
+# -- GPU benchmark results -------------------------------------------------------------
+with tabs["tab_gpu"]:
+    if tabs["tab_gpu"].open:
+        tables = read_results()
+        images = sorted(p for ext in ("png", "svg") for p in RESULTS.glob(f"*.{ext}")) \
+            if RESULTS.is_dir() else []
+        if not tables and not images:
+            st.info(tr(T, "gpu_none"))
+            scripts = bench_scripts()
+            if scripts:
+                st.caption(tr(T, "gpu_run"))
+                for s in scripts:
+                    st.code(f".venv/bin/python {s}", language="bash")
+        for fname, table in tables.items():
+            st.subheader(fname)
+            st.dataframe(table, hide_index=True, width="stretch")
+            numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+            if len(numeric) >= 2:
+                with st.expander(tr(T, "plot_cols", f=fname), expanded=True):
+                    pc = st.columns(3)
+                    guess_x = next((c for c in numeric if any(w in c.lower() for w in (
+                        "context", "seq", "length", "tokens"))), numeric[0])
+                    guess_y = next((c for c in numeric if c != guess_x and any(
+                        w in c.lower() for w in ("latency", "ms", "tok", "bandwidth"))),
+                        next(c for c in numeric if c != guess_x))
+                    cats = [None] + [c for c in table.columns if c not in numeric]
+                    guess_c = next((c for c in cats[1:] if any(
+                        w in str(c).lower() for w in ("variant", "attention", "kv"))), None)
+                    x = pc[0].selectbox(tr(T, "x"), numeric, index=numeric.index(guess_x),
+                                        key=f"var_gx_{fname}")
+                    y = pc[1].selectbox(tr(T, "y"), numeric, index=numeric.index(guess_y),
+                                        key=f"var_gy_{fname}")
+                    color = pc[2].selectbox(tr(T, "color"), cats, index=cats.index(guess_c),
+                                            key=f"var_gc_{fname}")
+                    groups = ({str(v): table[table[color] == v] for v in table[color].unique()}
+                              if color else {"all": table})
+                    series = {k: (g[x].to_numpy(), g[y].to_numpy())
+                              for k, g in groups.items()}
+                    fig = bytes_vs_length_figure(
+                        {k: (np.asarray(a), np.asarray(b)) for k, (a, b) in series.items()},
+                        style=style, y_title=y, log=False, title=f"{fname}: {y} vs {x}")
+                    fig.update_xaxes(title=dict(text=x))
+                    st.plotly_chart(fig, key=f"var_gfig_{fname}", width="content")
+                    download_menu(fig, key=f"dl_gpu_{fname}", name=fname, table=table)
+        for img in images:
+            st.image(str(img), caption=img.name)

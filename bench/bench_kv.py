@@ -1,0 +1,521 @@
+"""MHA vs GQA vs MQA, measured: KV-cache memory and decode speed against the memory-bandwidth
+limit (Shazeer, 2019, "Fast Transformer Decoding: One Write-Head is All You Need"; Ainslie et
+al., 2023, "GQA").
+
+Decoder-only models of realistic attention shape with random weights (timing does not depend on
+weight values) run through the engine's own decoding path: `Transformer.generate` with a
+preallocated `KVCache`, the prompt prefilled in chunks, then greedy steps of one token. For each
+variant, context length and batch size it records
+
+- prefill time (time to the first new token) and per-token decode latency, tokens/s;
+- KV-cache bytes measured from the allocator (CUDA: `torch.cuda.memory_allocated` before and
+  after the cache is allocated; CPU: the storage bytes of its tensors), next to the formula
+  2 · layers · KV heads · head dim · bytes · tokens · batch;
+- achieved bandwidth = (weight bytes + KV bytes a decode step must read) / step time, as a
+  fraction of the device's copy bandwidth measured in the same run;
+- on CUDA, which SDPA kernel ran for a prefill, a prefill chunk and a decode step (a kernel that
+  widened K/V to every query head would erase the saving), and how much of a decode step the
+  GPU spent in kernels (the rest is the CPU launching them).
+
+Usage:
+    python bench/bench_kv.py                    # CUDA if present (scale "full"), else CPU "small"
+    python bench/bench_kv.py --device cpu       # the CPU run committed in bench/results/
+    python bench/bench_kv.py --scale tiny --out /tmp/kv   # seconds; what the tests run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.config import ModelConfig  # noqa: E402
+from engine.kv_cache import KVCache  # noqa: E402
+from engine.transformer import Transformer  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One benchmark size: the model shape shared by every variant and the grid to sweep."""
+
+    d_model: int
+    n_heads: int
+    d_head: int
+    kv_heads: tuple[int, ...]
+    d_ff: int
+    n_layers: int
+    vocab_size: int
+    dtype: str
+    contexts: tuple[int, ...]
+    batches: tuple[int, ...]
+    steps: int  # timed decode steps per point
+    warmup: int  # decode steps before the timed ones
+    prefill_tokens: int  # B · chunk per prefill pass (bounds activation memory)
+
+
+SCALES = {
+    # Llama-2-7B-like attention (d_model 4096, 32 heads of 128) with 4 layers.
+    "full": Scale(4096, 32, 128, (32, 8, 1), 14336, 4, 32000, "bfloat16",
+                  (1024, 2048, 4096, 8192, 16384, 32768), (1, 8, 32), 24, 4, 16384),
+    "small": Scale(512, 8, 64, (8, 2, 1), 1536, 2, 8000, "float32",
+                   (256, 512, 1024, 2048), (1, 4), 12, 2, 2048),
+    "tiny": Scale(64, 4, 16, (4, 2, 1), 128, 2, 101, "float32", (16, 32), (1, 2), 3, 1, 64),
+}
+
+
+def model_config(s: Scale, kv_heads: int, max_len: int) -> ModelConfig:
+    """A pre-norm RMSNorm/RoPE/GeGLU decoder without biases (the Llama/Gemma family)."""
+    return ModelConfig(
+        arch="decoder", name=f"bench-kv{kv_heads}", vocab_size=s.vocab_size,
+        d_model=s.d_model, n_heads=s.n_heads, n_kv_heads=kv_heads, d_head=s.d_head,
+        d_ff=s.d_ff, n_decoder_layers=s.n_layers, activation="geglu", norm="rmsnorm",
+        norm_position="pre", final_norm=True, positions="rope", max_len=max_len, bias=False,
+        tie_embeddings=False,
+    )
+
+
+def build_model(cfg: ModelConfig, device: torch.device, dtype: torch.dtype) -> Transformer:
+    """Random weights created directly on the device (no CPU round trip for 1B parameters)."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Transformer(cfg)
+    return model.to(dtype).eval()
+
+
+def kv_formula(cfg: ModelConfig, bytes_per_value: int, tokens: int, batch: int) -> int:
+    """2 · layers · KV heads · head dim · bytes · tokens · batch."""
+    return 2 * cfg.n_decoder_layers * cfg.kv_heads * cfg.head_dim * bytes_per_value * tokens * batch
+
+
+def weight_bytes_per_step(model: Transformer, batch: int) -> int:
+    """Bytes of weights one decode step reads: every parameter once, except the token
+    embedding table, of which only `batch` rows are gathered."""
+    table = model.decoder.embed.tokens.weight
+    total = 0
+    for p in {id(p): p for p in model.parameters()}.values():
+        if p is table and p is not model.lm_head.weight:
+            total += batch * p.shape[1] * p.element_size()
+        else:
+            total += p.numel() * p.element_size()
+    return total
+
+
+def storage_bytes(cache: KVCache) -> int:
+    """Bytes of the storages behind the cache's K/V tensors (the CPU's 'allocator' reading)."""
+    seen: dict[int, int] = {}
+    for c in cache.self_attn:
+        for t in (c.k, c.v):
+            if t is not None:
+                st = t.untyped_storage()
+                seen[st.data_ptr()] = st.nbytes()
+    return sum(seen.values())
+
+
+def allocator_reading(device: torch.device) -> tuple[int, int]:
+    """(bytes the program asked the CUDA caching allocator for, bytes of the blocks it handed
+    out). The second rounds each block up (512 B granularity, unsplit remainders of large
+    segments), so the first is the one the formula must equal exactly."""
+    if device.type != "cuda":
+        return 0, 0
+    stats = torch.cuda.memory_stats(device)
+    return stats.get("requested_bytes.all.current", 0), torch.cuda.memory_allocated(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def copy_bandwidth(device: torch.device, n_bytes: int, repeats: int = 20) -> dict:
+    """Median device-to-device (or RAM-to-RAM) copy rate, counting bytes read plus written."""
+    x = torch.randn(n_bytes // 4, device=device)
+    y = torch.empty_like(x)
+    times = []
+    for i in range(repeats + 3):
+        sync(device)
+        t0 = time.perf_counter()
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            y.copy_(x)
+            end.record()
+            end.synchronize()
+            elapsed = start.elapsed_time(end) / 1e3
+        else:
+            y.copy_(x)
+            elapsed = time.perf_counter() - t0
+        if i >= 3:
+            times.append(elapsed)
+    t = statistics.median(times)
+    # A read-only pass (a sum) for comparison: decode reads and hardly writes.
+    read_times = []
+    for i in range(repeats + 3):
+        sync(device)
+        t0 = time.perf_counter()
+        x.sum().item()
+        if i >= 3:
+            read_times.append(time.perf_counter() - t0)
+    r = statistics.median(read_times)
+    del x, y
+    return {"buffer_bytes": n_bytes, "copy_seconds": t, "copy_GBps": 2 * n_bytes / t / 1e9,
+            "read_GBps": n_bytes / r / 1e9}
+
+
+@dataclass
+class Point:
+    variant: str
+    kv_heads: int
+    batch: int
+    context: int
+    status: str = "ok"
+    capacity: int = 0
+    prefill_chunk: int = 0
+    prefill_s: float = math.nan
+    decode_ms: float = math.nan  # median per step
+    decode_ms_p10: float = math.nan
+    decode_ms_p90: float = math.nan
+    tokens_per_s: float = math.nan
+    kv_bytes_allocator: int = 0  # CUDA: requested bytes; CPU: tensor storage bytes
+    kv_bytes_allocator_blocks: int = 0  # CUDA: memory_allocated delta (rounded blocks)
+    kv_bytes_formula: int = 0
+    kv_agree: bool = False
+    weight_bytes: int = 0
+    kv_bytes_read: float = 0.0  # mean over timed steps
+    achieved_GBps: float = math.nan
+    bandwidth_fraction: float = math.nan
+    graph_step_ms: float = math.nan  # the same step replayed as one CUDA graph (no launches)
+    graph_bandwidth_fraction: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+
+def run_point(model: Transformer, s: Scale, batch: int, context: int, device: torch.device,
+              copy_GBps: float, graph: bool = False) -> Point:
+    cfg = model.cfg
+    dtype = model.lm_head.weight.dtype
+    point = Point(cfg.variant, cfg.kv_heads, batch, context)
+    n_fed = s.warmup + s.steps  # decode steps; each feeds one token into the cache
+    capacity = context + n_fed + (GRAPH_TOKENS if graph else 0)
+    point.capacity = capacity
+    point.prefill_chunk = max(1, min(context, s.prefill_tokens // batch))
+    ids = torch.randint(0, cfg.vocab_size, (batch, context), device=device)
+
+    # The cache, allocated before any token arrives, measured from the allocator.
+    sync(device)
+    before = allocator_reading(device)
+    cache = model.new_cache(capacity, batch=batch)
+    sync(device)
+    if device.type == "cuda":
+        after = allocator_reading(device)
+        point.kv_bytes_allocator = after[0] - before[0]
+        point.kv_bytes_allocator_blocks = after[1] - before[1]
+    else:
+        point.kv_bytes_allocator = point.kv_bytes_allocator_blocks = storage_bytes(cache)
+    point.kv_bytes_formula = kv_formula(cfg, dtype.itemsize, capacity, batch)
+    point.kv_agree = point.kv_bytes_allocator == point.kv_bytes_formula
+
+    # Generate: step 0 is the prefill and the first token, steps 1.. are decode steps.
+    stamps: list = []
+
+    def on_step(step: int, _cache) -> None:
+        if device.type == "cuda":
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            stamps.append(e)
+        else:
+            stamps.append(time.perf_counter())
+
+    sync(device)
+    if device.type == "cuda":
+        start = torch.cuda.Event(enable_timing=True)
+        start.record()
+    else:
+        start = time.perf_counter()
+    model.generate(ids, n_fed + 1, cache=cache, prefill_chunk=point.prefill_chunk,
+                   on_step=on_step)
+    sync(device)
+    if device.type == "cuda":
+        seconds = [start.elapsed_time(stamps[0]) / 1e3] + [
+            a.elapsed_time(b) / 1e3 for a, b in zip(stamps, stamps[1:], strict=False)
+        ]
+    else:
+        marks = [start, *stamps]
+        seconds = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    if graph:
+        try:
+            point.graph_step_ms = graph_step_seconds(model, cache, batch, device) * 1e3
+        except Exception as exc:  # a diagnostic; never lose the point to it
+            point.notes.append(f"graph replay failed: {exc!r}"[:300])
+    if cache.capacity != capacity or cache.length != capacity:
+        point.notes.append(f"cache grew: capacity {cache.capacity}, length {cache.length}")
+
+    point.prefill_s = seconds[0]
+    steps = seconds[1 + s.warmup :]  # step i feeds the token made by step i-1
+    point.decode_ms = statistics.median(steps) * 1e3
+    point.decode_ms_p10 = _quantile(steps, 0.1) * 1e3
+    point.decode_ms_p90 = _quantile(steps, 0.9) * 1e3
+    point.tokens_per_s = batch / statistics.median(steps)
+    # Step j (1-based) attends over context + j keys.
+    lengths = [context + j for j in range(1 + s.warmup, 1 + n_fed)]
+    point.kv_bytes_read = statistics.mean(kv_formula(cfg, dtype.itemsize, n, batch)
+                                          for n in lengths)
+    point.weight_bytes = weight_bytes_per_step(model, batch)
+    point.achieved_GBps = (point.weight_bytes + point.kv_bytes_read) / (point.decode_ms / 1e3) / 1e9
+    point.bandwidth_fraction = point.achieved_GBps / copy_GBps
+    if not math.isnan(point.graph_step_ms):
+        step_bytes = point.weight_bytes + kv_formula(cfg, dtype.itemsize, capacity, batch)
+        point.graph_bandwidth_fraction = step_bytes / (point.graph_step_ms / 1e3) / 1e9 / copy_GBps
+    del cache
+    return point
+
+
+GRAPH_TOKENS = 2  # cache slots the graph measurement uses: one warm-up step, one capture
+
+
+def graph_step_seconds(model: Transformer, cache: KVCache, batch: int, device: torch.device,
+                       replays: int = 20) -> float:
+    """GPU time of one decode step with no launch overhead: the engine's step at the cache's
+    current length, captured once as a CUDA graph and replayed. Every replay writes the same
+    cache slot and reads the same keys, so each does exactly the work of that step. The gap
+    between this and the measured step is the CPU launching kernels one by one."""
+    nxt = torch.zeros(batch, 1, dtype=torch.long, device=device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        model.extend(nxt, cache)  # warm-up on a side stream, as capture requires
+    torch.cuda.current_stream(device).wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        model.extend(nxt, cache)
+    times = []
+    for i in range(replays + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        g.replay()
+        end.record()
+        end.synchronize()
+        if i >= 3:
+            times.append(start.elapsed_time(end) / 1e3)
+    del g
+    return statistics.median(times)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, round(q * (len(v) - 1))))]
+
+
+def sdpa_kernels(model: Transformer, device: torch.device) -> dict:
+    """Which attention ops and kernels run for a prefill, a prefill chunk after a cache and one
+    decode step (CUDA). A K/V widening would show as repeat_interleave / expand copies feeding a
+    math-path matmul; the flash kernel takes Hkv < H natively."""
+    from torch.profiler import ProfilerActivity, profile
+
+    found = {}
+    cache = model.new_cache(2048 + 8, batch=1)
+    ids = torch.randint(0, model.cfg.vocab_size, (1, 2048), device=device)
+    phases = {
+        "prefill (Tq = Tk = 1024)": lambda: model.extend(ids[:, :1024], cache),
+        "prefill chunk (Tq = 1024 after 1024 cached)": lambda: model.extend(ids[:, 1024:], cache),
+        "decode step (Tq = 1)": lambda: model.extend(ids[:, :1], cache),
+    }
+    for name, fn in phases.items():
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            fn()
+            sync(device)
+        ops = sorted({e.key for e in prof.key_averages()
+                      if any(w in e.key.lower() for w in ("attention", "repeat_interleave",
+                                                           "flash", "fmha", "cudnn", "_efficient",
+                                                           "_math", "expand"))})
+        found[name] = [o[:120] for o in ops]
+    return found
+
+
+def device_info(device: torch.device) -> dict:
+    info = {
+        "device": device.type, "torch": torch.__version__, "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(), "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        info.update(device_name=p.name, gpu_memory_GiB=round(p.total_memory / 2**30, 1),
+                    multiprocessors=p.multi_processor_count, cuda=torch.version.cuda)
+    else:
+        info["device_name"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return info
+
+
+def fits(cfg: ModelConfig, s: Scale, batch: int, context: int, device: torch.device,
+         itemsize: int) -> bool:
+    """Whether the cache and a prefill chunk's activations fit in the free device memory."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    chunk_tokens = batch * max(1, min(context, s.prefill_tokens // batch))
+    activations = chunk_tokens * (4 * cfg.d_ff + 8 * cfg.d_model) * 4
+    need = kv_formula(cfg, itemsize, context + s.warmup + s.steps + GRAPH_TOKENS, batch)
+    need += activations
+    return need < 0.95 * free
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="auto (CUDA if present), cuda or cpu")
+    ap.add_argument("--scale", choices=sorted(SCALES), default=None,
+                    help="model/grid size (default: full on CUDA, small on CPU)")
+    ap.add_argument("--contexts", type=int, nargs="*", help="override the context lengths")
+    ap.add_argument("--batches", type=int, nargs="*", help="override the batch sizes")
+    ap.add_argument("--kv-heads", type=int, nargs="*", help="override the KV head counts")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder for kv_<device>.json/.csv")
+    ap.add_argument("--no-profile", action="store_true", help="skip the CUDA profiler checks")
+    args = ap.parse_args(argv)
+
+    name = args.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    s = SCALES[args.scale or ("full" if device.type == "cuda" else "small")]
+    if args.contexts:
+        s = Scale(**{**asdict(s), "contexts": tuple(args.contexts)})
+    if args.batches:
+        s = Scale(**{**asdict(s), "batches": tuple(args.batches)})
+    if args.kv_heads:
+        s = Scale(**{**asdict(s), "kv_heads": tuple(args.kv_heads)})
+    dtype = getattr(torch, s.dtype)
+    scale_name = args.scale or ("full" if device.type == "cuda" else "small")
+
+    info = device_info(device)
+    info["command"] = "python bench/bench_kv.py " + " ".join(argv if argv is not None
+                                                              else sys.argv[1:])
+    copy_bytes = 2 * 2**30 if device.type == "cuda" else 256 * 2**20
+    bw = copy_bandwidth(device, copy_bytes)
+    print(f"# {info['device_name']} · torch {info['torch']} · copy {bw['copy_GBps']:.0f} GB/s "
+          f"(read+write), read-only sum {bw['read_GBps']:.0f} GB/s", flush=True)
+
+    points: list[Point] = []
+    configs, sdpa = {}, {}
+    max_len = max(s.contexts) + s.warmup + s.steps + 16
+    for kv in s.kv_heads:
+        cfg = model_config(s, kv, max_len)
+        model = build_model(cfg, device, dtype)
+        configs[cfg.variant] = {
+            "d_model": cfg.d_model, "n_heads": cfg.n_heads, "n_kv_heads": cfg.kv_heads,
+            "d_head": cfg.head_dim, "d_ff": cfg.d_ff, "layers": cfg.n_decoder_layers,
+            "vocab_size": cfg.vocab_size, "activation": cfg.activation, "norm": cfg.norm,
+            "positions": cfg.positions, "dtype": s.dtype,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "kv_bytes_per_token": cfg.kv_cache_bytes_per_token(dtype.itemsize),
+        }
+        # Warm-up: kernels, RoPE tables, cuBLAS handles.
+        model.generate(torch.randint(0, cfg.vocab_size, (1, 64), device=device), 4)
+        if device.type == "cuda" and not args.no_profile:
+            try:
+                sdpa[cfg.variant] = sdpa_kernels(model, device)
+            except Exception as exc:  # the profiler is a diagnostic; never lose the run to it
+                sdpa[cfg.variant] = {"error": repr(exc)}
+        for batch in s.batches:
+            for context in s.contexts:
+                if not fits(cfg, s, batch, context, device, dtype.itemsize):
+                    p = Point(cfg.variant, kv, batch, context, status="skipped: memory")
+                    points.append(p)
+                    print(f"{cfg.variant:7s} B={batch:<3d} T={context:<6d} skipped (memory)")
+                    continue
+                graph = device.type == "cuda" and not args.no_profile
+                try:
+                    p = run_point(model, s, batch, context, device, bw["copy_GBps"], graph)
+                except torch.OutOfMemoryError:
+                    p = Point(cfg.variant, kv, batch, context, status="skipped: out of memory")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                points.append(p)
+                print(f"{cfg.variant:7s} B={batch:<3d} T={context:<6d} prefill {p.prefill_s:7.3f}s "
+                      f"decode {p.decode_ms:7.3f} ms  {p.tokens_per_s:9.1f} tok/s  "
+                      f"KV {p.kv_bytes_allocator / 2**30:7.3f} GiB "
+                      f"(formula {'=' if p.kv_agree else '≠'})  "
+                      f"bw {p.achieved_GBps:7.0f} GB/s = {p.bandwidth_fraction:5.1%}  "
+                      f"graph {p.graph_step_ms:7.3f} ms = {p.graph_bandwidth_fraction:5.1%}",
+                      flush=True)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    result = {"meta": {**info, "scale": scale_name, "scale_settings": asdict(s)},
+              "copy_bandwidth": bw, "configs": configs, "sdpa_kernels": sdpa,
+              "points": [asdict(p) for p in points]}
+    result["headline"] = headline(points)
+    write(result, args.out, device.type)
+    print(summary(result))
+    return result
+
+
+def headline(points: list[Point]) -> dict:
+    """Speedup of GQA/MQA over MHA (per-token decode latency) and KV-memory ratio at the
+    longest context measured for batch 8 (else the largest batch measured)."""
+    ok = [p for p in points if p.status == "ok"]
+    if not ok:
+        return {}
+    batches = sorted({p.batch for p in ok})
+    batch = 8 if 8 in batches else batches[-1]
+    context = max(p.context for p in ok if p.batch == batch)
+    at = {p.variant: p for p in ok if p.batch == batch and p.context == context}
+    out = {"batch": batch, "context": context}
+    if "MHA" in at:
+        for v, p in at.items():
+            out[v] = {"decode_ms": p.decode_ms, "tokens_per_s": p.tokens_per_s,
+                      "kv_GiB": p.kv_bytes_allocator / 2**30,
+                      "speedup_vs_MHA": at["MHA"].decode_ms / p.decode_ms,
+                      "kv_memory_vs_MHA": p.kv_bytes_allocator / at["MHA"].kv_bytes_allocator,
+                      "bandwidth_fraction": p.bandwidth_fraction}
+    return out
+
+
+def write(result: dict, out: Path, device_type: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"kv_{device_type}.json").write_text(json.dumps(result, indent=1, default=str))
+    meta = result["meta"]
+    cols = ["device_name", "date", "torch"]
+    rows = result["points"]
+    fields = cols + [k for k in rows[0] if k != "notes"] + ["notes"] if rows else cols
+    with open(out / f"kv_{device_type}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{c: meta.get(c) for c in cols}, **r, "notes": "; ".join(r["notes"])})
+
+
+def summary(result: dict) -> str:
+    h = result["headline"]
+    lines = [f"\n## {result['meta']['device_name']} — batch {h.get('batch')}, "
+             f"context {h.get('context')}"]
+    for v in ("MHA", *[k for k in h if k.startswith("GQA")], "MQA"):
+        if v in h:
+            r = h[v]
+            lines.append(f"{v:7s} decode {r['decode_ms']:8.3f} ms/token  "
+                         f"{r['tokens_per_s']:9.1f} tok/s  KV {r['kv_GiB']:7.3f} GiB  "
+                         f"speedup vs MHA {r['speedup_vs_MHA']:5.2f}×  "
+                         f"bandwidth {r['bandwidth_fraction']:5.1%}")
+    ok = [p for p in result["points"] if p["status"] == "ok"]
+    agree = sum(p["kv_agree"] for p in ok)
+    lines.append(f"KV-cache bytes (allocator) equal the formula at {agree} of {len(ok)} points")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The engine on CUDA equals the engine on the CPU: forward, attention maps, attend, generate.
+
+Run on a GPU machine: `python -m pytest -q -m gpu tests/test_gpu.py`. Without CUDA every test
+is skipped. Float32 on both sides (TF32 off, PyTorch's default for matmuls), so the two agree
+to rounding; the bf16 test checks which attention kernel runs, not digits.
+"""
+
+import copy
+
+import pytest
+import torch
+
+from engine.transformer import Request
+from tests.conftest import tiny
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+GEMMA_LIKE = dict(positions="rope", norm="rmsnorm", norm_position="pre", final_norm=True,
+                  post_attn_norm=True, post_ffn_norm=True, activation="geglu", qk_norm=True,
+                  bias=False, tie_embeddings=True, embed_scale=32**0.5, n_kv_heads=1,
+                  rope_base=(10_000.0, 1_000_000.0), window=(3, None))
+BERT_LIKE = dict(positions="learned", norm_position="post", embed_norm=True, activation="gelu",
+                 type_vocab_size=2)
+CASES = [
+    ("encoder", BERT_LIKE),
+    ("encoder", dict(positions="alibi", n_kv_heads=2)),
+    ("decoder", GEMMA_LIKE),
+    ("decoder", dict(positions="rope", n_kv_heads=2, norm="rmsnorm", norm_position="pre")),
+    ("decoder", dict(positions="alibi")),
+    ("encoder-decoder", dict(n_kv_heads=2)),
+]
+TOL = dict(rtol=1e-4, atol=1e-5)
+
+
+def on_cuda(model):
+    return copy.deepcopy(model).cuda()
+
+
+def run(model, arch, ids, tgt, real, req):
+    if arch == "encoder-decoder":
+        return model(ids, real, tgt, req=req)
+    return model(ids, real, req=req)
+
+
+@pytest.mark.parametrize("arch,kw", CASES)
+@pytest.mark.parametrize("record", [None, ()], ids=["maps", "fused"])
+def test_forward_and_maps_on_cuda_equal_cpu(arch, kw, record):
+    torch.manual_seed(0)
+    m = tiny(arch, **kw)
+    ids, tgt = torch.randint(3, 61, (2, 9)), torch.randint(3, 61, (2, 6))
+    real = torch.ones(2, 9, dtype=torch.bool)
+    real[1, 6:] = False  # a padded row
+    if arch == "decoder":
+        real = None  # decoder-only batches here are unpadded
+    req = Request(record=record, scores=record is None, qk=record is None)
+    cpu = run(m, arch, ids, tgt, real, req)
+    gpu = run(on_cuda(m), arch, ids.cuda(), tgt.cuda(), None if real is None else real.cuda(),
+              req)
+    assert torch.allclose(gpu.hidden.cpu(), cpu.hidden, **TOL)
+    if cpu.logits is not None:
+        assert torch.allclose(gpu.logits.cpu(), cpu.logits, **TOL)
+    assert cpu.record.keys() == gpu.record.keys()
+    for key, rec in cpu.record.items():
+        assert torch.allclose(gpu.record[key].weights.cpu(), rec.weights, **TOL), key
+        finite = rec.scores.isfinite()
+        assert torch.equal(gpu.record[key].scores.cpu().isfinite(), finite), key
+        assert torch.allclose(gpu.record[key].scores.cpu()[finite], rec.scores[finite], **TOL)
+        assert torch.allclose(gpu.record[key].q.cpu(), rec.q, **TOL)
+
+
+@pytest.mark.parametrize("arch,kw", [c for c in CASES if c[0] != "encoder"])
+def test_generate_on_cuda_equals_cpu(arch, kw):
+    torch.manual_seed(1)
+    m = tiny(arch, **kw)
+    ids = torch.randint(3, 61, (3, 7))
+    want = m.generate(ids, 12)
+    g = on_cuda(m)
+    assert torch.equal(g.generate(ids.cuda(), 12).cpu(), want)
+    assert torch.equal(g.generate(ids.cuda(), 12, use_cache=False).cpu(), want)
+    if arch == "decoder":  # a prompt fed in chunks, into a preallocated cache
+        cache = g.new_cache(ids.shape[1] + 12, batch=3)
+        assert torch.equal(g.generate(ids.cuda(), 12, cache=cache, prefill_chunk=3).cpu(), want)
+
+
+def test_attend_on_cuda_equals_cpu():
+    import engine
+
+    text = "the animal did not cross the street because it was too tired"
+    cpu = engine.load("transformer-base", device="cpu").attend(text, target="it was tired")
+    gpu_model = engine.load("transformer-base", device="cuda")
+    assert gpu_model.device.type == "cuda"
+    gpu = gpu_model.attend(text, target="it was tired")
+    assert gpu.keys() == cpu.keys()
+    for key in cpu.keys():
+        assert gpu[key].dtype == cpu[key].dtype
+        assert abs(gpu[key] - cpu[key]).max() < 1e-4, key
+
+
+@pytest.mark.parametrize("kv_heads", [8, 2, 1])
+def test_bf16_fused_path_runs_flash_and_never_widens_kv(kv_heads):
+    """Prefill, a prefill chunk after a cache, and a decode step: the flash kernel takes the
+    Hkv K/V heads as they are; no repeat_interleave copies them to H heads."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(2)
+    m = tiny("decoder", d_model=512, n_heads=8, n_kv_heads=kv_heads, d_ff=256, vocab_size=61,
+             positions="rope", norm="rmsnorm", norm_position="pre", bias=False, max_len=512)
+    ref = m.eval()
+    g = on_cuda(m).to(torch.bfloat16)
+    ids = torch.randint(3, 61, (2, 96))
+    cache = g.new_cache(128, batch=2)
+    steps = {"prefill": ids[:, :64], "chunk": ids[:, 64:95], "step": ids[:, 95:]}
+    for name, part in steps.items():
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            logits = g.extend(part.cuda(), cache)
+            torch.cuda.synchronize()
+        ops = {e.key for e in prof.key_averages()}
+        assert any("flash" in o.lower() for o in ops), (name, sorted(ops))
+        assert not any("repeat_interleave" in o for o in ops), (name, sorted(ops))
+        assert not any("_math" in o for o in ops), (name, sorted(ops))
+    want = ref(ids).logits[:, -1]
+    err = (logits.float().cpu() - want).norm() / want.norm()
+    assert err < 3e-2  # bf16 weights and activations against float32
