@@ -190,7 +190,7 @@ mode_names = {m: tr(T, f"mode_{m}") for m in MODES}
 row = st.columns([3, 1, 3])
 with row[0]:
     mode = st.radio(tr(T, "mode"), MODES, format_func=mode_names.get, horizontal=True,
-                    key="masks_mode")
+                    key="masks_mode", index=1)  # causal: the page opens on a visible mask
 with row[1]:
     window = int(st.number_input(tr(T, "window"), 0, WINDOW_MAX, 0, key="masks_window",
                                  help=tr(T, "window_help")))

@@ -173,8 +173,9 @@ def show_sinusoidal(d_model: int, length: int, base: float, kinds: dict) -> None
     table = sinusoidal_table(length, d_model, base).numpy()  # [L, D]
     plot(encoding_figure(table, title=tr(T, "sin_title"), style=style()), "pos_sinusoidal",
          table)
-    default = [d for d in (0, 1, 2 * (d_model // 8), 2 * (d_model // 8) + 1, d_model - 2)
-               if 0 <= d < d_model]
+    # a fast pair (0, 1), a middle one, and a slow sine (d/2) that still moves over 64 positions
+    q = 2 * (d_model // 8)
+    default = [d for d in (0, 1, q, q + 1, 2 * (d_model // 4)) if 0 <= d < d_model]
     dims = st.multiselect(tr(T, "dims"), list(range(d_model)),
                           default=list(dict.fromkeys(default)), key=f"pos_dims_{d_model}")
     if dims:

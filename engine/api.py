@@ -52,6 +52,10 @@ class LoadedModel:
     load_seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
     weights_hash: str = ""
+    # Model-specific remarks on an input / a generated text (e.g. "this does not look like a
+    # date" for the date normaliser); each returns a list of notices.
+    input_notes: Callable[[str], list[str]] | None = None
+    output_notes: Callable[[str], list[str]] | None = None
     _variants: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -253,11 +257,15 @@ class LoadedModel:
             tt_max = max(len(e.ids) for e in target_enc)
             target_tokens = target_enc[b].tokens + [pad] * (tt_max - len(target_enc[b].ids))
         notices = list(self.notices)
-        if enc.truncated:
+        if enc.truncated and self.input_notes is None:  # else input_notes says it better
             notices.append(
                 f"the text was cut to {len(enc.ids)} tokens (it had {enc.n_original}); "
                 f"{self.name} reads at most {self.codec.max_tokens}"
             )
+        if self.input_notes is not None:
+            notices += [n for n in self.input_notes(settings["text"]) if n not in notices]
+        if self.output_notes is not None and "generated" in outputs:
+            notices += self.output_notes(outputs["generated"])
         share = self.codec.unknown_share(enc.ids)
         if share > 0.2:
             notices.append(

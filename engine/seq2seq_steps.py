@@ -93,6 +93,16 @@ def prepare_source(tokenizer: Tokenizer, text: str) -> Source:
     return Source(text=kept, ids=ids, tokens=tokens, notices=notices, truncated=truncated)
 
 
+def input_notices(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The notices `prepare_source` attaches to `text` (empty text: ValueError)."""
+    return prepare_source(tokenizer, text).notices
+
+
+def output_notices(output: str) -> list[str]:
+    """[NOTICE_BAD_OUTPUT] when `output` is not a valid ISO date in range, else []."""
+    return [] if is_valid_target(output) else [NOTICE_BAD_OUTPUT.format(out=output)]
+
+
 def batch_sources(
     sources: list[Source], pad_id: int, device: str | torch.device = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,10 +181,7 @@ def normalise(
         out = greedy_decode(model, ids, is_real, use_cache=use_cache).cpu().tolist()
         for source, row in zip(sources, out, strict=True):
             text = ids_to_text(tokenizer, row)
-            notices = list(source.notices)
-            if not is_valid_target(text):
-                notices.append(NOTICE_BAD_OUTPUT.format(out=text))
-            results.append(Normalised(source, text, notices))
+            results.append(Normalised(source, text, source.notices + output_notices(text)))
     return results
 
 
@@ -283,9 +290,7 @@ def step_through(
         if next_id == cfg.eos_id:
             break
     output = ids_to_text(tokenizer, prefix[1:])
-    notices = list(source.notices)
-    if not is_valid_target(output):
-        notices.append(NOTICE_BAD_OUTPUT.format(out=output))
+    notices = source.notices + output_notices(output)
     return StepThrough(
         source_tokens=source.tokens,
         query_tokens=[tokenizer.id_to_token(i) for i in prefix[:-1]],
@@ -311,6 +316,8 @@ __all__ = [
     "exact_match",
     "greedy_decode",
     "ids_to_text",
+    "input_notices",
+    "output_notices",
     "normalise",
     "prepare_source",
     "step_through",

@@ -128,7 +128,16 @@ def check_against(at, rec, block, head, n_real=None):
     return mask
 
 
-def test_default_is_unmasked_and_equals_the_engine(page, minilm):
+def test_default_is_causal_and_equals_the_engine(page, minilm):
+    assert page.radio(key="masks_mode").value == "causal"
+    rec = minilm.attend(TEXT, mask="causal", scores=True, layers=["encoder.self.0"])
+    mask = check_against(page, rec, "encoder.self.0", 0)
+    assert np.array_equal(mask, np.tril(np.ones_like(mask)))
+
+
+def test_no_mask_equals_the_engine_and_changes_nothing(page, minilm):
+    page.radio(key="masks_mode").set_value("none").run()
+    no_exception(page)
     rec = minilm.attend(TEXT, mask="auto", scores=True, layers=["encoder.self.0"])
     mask = check_against(page, rec, "encoder.self.0", 0)
     assert mask.all()
@@ -137,7 +146,6 @@ def test_default_is_unmasked_and_equals_the_engine(page, minilm):
 
 
 def test_causal_layer_and_head(page, minilm):
-    page.radio(key="masks_mode").set_value("causal")
     page.selectbox(key="masks_block").set_value("encoder.self.3")
     page.slider(key="masks_head").set_value(5)
     page.run()

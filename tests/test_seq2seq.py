@@ -20,6 +20,7 @@ from engine.seq2seq_steps import (
     batch_sources,
     greedy_decode,
     normalise,
+    output_notices,
     prepare_source,
     step_through,
 )
@@ -225,3 +226,17 @@ def test_unknown_characters_are_named(tokenizer):
     assert source.tokens[3] == dates.UNK
     assert any("'ä'" in n for n in source.notices)
     assert source.tokens[-1] == dates.EOS
+
+
+def test_output_notices():
+    assert output_notices("2021-03-03") == []
+    assert "not a valid date" in output_notices("2007-04-00")[0]
+
+
+def test_loaded_model_wrapper_decodes(shipped):
+    variant, *_ = shipped
+    loaded = loader.load_seq2seq_model(variant, "cpu")
+    rec = loaded.attend("3 Mar 21")
+    assert rec.outputs["generated"] == "2021-03-03"
+    assert rec.tokens[-1] == dates.EOS and rec.target_tokens[0] == dates.BOS
+    assert rec["decoder.cross.0"].shape == (8, 11, len(rec.tokens))

@@ -308,7 +308,7 @@ def test_bundle_with_images(tmp_path):
                                 source=dict(model="fake", text="a b c"))
     names = [f["name"] for f in manifest["files"]]
     assert names == ["figures/encoder.self.1.h0.png", "figures/encoder.self.1.h1.png",
-                     "figures/encoder.self.1.html", "attention.npz"]
+                     "figures/encoder.self.html", "attention.npz"]
     with zipfile.ZipFile(tmp_path / "l.zip") as zf:
         png_pixels(zf.read(names[0]))
 

@@ -111,10 +111,13 @@ def export(args) -> Path:
         import engine
     except ImportError as e:
         raise RuntimeError(f"the engine is not available ({e})") from None
+    not_installed = getattr(engine, "ModelNotInstalled", ())
     try:
         model = engine.load(args.model, device=args.device)
     except (KeyError, ValueError, FileNotFoundError) as e:
         raise UsageError(f"cannot load model {args.model!r}: {e}") from None
+    except not_installed as e:
+        raise UsageError(str(e).splitlines()[0]) from None
     attend = dict(mask=args.mask)
     try:
         rec = model.attend(args.text, target=args.target, **attend)

@@ -447,15 +447,19 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _figure_for(data: AttentionData, key: str, head: int | None, style: Style) -> go.Figure:
+def _figure_for(data: AttentionData, keys: Sequence[str], head: int | None,
+                style: Style) -> go.Figure:
+    """Head heatmap of keys[0] (head given) or the model view of `keys` (one block kind)."""
     from viz.heatmap import head_heatmap
     from viz.model_view import model_view
 
-    q_tok, k_tok = data.token_pair(key)
     if head is None:
-        return model_view([data.attn[key]], layer_labels=[key], style=style, title=key)
-    return head_heatmap(data.attn[key][head], q_tok, k_tok, style=style,
-                        title=f"{key} head {head}")
+        title = keys[0] if len(keys) == 1 else split_key(keys[0])[0]
+        return model_view([data.attn[k] for k in keys], layer_labels=list(keys), style=style,
+                          title=title)
+    q_tok, k_tok = data.token_pair(keys[0])
+    return head_heatmap(data.attn[keys[0]][head], q_tok, k_tok, style=style,
+                        title=f"{keys[0]} head {head}")
 
 
 def build_file(data: AttentionData, spec: Mapping[str, Any], style: Style = DEFAULT,
@@ -474,14 +478,13 @@ def build_file(data: AttentionData, spec: Mapping[str, Any], style: Style = DEFA
         if spec.get("head") is not None:
             sel = sel.select(head=spec["head"])
         return data_bytes(sel, fmt)
-    key = spec["keys"][0]
-    fig = _figure_for(sel, key, spec.get("head"), style)
+    fig = _figure_for(sel, spec["keys"], spec.get("head"), style)
     return figure_bytes(fig, fmt, width=spec.get("width"), height=spec.get("height"),
                         scale=spec.get("scale", 1.0))
 
 
 def _plan(data: AttentionData, formats: Sequence[str], fig_kw: dict) -> list[dict]:
-    """The files of a bundle: data over all keys; one figure per head and per layer."""
+    """The files of a bundle: data over all keys, one image per head, one HTML per block."""
     keys = list(data.attn)
     cells = sum(a.size for a in data.attn.values())
     plan = []
@@ -490,9 +493,10 @@ def _plan(data: AttentionData, formats: Sequence[str], fig_kw: dict) -> list[dic
             if fmt in ("csv", "json") and cells > TIDY_MAX_ROWS:
                 continue
             plan.append(dict(name=f"attention.{fmt}", format=fmt, keys=keys, head=None))
-        elif fmt == "html":
-            plan += [dict(name=f"figures/{k}.html", format="html", keys=[k], head=None)
-                     for k in keys]
+        elif fmt == "html":  # one interactive model view per block kind (plotly.js is 4 MB)
+            for block in dict.fromkeys(split_key(k)[0] for k in keys):
+                plan.append(dict(name=f"figures/{block}.html", format="html", head=None,
+                                 keys=[k for k in keys if split_key(k)[0] == block]))
         elif fmt in IMAGE_FORMATS:
             for k in keys:
                 plan += [dict(name=f"figures/{k}.h{h}.{fmt}", format=fmt, keys=[k], head=h,
@@ -513,6 +517,7 @@ def export_bundle(
     height: int | None = None,
     scale: float = 1.0,
     progress: Progress | None = None,
+    skip_unavailable: bool = True,
 ) -> dict:
     """ZIP of every head of the given maps (a layer: data.select(block, layer); or the whole
     model) plus manifest.json, enough to regenerate each file with `regenerate_file`.
@@ -520,7 +525,8 @@ def export_bundle(
     data: AttentionData or an engine record. source: how the maps were made:
     {"model", "text", "target", "attend": attend() kwargs, "engine_version", "weights_hash"}
     (missing entries are taken from data.meta). progress(fraction, message) is called after
-    each file. Returns the manifest.
+    each file. skip_unavailable: without Chromium, leave PNG/SVG/PDF out (the manifest's
+    notes say so) instead of raising ExportUnavailable. Returns the manifest.
     """
     if not isinstance(data, AttentionData):
         data = AttentionData.from_record(data)
@@ -532,7 +538,15 @@ def export_bundle(
     if src.get("engine_version") is None:
         src["engine_version"] = (meta.get("versions") or {}).get("engine")
     fig_kw = dict(width=width, height=height, scale=scale)
-    plan = _plan(data, [f.lower() for f in formats], fig_kw)
+    formats = [f.lower() for f in formats]
+    notes = []
+    if skip_unavailable and set(formats) & set(IMAGE_FORMATS) and not chromium_available():
+        notes.append("Chromium not found: PNG/SVG/PDF left out (apt-get install -y chromium)")
+        formats = [f for f in formats if f not in IMAGE_FORMATS]
+    cells = sum(a.size for a in data.attn.values())
+    if cells > TIDY_MAX_ROWS and set(formats) & {"csv", "json"}:
+        notes.append(f"{cells} rows are too many for CSV/JSON: use attention.npz")
+    plan = _plan(data, formats, fig_kw)
     if not plan:
         raise ValueError("nothing to export: no formats selected")
     manifest = {
@@ -544,6 +558,7 @@ def export_bundle(
         "meta": _json_safe(meta),
         "versions": versions(),
         "style": style.to_dict(),
+        "notes": notes,
         "files": [],
     }
     buf = io.BytesIO()

@@ -29,6 +29,18 @@ except ImportError:  # pragma: no cover - only while viz/heatmap.py is being wri
     curves_figure = matrix_heatmap = None
 
 SIMILARITIES = ("dot", "cosine")
+HEIGHT = 440
+
+
+def _sparse_ticks(n: int, max_ticks: int) -> dict:
+    """Tick every k-th index (k a 1-2-5 step) so that at most `max_ticks` labels show."""
+    step = 1
+    for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
+        step = s
+        if -(-n // s) <= max_ticks:
+            break
+    vals = list(range(0, n, step))
+    return dict(tickmode="array", tickvals=vals, ticktext=[str(v) for v in vals])
 
 
 def similarity(table: np.ndarray, kind: str = "cosine") -> np.ndarray:
@@ -52,7 +64,8 @@ def _heat(z, x_title, y_title, value_name, style, diverging, title):
     if matrix_heatmap is not None:
         fig = matrix_heatmap(z, x_title=x_title, y_title=y_title, value_name=value_name,
                              title=title, style=style, diverging=diverging)
-        fig.update_layout(height=420)
+        fig.update_layout(height=HEIGHT)
+        fig.update_yaxes(**_sparse_ticks(z.shape[0], 16))  # 32 row labels overlap at 420 px
         return fig
     finite = z[np.isfinite(z)]
     if diverging:
@@ -73,7 +86,7 @@ def _heat(z, x_title, y_title, value_name, style, diverging, title):
     fig.update_xaxes(title=dict(text=safe_label(x_title)), showgrid=False, zeroline=False)
     fig.update_yaxes(title=dict(text=safe_label(y_title)), autorange="reversed",
                      showgrid=False, zeroline=False)
-    fig.update_layout(height=420)
+    fig.update_layout(height=HEIGHT)
     return apply_style(fig, style, title)
 
 

@@ -150,6 +150,7 @@ def load_seq2seq_model(variant: str, device: str | torch.device = "cpu"):
     from engine.api import LoadedModel
     from engine.codecs import TokenizerCodec
     from engine.datasets.dates import MAX_SOURCE_CHARS, PAD, UNK
+    from engine.seq2seq_steps import input_notices, output_notices
 
     model, tokenizer, cfg = load_seq2seq(variant, device)
     card = read_card(variant)
@@ -162,8 +163,11 @@ def load_seq2seq_model(variant: str, device: str | torch.device = "cpu"):
         device=next(model.parameters()).device,
         description=(
             f"date normaliser trained here ({cfg.variant}: {cfg.n_heads} query heads, "
-            f"{cfg.kv_heads} K/V heads), {accuracy:.1f}% held-out exact match"
+            f"{cfg.kv_heads} K/V head{'s' if cfg.kv_heads != 1 else ''}), "
+            f"{accuracy:.1f}% held-out exact match"
         ),
         target_codec=codec,
+        input_notes=lambda text: input_notices(tokenizer, text),
+        output_notes=output_notices,
         weights_hash="sha256:" + card["weights_sha256"],
     )

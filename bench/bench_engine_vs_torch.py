@@ -1,0 +1,212 @@
+"""The engine against torch.nn.Transformer on the original Transformer (Vaswani et al., 2017):
+same preset (`engine.presets.vaswani()`, base size), same weights, same inputs, one process.
+
+Two paths, each timed against its peer, interleaved (engine, torch, engine, torch, ...), medians,
+printed as a ratio engine / torch (below 1: the engine is faster):
+
+- fused: no attention weights asked for. Engine: `Request(record=())`, every block on
+  `scaled_dot_product_attention`. Torch: `nn.Transformer` in eval mode under no_grad (its
+  encoder takes PyTorch's native fast path when it can).
+- weights: every attention map returned. Engine: `Request(record=None)`, per-head weights of
+  every block. Torch: the same layers called with `nn.MultiheadAttention(need_weights=True,
+  average_attn_weights=False)`, each map kept.
+
+Both sides include the embeddings (× √d_model, sinusoidal positions) and the output projection.
+Before timing, outputs and maps are checked to agree.
+
+Usage:
+    python bench/bench_engine_vs_torch.py                # CPU: batch 8, 128 source/target tokens
+    python bench/bench_engine_vs_torch.py --device cuda  # GPU: batch 32, 256 tokens
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.presets import vaswani  # noqa: E402
+from engine.transformer import Request, Transformer, init_weights  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def copy_attention(ours, theirs: nn.MultiheadAttention) -> None:
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight,
+                                               ours.v_proj.weight]))
+        theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias,
+                                             ours.v_proj.bias]))
+        theirs.out_proj.weight.copy_(ours.o_proj.weight)
+        theirs.out_proj.bias.copy_(ours.o_proj.bias)
+
+
+class TorchVaswani(nn.Module):
+    """nn.Transformer between the engine's own embeddings and output projection (shared
+    modules: the comparison is of the Transformer, not of an embedding lookup)."""
+
+    def __init__(self, model: Transformer):
+        super().__init__()
+        c = model.cfg
+        self.src_embed, self.tgt_embed, self.out = (model.encoder.embed, model.decoder.embed,
+                                                    model.lm_head)
+        self.core = nn.Transformer(c.d_model, c.n_heads, c.n_encoder_layers, c.n_decoder_layers,
+                                   c.d_ff, dropout=0.0, batch_first=True)
+        self.core.encoder.norm = None  # the paper's post-LN stacks end without a norm
+        self.core.decoder.norm = None
+        for ours, theirs in zip(model.encoder.layers, self.core.encoder.layers, strict=True):
+            copy_attention(ours.self_attn, theirs.self_attn)
+            theirs.norm1.load_state_dict(ours.self_norm.state_dict())
+            theirs.norm2.load_state_dict(ours.ffn_norm.state_dict())
+            theirs.linear1.load_state_dict(ours.ffn.up.state_dict())
+            theirs.linear2.load_state_dict(ours.ffn.down.state_dict())
+        for ours, theirs in zip(model.decoder.layers, self.core.decoder.layers, strict=True):
+            copy_attention(ours.self_attn, theirs.self_attn)
+            copy_attention(ours.cross_attn, theirs.multihead_attn)
+            theirs.norm1.load_state_dict(ours.self_norm.state_dict())
+            theirs.norm2.load_state_dict(ours.cross_norm.state_dict())
+            theirs.norm3.load_state_dict(ours.ffn_norm.state_dict())
+            theirs.linear1.load_state_dict(ours.ffn.up.state_dict())
+            theirs.linear2.load_state_dict(ours.ffn.down.state_dict())
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device)
+        h = self.core(self.src_embed(src), self.tgt_embed(tgt), tgt_mask=causal,
+                      tgt_is_causal=True)
+        return self.out(h)
+
+    def with_weights(self, src: torch.Tensor, tgt: torch.Tensor):
+        """The same computation, layer by layer, keeping every per-head map."""
+        maps = []
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device)
+        x = self.src_embed(src)
+        for layer in self.core.encoder.layers:
+            a, w = layer.self_attn(x, x, x, need_weights=True, average_attn_weights=False)
+            maps.append(w)
+            x = layer.norm1(x + a)
+            x = layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+        memory, y = x, self.tgt_embed(tgt)
+        for layer in self.core.decoder.layers:
+            a, w = layer.self_attn(y, y, y, attn_mask=causal, need_weights=True,
+                                   average_attn_weights=False)
+            maps.append(w)
+            y = layer.norm1(y + a)
+            a, w = layer.multihead_attn(y, memory, memory, need_weights=True,
+                                        average_attn_weights=False)
+            maps.append(w)
+            y = layer.norm2(y + a)
+            y = layer.norm3(y + layer.linear2(layer.activation(layer.linear1(y))))
+        return self.out(y), maps
+
+
+def timed(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def compare(name: str, ours, theirs, device: torch.device, repeats: int) -> dict:
+    """Interleaved timings (the order alternates each round), medians and their ratio."""
+    for _ in range(2):  # warm-up
+        ours()
+        theirs()
+    t_ours, t_theirs = [], []
+    for r in range(repeats):
+        pair = [(t_ours, ours), (t_theirs, theirs)]
+        for store, fn in pair if r % 2 == 0 else pair[::-1]:
+            store.append(timed(fn, device))
+    row = {"path": name, "engine_ms": statistics.median(t_ours) * 1e3,
+           "torch_ms": statistics.median(t_theirs) * 1e3, "repeats": repeats}
+    row["ratio"] = row["engine_ms"] / row["torch_ms"]
+    print(f"{name:8s} engine {row['engine_ms']:9.2f} ms   nn.Transformer {row['torch_ms']:9.2f} ms"
+          f"   engine/torch = {row['ratio']:.2f}×", flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--length", type=int, default=None, help="source and target tokens")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--small", action="store_true", help="a 2-layer d_model 64 model (tests)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    batch = args.batch or (32 if gpu else 8)
+    length = args.length or (256 if gpu else 128)
+    repeats = args.repeats or (30 if gpu else 9)
+
+    torch.manual_seed(0)
+    cfg = vaswani(d_model=64, n_heads=4, n_layers=2, d_ff=128) if args.small else vaswani()
+    model = init_weights(Transformer(cfg), seed=0).eval().to(device)
+    ref = TorchVaswani(model).eval().to(device)
+    src = torch.randint(3, cfg.vocab_size, (batch, length), device=device)
+    tgt = torch.randint(3, cfg.vocab_size, (batch, length), device=device)
+
+    with torch.inference_mode():
+        ours = model(src, target_ids=tgt, req=Request(record=None))
+        theirs, maps = ref.with_weights(src, tgt)
+        fused = ref(src, tgt)
+        keys = list(ours.record)  # encoder.self.*, then decoder.self.L, decoder.cross.L
+        check = {
+            "logits_max_abs_diff_fused": float((model(src, target_ids=tgt).logits - fused)
+                                               .abs().max()),
+            "logits_max_abs_diff_weights": float((ours.logits - theirs).abs().max()),
+            "maps_max_abs_diff": max(float((ours.record[k].weights - w).abs().max())
+                                     for k, w in zip(keys, maps, strict=True)),
+        }
+        del ours, theirs, maps, fused
+        print(f"# {device_name(device)} · torch {torch.__version__} · batch {batch} · "
+              f"{length}+{length} tokens · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, "
+              f"d_model {cfg.d_model}, {cfg.n_heads} heads", flush=True)
+        print(f"# agreement: {json.dumps(check)}", flush=True)
+        rows = [
+            compare("fused", lambda: model(src, target_ids=tgt, req=Request(record=())),
+                    lambda: ref(src, tgt), device, repeats),
+            compare("weights", lambda: model(src, target_ids=tgt, req=Request(record=None)),
+                    lambda: ref.with_weights(src, tgt), device, repeats),
+        ]
+    result = {
+        "meta": {"device": device.type, "device_name": device_name(device),
+                 "torch": torch.__version__, "threads": torch.get_num_threads(),
+                 "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                 "python": platform.python_version(),
+                 "command": "python bench/bench_engine_vs_torch.py "
+                            + " ".join(argv if argv is not None else sys.argv[1:])},
+        "config": {"preset": "vaswani()" if not args.small else "vaswani(64, 4 heads, 2 layers)",
+                   "d_model": cfg.d_model, "heads": cfg.n_heads, "layers": cfg.n_encoder_layers,
+                   "d_ff": cfg.d_ff, "vocab": cfg.vocab_size, "batch": batch,
+                   "source_tokens": length, "target_tokens": length, "dtype": "float32"},
+        "agreement": check, "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"engine_vs_torch_{device.type}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+if __name__ == "__main__":
+    main()
