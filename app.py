@@ -9,19 +9,21 @@ import streamlit as st
 from app_pages.common import sidebar
 from app_pages.i18n import COMMON, tr
 
-st.set_page_config(page_title="Attention Studio", page_icon="🔍", layout="wide")
+# Material icons, not emoji: headless Chromium on a bare Debian has no emoji font.
+st.set_page_config(page_title="Attention Studio", page_icon=":material/visibility:",
+                   layout="wide")
 settings = sidebar()
 
+PAGES = [  # (file, title key, icon, url path)
+    ("attention_page.py", "page_attention", "visibility", "attention"),
+    ("masks_page.py", "page_masks", "grid_on", "masks"),
+    ("variants_page.py", "page_variants", "call_split", "variants"),
+    ("positions_page.py", "page_positions", "straighten", "positions"),
+    ("steps_page.py", "page_steps", "stairs", "steps"),
+]
 pages = [
-    st.Page("app_pages/attention_page.py", title=tr(COMMON, "page_attention"), icon="🔍",
-            url_path="attention", default=True),
-    st.Page("app_pages/masks_page.py", title=tr(COMMON, "page_masks"), icon="🎭",
-            url_path="masks"),
-    st.Page("app_pages/variants_page.py", title=tr(COMMON, "page_variants"), icon="🧮",
-            url_path="variants"),
-    st.Page("app_pages/positions_page.py", title=tr(COMMON, "page_positions"), icon="📐",
-            url_path="positions"),
-    st.Page("app_pages/steps_page.py", title=tr(COMMON, "page_steps"), icon="🪜",
-            url_path="steps"),
+    st.Page(f"app_pages/{file}", title=tr(COMMON, key), icon=f":material/{icon}:",
+            url_path=path, default=i == 0)
+    for i, (file, key, icon, path) in enumerate(PAGES)
 ]
 st.navigation(pages).run()

@@ -28,6 +28,7 @@ DEFAULT_TEXT2 = "A second, longer sentence in the same batch makes the first one
 WINDOW_MAX = 2048
 
 T = {
+    "choose": ("Choose…", "请选择…"),
     "title": ("Masks: which keys may a query read?", "掩码:查询可以读取哪些键?"),
     "intro": (
         "A mask removes keys before the softmax: their score becomes −∞, so their weight is "
@@ -99,6 +100,9 @@ T = {
     "token": ("token", "词元"),
     "prob": ("probability", "概率"),
     "load_failed": ("Could not load {name}: {msg}", "无法加载 {name}:{msg}"),
+    "panel_mask": ("mask (may attend)", "掩码(可以关注)"),
+    "panel_scores": ("scores (pre-softmax)", "分数(softmax 之前)"),
+    "panel_weights": ("weights (softmax)", "权重(softmax 之后)"),
     "fig_title": ("{block}, head {head}", "{block},头 {head}"),
 }
 
@@ -221,7 +225,7 @@ with row[2]:
     labels = [f"{i}: {t}" for i, t in enumerate(tokens)]
     knockout = st.multiselect(tr(T, "knockout"), list(range(len(tokens))),
                               format_func=lambda i: labels[i], key=f"masks_knock_{len(tokens)}",
-                              help=tr(T, "knockout_help"))
+                              help=tr(T, "knockout_help"), placeholder=tr(T, "choose"))
 knockout = sorted(int(i) for i in knockout)
 
 api_mask = {"none": "none", "causal": "causal", "padding": "auto"}[mode]
@@ -260,6 +264,9 @@ weights = rec[block][head]
 title = tr(T, "fig_title", block=block, head=head)
 if masks_figure is not None:
     fig = masks_figure(mask, scores, weights, rec.tokens, title=title, style=style())
+    panels = ("panel_mask", "panel_scores", "panel_weights")
+    for ann, panel in zip(fig.layout.annotations[:3], panels, strict=False):
+        ann.text = tr(T, panel)  # the three subplot titles, in the interface language
     st.plotly_chart(fig, key="fig_masks", config={"displaylogo": False})
     download(fig, "masks", record=rec, block=block, head=head)
 else:  # pragma: no cover - fallback while viz.heatmap.masks_figure is missing

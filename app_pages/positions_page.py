@@ -28,6 +28,7 @@ from viz.positions import (
 from viz.style import Style
 
 T = {
+    "choose": ("Choose…", "请选择…"),
     "title": ("Positions: how attention knows word order", "位置编码:注意力如何知道词序"),
     "intro": (
         "Attention by itself ignores order: shuffle the tokens and each one gets the same "
@@ -76,6 +77,11 @@ T = {
                           "MiniLM 位置间相似度({kind})"),
     "learned_missing": ("MiniLM is not installed, so its learned positions cannot be shown. "
                         "Install it with:", "未安装 MiniLM,无法显示其可学习位置向量。安装命令:"),
+    "learned_clip": (
+        "Colours are capped at the 99th percentile of |value|: a few dimensions hold much "
+        "larger values and would wash the rest out. Hover shows the exact numbers.",
+        "颜色上限取 |值| 的第 99 百分位:少数维度的值大得多,会让其余部分看不清。悬停可看精确数值。",
+    ),
     "learned_cut": ("MiniLM has 512 positions: showing 512.",
                     "MiniLM 只有 512 个位置:显示 512 个。"),
     "rope_help": (
@@ -112,9 +118,31 @@ T = {
     "alibi_cut": ("Showing the first {n} positions.", "显示前 {n} 个位置。"),
     "head": ("head", "头"),
     "slope": ("slope", "斜率"),
+    "bias": ("bias", "偏置"),
+    "position": ("position", "位置"),
+    "dimension": ("dimension", "维度"),
+    "value": ("value", "数值"),
+    "dim": ("dim", "维"),
+    "pair": ("pair", "维度对"),
+    "angle": ("angle", "角度"),
+    "sim_value": ("similarity", "相似度"),
+    "distance": ("relative distance n − m", "相对距离 n − m"),
+    "qk_rope": ("q·k after RoPE", "RoPE 之后的 q·k"),
+    "key_pos": ("key position n", "键位置 n"),
+    "query_pos": ("query position m", "查询位置 m"),
 }
 
 ALIBI_MAX = 64  # positions drawn per ALiBi head (8 small heatmaps stay light)
+
+
+def axes() -> dict:
+    """Translated axis titles of a position × dimension table."""
+    return dict(x_title=tr(T, "dimension"), y_title=tr(T, "position"),
+                value_name=tr(T, "value"))
+
+
+def sim_axes() -> dict:
+    return dict(value_name=tr(T, "sim_value"), axis_title=tr(T, "position"))
 
 
 def style() -> Style:
@@ -171,22 +199,25 @@ def minilm_positions(device: str) -> np.ndarray | None:
 def show_sinusoidal(d_model: int, length: int, base: float, kinds: dict) -> None:
     st.caption(tr(T, "sin_help"))
     table = sinusoidal_table(length, d_model, base).numpy()  # [L, D]
-    plot(encoding_figure(table, title=tr(T, "sin_title"), style=style()), "pos_sinusoidal",
-         table)
+    plot(encoding_figure(table, title=tr(T, "sin_title"), style=style(), **axes()),
+         "pos_sinusoidal", table)
     # a fast pair (0, 1), a middle one, and a slow sine (d/2) that still moves over 64 positions
     q = 2 * (d_model // 8)
     default = [d for d in (0, 1, q, q + 1, 2 * (d_model // 4)) if 0 <= d < d_model]
     dims = st.multiselect(tr(T, "dims"), list(range(d_model)),
-                          default=list(dict.fromkeys(default)), key=f"pos_dims_{d_model}")
+                          default=list(dict.fromkeys(default)), key=f"pos_dims_{d_model}",
+                          placeholder=tr(T, "choose"))
     if dims:
-        plot(dimension_curves_figure(table, dims, title=tr(T, "curves_title"), style=style()),
+        plot(dimension_curves_figure(table, dims, title=tr(T, "curves_title"), style=style(),
+                                     x_title=tr(T, "position"), y_title=tr(T, "value"),
+                                     dim_label=tr(T, "dim")),
              "pos_curves", table[:, dims], [f"dim {d}" for d in dims])
     kind = st.radio(tr(T, "similarity"), list(kinds), format_func=kinds.get, horizontal=True,
                     key="pos_sim")
     st.caption(tr(T, "sim_help"))
     sim = similarity(table, kind)
-    plot(similarity_figure(sim, title=tr(T, "sim_title", kind=kinds[kind]), style=style()),
-         "pos_similarity", sim)
+    plot(similarity_figure(sim, title=tr(T, "sim_title", kind=kinds[kind]), style=style(),
+                           **sim_axes()), "pos_similarity", sim)
 
 
 def show_learned(length: int, kinds: dict) -> None:
@@ -206,13 +237,14 @@ def show_learned(length: int, kinds: dict) -> None:
     if length > learned.shape[0]:
         st.info(tr(T, "learned_cut"))
     part = learned[:length]
-    plot(encoding_figure(part, title=tr(T, "learned_title"), style=style()), "pos_learned",
-         part)
+    plot(encoding_figure(part, title=tr(T, "learned_title"), style=style(), clip_quantile=0.99,
+                         **axes()), "pos_learned", part)
+    st.caption(tr(T, "learned_clip"))
     kind = st.radio(tr(T, "similarity"), list(kinds), format_func=kinds.get, horizontal=True,
                     key="pos_sim_learned", index=1)
     sim = similarity(part, kind)
     plot(similarity_figure(sim, title=tr(T, "learned_sim_title", kind=kinds[kind]),
-                           style=style()), "pos_learned_similarity", sim)
+                           style=style(), **sim_axes()), "pos_learned_similarity", sim)
 
 
 def show_rope(d_model: int, length: int, base: float) -> None:
@@ -224,25 +256,30 @@ def show_rope(d_model: int, length: int, base: float) -> None:
     thetas = base ** (-np.arange(0, d, 2, dtype=np.float64) / d)  # engine.positions' θ_i
     pairs = st.multiselect(tr(T, "pairs"), list(range(half)),
                            default=list(dict.fromkeys([0, half // 4, half - 1])),
-                           key=f"pos_rope_pairs_{d}", max_selections=4)
+                           key=f"pos_rope_pairs_{d}", max_selections=4,
+                           placeholder=tr(T, "choose"))
     n_pos = st.slider(tr(T, "n_positions"), 1, min(16, length), min(6, length),
                       key="pos_rope_npos")
     cos, sin = rope_cos_sin(torch.arange(length), d, base)  # [L, d]
     if pairs:
         plot(rope_circle_figure(cos.numpy(), sin.numpy(), pairs, list(range(n_pos)), thetas,
-                                title=tr(T, "circle_title"), style=style()), "pos_rope_circle",
+                                title=tr(T, "circle_title"), style=style(),
+                                pair_label=tr(T, "pair"), position_label=tr(T, "position"),
+                                angle_label=tr(T, "angle")), "pos_rope_circle",
              np.stack([cos.numpy()[:n_pos, pairs], sin.numpy()[:n_pos, pairs]], axis=-1)
              .reshape(n_pos, -1),
              [f"pair {q} {c}" for q in pairs for c in ("cos", "sin")])
-    seed = int(st.number_input(tr(T, "seed"), 0, 10_000, 0, key="pos_rope_seed"))
+    seed = int(st.columns(3)[0].number_input(tr(T, "seed"), 0, 10_000, 0, key="pos_rope_seed"))
     scores = rope_scores(length, d, base, seed)
     ms = list(dict.fromkeys([0, length // 4, length // 2]))
     cols = st.columns(2)
     with cols[0]:
-        plot(rope_distance_figure(scores, ms, title=tr(T, "distance_title"), style=style()),
+        plot(rope_distance_figure(scores, ms, title=tr(T, "distance_title"), style=style(),
+                                  x_title=tr(T, "distance"), y_title=tr(T, "qk_rope")),
              "pos_rope_distance", scores[ms].T, [f"m = {m}" for m in ms])
     with cols[1]:
-        plot(score_matrix_figure(scores, title=tr(T, "matrix_title"), style=style()),
+        plot(score_matrix_figure(scores, title=tr(T, "matrix_title"), style=style(),
+                                 x_title=tr(T, "key_pos"), y_title=tr(T, "query_pos")),
              "pos_rope_matrix", scores)
     p = int(st.session_state.get("precision", 3))
     st.markdown(tr(T, "spread", spread=f"{diagonal_spread(scores):.2g}",
@@ -266,8 +303,9 @@ def show_alibi(length: int) -> None:
         tr(T, "slope"): slopes.astype(np.float64),
         "1 / " + tr(T, "slope"): 1.0 / slopes.astype(np.float64),
     })
-    plot(alibi_figure(bias, slopes, title=tr(T, "alibi_title"), style=style()), "pos_alibi",
-         table=slopes_table)
+    plot(alibi_figure(bias, slopes, title=tr(T, "alibi_title"), style=style(),
+                      head_label=tr(T, "head"), slope_label=tr(T, "slope"),
+                      value_name=tr(T, "bias")), "pos_alibi", table=slopes_table)
     with st.container(key="pos_slopes"):
         st.dataframe(slopes_table, hide_index=True)
 

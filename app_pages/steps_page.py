@@ -131,6 +131,9 @@ T = {
     "head": ("head {h}", "头 {h}"),
     "scores_title": ("scores", "分数"),
     "weights_title": ("softmax weights", "softmax 权重"),
+    "output_sum": ("output = sum", "输出 = 求和"),
+    "exact": ("exact", "精确"),
+    "seed_rounded": ("seed (rounded weights)", "种子(取整权重)"),
     "sum_title": ("{q}: output as a sum of weighted values", "{q}:输出 = 加权值之和"),
 }
 
@@ -296,6 +299,7 @@ with cols[0]:
     table(ex_np["outputs"], inputs, dims3, "steps_outputs")
 with cols[1]:
     plot(weighted_sum_figure(weighted, ex_np["outputs"][qi], [f"w·v{j + 1}" for j in range(3)],
+                             output_name=tr(T, "output_sum"),
                              title=tr(T, "sum_title", q=inputs[qi]), style=style()),
          "steps_weighted_sum", rows, [f"w·v{j + 1}" for j in range(3)] + ["sum"],
          [tr(T, "weight")] + dims3)
@@ -334,6 +338,7 @@ if ex["matches_seed"]:
         maxdiff=fmt(float(diff[i, j]), p), where=f"{inputs[i]}, {dims3[j]}",
     ))
     plot(compare_outputs_figure(ex_np["outputs"], ex_np["seed_outputs"], inputs,
+                                names=(tr(T, "exact"), tr(T, "seed_rounded")),
                                 title=tr(T, "compare_title"), style=style()),
          "steps_compare", np.hstack([ex_np["outputs"], ex_np["seed_outputs"], diff]), inputs,
          [f"{kind} {d}" for kind in ("exact", "seed", "seed-exact") for d in dims3])
@@ -360,7 +365,7 @@ for h, tab in enumerate(st.tabs(heads)):
                 table(mh[name][h], inputs, dims3, f"steps_mh_{name}_{h}")
 st.markdown(f"**{tr(T, 'per_head')}**")
 plot(heads_figure(mh["head_weights"], inputs, head_names=heads, title=tr(T, "per_head"),
-                  style=style()), "steps_heads",
+                  value_name=tr(T, "weight"), style=style()), "steps_heads",
      np.hstack(list(mh["head_weights"])), inputs,
      [f"head {h} → {k}" for h in (1, 2) for k in inputs])
 cols = st.columns(2)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention.bias import causal_lower_right
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention.bias import CausalBias, causal_lower_right
 
 from engine.config import ModelConfig
 from engine.kv_cache import LayerCache
@@ -38,6 +39,58 @@ class AttentionOutput:
     scores: torch.Tensor | None = None  # [B, H, Tq, Tk], pre-softmax, masked cells = -inf
     q: torch.Tensor | None = None  # [B, H, Tq, D] (after RoPE / q-norm)
     k: torch.Tensor | None = None  # [B, H, Tk, D] (shared heads expanded for display only)
+
+
+# cuDNN's attention builds an execution plan for every new shape: ~25 ms a call on an H200
+# (torch 2.11, bench/README.md), and a decode step brings a new key length every token, the app
+# a new text length every call. The fused path keeps to kernels that take any length.
+FUSED_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def _fused(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """scaled_dot_product_attention of q [B, H, Tq, D] over k, v [B, Hkv, Tk, D], never
+    widening K/V to H heads. Returns [B, H, Tq, D].
+
+    Without a mask tensor, flash takes Hkv < H as it is (`enable_gqa`). With one, on CUDA, only
+    the math kernel accepts `enable_gqa`, and it repeats K/V to H heads; there the G query heads
+    that share a K/V head are stacked along the query axis instead (q → [B, Hkv, G·Tq, D], the
+    mask following), so memory-efficient attention reads the Hkv heads directly. The CPU's
+    kernel handles GQA with a mask itself.
+    """
+    b, h, t_q, d = q.shape
+    h_kv = k.shape[1]
+    with sdpa_kernel(FUSED_BACKENDS):
+        if (h == h_kv or attn_mask is None or q.device.type != "cuda"
+                or isinstance(attn_mask, CausalBias)):
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale,
+                enable_gqa=h != h_kv,
+            )
+        g = h // h_kv
+        mask = _group_mask(attn_mask, h_kv, g, t_q)
+        q_grouped = q.reshape(b, h_kv, g * t_q, d)  # [B, Hkv, G·Tq, D]
+        out = F.scaled_dot_product_attention(q_grouped, k, v, attn_mask=mask, scale=scale)
+        return out.view(b, h, t_q, d)
+
+
+def _group_mask(mask: torch.Tensor, h_kv: int, g: int, t_q: int) -> torch.Tensor:
+    """A mask broadcastable to [B, H, Tq, Tk] → the same for grouped queries:
+    [B, 1 or Hkv, G·Tq, Tk], or [B, 1, 1, Tk] when no query changes it (padding)."""
+    while mask.dim() < 4:
+        mask = mask.unsqueeze(0)
+    mb, mh, mq, mk = mask.shape
+    if mh == 1 and mq == 1:
+        return mask
+    if mh == 1:
+        return mask[:, :, None].expand(mb, 1, g, t_q, mk).reshape(mb, 1, g * t_q, mk)
+    return mask.expand(mb, h_kv * g, t_q, mk).reshape(mb, h_kv, g * t_q, mk)
 
 
 def attention(
@@ -70,17 +123,12 @@ def attention(
         # key so far, no mask at all) and a prefill chunk after a cache (1 < Tq < Tk), which
         # SDPA runs on the same flash kernel through `causal_lower_right` (its own is_causal
         # aligns top-left). None of these builds a [Tq, Tk] mask or widens K/V to H heads.
-        gqa = h != h_kv
         if t_q == t_k:
-            out = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, scale=scale, enable_gqa=gqa
-            )
+            out = _fused(q, k, v, is_causal=True, scale=scale)
         elif t_q == 1:
-            out = F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
+            out = _fused(q, k, v, scale=scale)
         else:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale, enable_gqa=gqa
-            )
+            out = _fused(q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale)
         return AttentionOutput(out=out)
     if is_causal and mask is None:
         mask = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
@@ -92,9 +140,7 @@ def attention(
             attn_mask = bias.to(q.dtype)
             if mask is not None:
                 attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, scale=scale, enable_gqa=h != h_kv
-        )
+        out = _fused(q, k, v, attn_mask=attn_mask, scale=scale)
         if row_has_key is not None:
             out = out.masked_fill(~row_has_key, 0.0)
         return AttentionOutput(out=out)

@@ -45,17 +45,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int) -> subprocess.Popen:
-    """The README's run command on a free port; returns once /_stcore/health answers."""
+def start_app(port: int, log: Path) -> subprocess.Popen:
+    """The README's run command on a free port; returns once /_stcore/health answers.
+    The server's output goes to `log` (a pipe nobody reads would fill up and stall it)."""
     streamlit = ROOT / ".venv" / "bin" / "streamlit"
     launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
     cmd = [*launcher, "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.time() + START_TIMEOUT
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the app exited: {proc.stdout.read().decode()[-2000:]}")
+            raise RuntimeError(f"the app exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
                 return proc
@@ -74,9 +76,9 @@ def stop_app(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def app_url():
+def app_url(tmp_path_factory):
     port = free_port()
-    proc = start_app(port)
+    proc = start_app(port, tmp_path_factory.mktemp("app") / "streamlit.log")
     yield f"http://127.0.0.1:{port}/"
     stop_app(proc)
 
@@ -168,7 +170,9 @@ def test_toggle_a_mask(page, shots):
     if not (ROOT / "app_pages" / "masks_page.py").exists():
         pytest.skip("app_pages/masks_page.py is not written yet")
     page.locator('[data-testid="stSidebarNav"] a', has_text="Masks").click()
-    page.wait_for_selector(".js-plotly-plot", timeout=STEP_TIMEOUT)
+    page.get_by_text("Masks: which keys may a query read?").wait_for(timeout=STEP_TIMEOUT)
+    wait_title(page, "head 0")
+    wait_idle(page)
     page.get_by_text("causal (no future keys)", exact=True).click()
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
@@ -190,7 +194,7 @@ def test_switch_language(page, shots):
 
 def test_html_token_stays_inert(page, shots):
     type_text(page, "Text", HOSTILE)
-    wait_tick(page, "onerror")
+    wait_tick(page, "alert")
     wait_tick(page, "<")  # Plotly shows the escaped '<' as a literal character
     wait_idle(page)
     page.wait_for_timeout(1500)  # give any injected handler time to fire

@@ -203,3 +203,15 @@ def test_metrics_figure():
     assert fig.data[0].type == "heatmap" and z.shape == (3, 4) and not np.isnan(z).any()
     with pytest.raises(ValueError, match="unknown metric"):
         viz.metrics_figure(rows, "nope")
+
+
+def test_viz_imports_neither_torch_nor_streamlit_nor_kaleido():
+    import subprocess
+    import sys
+
+    code = ("import sys, viz, viz.export; "
+            "bad = {'torch', 'streamlit', 'kaleido'} & set(sys.modules); "
+            "assert not bad, bad")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stderr

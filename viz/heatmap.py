@@ -114,7 +114,7 @@ def head_heatmap(
     )
     fig = go.Figure(trace)
     tq, tk = weights.shape
-    cell = max(4.0, min(28.0, 900.0 / max(tq, tk)))  # px per cell, square cells
+    cell = min(28.0, 900.0 / max(tq, tk))  # px per square cell; the map stays <= 900 px
     ticks = max(8, int(cell * max(tq, tk) / (style.font_size + 2)))  # labels that fit
     fig.update_xaxes(token_axis(k_tokens, max_ticks=ticks), title=dict(text="key"),
                      side="bottom", constrain="domain")

@@ -65,7 +65,8 @@ def _heat(z, x_title, y_title, value_name, style, diverging, title):
         fig = matrix_heatmap(z, x_title=x_title, y_title=y_title, value_name=value_name,
                              title=title, style=style, diverging=diverging)
         fig.update_layout(height=HEIGHT)
-        fig.update_yaxes(**_sparse_ticks(z.shape[0], 16))  # 32 row labels overlap at 420 px
+        fig.update_yaxes(**_sparse_ticks(z.shape[0], 16))  # 32 row labels overlap at 440 px
+        fig.update_xaxes(**_sparse_ticks(z.shape[1], 20))
         return fig
     finite = z[np.isfinite(z)]
     if diverging:
@@ -93,25 +94,36 @@ def _heat(z, x_title, y_title, value_name, style, diverging, title):
 def encoding_figure(
     table: np.ndarray, *, title: str | None = None, style: Style = DEFAULT,
     x_title: str = "dimension", y_title: str = "position", value_name: str = "value",
+    clip_quantile: float | None = None,
 ) -> go.Figure:
     """A position table as a position × dimension heatmap, diverging around 0.
 
+    `clip_quantile` (e.g. 0.99) caps the colour range at that quantile of |value|, so a few
+    outliers (learned tables have some) do not wash the rest out; hover keeps exact values.
     Shapes: table [L, D]; row = position, column = dimension.
     """
-    return _heat(table, x_title, y_title, value_name, style, True, title)
+    fig = _heat(table, x_title, y_title, value_name, style, True, title)
+    if clip_quantile is not None:
+        a = np.abs(np.asarray(table, dtype=np.float64))
+        a = a[np.isfinite(a)]
+        if a.size:
+            m = max(float(np.quantile(a, clip_quantile)), 1e-9)
+            fig.update_traces(zmin=-m, zmax=m, selector=dict(type="heatmap"))
+    return fig
 
 
 def similarity_figure(
     sim: np.ndarray, *, title: str | None = None, style: Style = DEFAULT,
-    value_name: str = "similarity",
+    value_name: str = "similarity", axis_title: str = "position",
 ) -> go.Figure:
     """Position-position similarity. Shapes: sim [L, L]."""
-    return _heat(sim, "position", "position", value_name, style, True, title)
+    return _heat(sim, axis_title, axis_title, value_name, style, True, title)
 
 
 def dimension_curves_figure(
     table: np.ndarray, dims: Sequence[int], *, title: str | None = None,
     style: Style = DEFAULT, x_title: str = "position", y_title: str = "value",
+    dim_label: str = "dim",
 ) -> go.Figure:
     """Chosen dimensions of a position table as curves over position.
 
@@ -120,16 +132,16 @@ def dimension_curves_figure(
     table = np.asarray(table, dtype=np.float32)
     pos = np.arange(table.shape[0], dtype=np.int32)
     if curves_figure is not None:
-        fig = curves_figure({f"dim {int(d)}": table[:, int(d)] for d in dims}, pos,
+        fig = curves_figure({f"{dim_label} {int(d)}": table[:, int(d)] for d in dims}, pos,
                             x_title=x_title, y_title=y_title, title=title, style=style)
         fig.update_layout(height=360)
         return fig
     fig = go.Figure()
     for i, d in enumerate(dims):
         fig.add_trace(go.Scatter(
-            x=pos, y=table[:, int(d)], mode="lines", name=f"dim {int(d)}",
+            x=pos, y=table[:, int(d)], mode="lines", name=f"{safe_label(dim_label)} {int(d)}",
             line=dict(color=head_color(i), width=2),
-            hovertemplate=f"dim {int(d)}<br>{safe_label(x_title)} %{{x}}: "
+            hovertemplate=f"{safe_label(dim_label)} {int(d)}<br>{safe_label(x_title)} %{{x}}: "
             f"%{{y:{number_format(style)}}}<extra></extra>",
         ))
     fig.update_xaxes(title=dict(text=safe_label(x_title)))
@@ -141,7 +153,8 @@ def dimension_curves_figure(
 def rope_circle_figure(
     cos: np.ndarray, sin: np.ndarray, pairs: Sequence[int], positions: Sequence[int],
     thetas: Sequence[float] | None = None, *, title: str | None = None,
-    style: Style = DEFAULT,
+    style: Style = DEFAULT, pair_label: str = "pair", position_label: str = "position",
+    angle_label: str = "angle",
 ) -> go.Figure:
     """How RoPE turns one 2-D pair of q (or k) per frequency: the unit vector (1, 0) rotated to
     angle pos·θ_i, an arrow per position, one panel per pair i.
@@ -154,7 +167,7 @@ def rope_circle_figure(
     names = []
     for p in pairs:
         theta = "" if thetas is None else f", θ = {float(thetas[p]):.3g}"
-        names.append(f"pair {int(p)}{theta}")
+        names.append(f"{safe_label(pair_label)} {int(p)}{theta}")
     fig = make_subplots(rows=1, cols=max(1, len(pairs)), subplot_titles=names,
                         horizontal_spacing=0.06)
     circle = np.linspace(0, 2 * np.pi, 121)
@@ -171,10 +184,11 @@ def rope_circle_figure(
                 line=dict(color=color, width=2),
                 marker=dict(size=[0, 9], color=color, symbol="circle"),
                 text=["", str(int(pos))], textposition="top center",
-                name=f"position {int(pos)}", legendgroup=str(int(pos)),
+                name=f"{safe_label(position_label)} {int(pos)}", legendgroup=str(int(pos)),
                 showlegend=c == 1,
-                hovertemplate=f"pair {int(p)}, position {int(pos)}<br>"
-                f"angle = {np.degrees(np.arctan2(ys[j], xs[j])):.1f}°<extra></extra>",
+                hovertemplate=f"{safe_label(pair_label)} {int(p)}, "
+                f"{safe_label(position_label)} {int(pos)}<br>{safe_label(angle_label)} = "
+                f"{np.degrees(np.arctan2(ys[j], xs[j])):.1f}°<extra></extra>",
             ), row=1, col=c)
         fig.update_xaxes(range=[-1.25, 1.25], scaleanchor=f"y{'' if c == 1 else c}",
                          showgrid=False, zeroline=True, row=1, col=c)
@@ -213,18 +227,19 @@ def rope_distance_figure(
 
 def score_matrix_figure(
     scores: np.ndarray, *, title: str | None = None, style: Style = DEFAULT,
-    value_name: str = "q·k",
+    value_name: str = "q·k", x_title: str = "key position n",
+    y_title: str = "query position m",
 ) -> go.Figure:
     """q_m·k_n as a query × key heatmap (constant along diagonals under RoPE).
 
     Shapes: scores [T, T]."""
-    fig = _heat(scores, "key position n", "query position m", value_name, style, True, title)
-    return fig
+    return _heat(scores, x_title, y_title, value_name, style, True, title)
 
 
 def alibi_figure(
     bias: np.ndarray, slopes: Sequence[float], *, title: str | None = None,
-    style: Style = DEFAULT, cols: int = 4,
+    style: Style = DEFAULT, cols: int = 4, head_label: str = "head",
+    slope_label: str = "slope", value_name: str = "bias",
 ) -> go.Figure:
     """ALiBi's additive bias, one heatmap per head on one shared colour scale.
 
@@ -238,22 +253,23 @@ def alibi_figure(
     for i, s in enumerate(slopes):
         inv = 1.0 / float(s) if s else float("inf")
         frac = f"1/{inv:.0f}" if abs(inv - round(inv)) < 1e-6 else f"{float(s):.4g}"
-        names.append(f"head {i + 1}: slope {frac}")
+        names.append(f"{safe_label(head_label)} {i + 1}: {safe_label(slope_label)} {frac}")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
-                        horizontal_spacing=0.03, vertical_spacing=0.12 if rows > 1 else 0.0)
+                        horizontal_spacing=0.04,
+                        vertical_spacing=min(0.3, 0.5 / rows) if rows > 1 else 0.0)
     finite = bias[np.isfinite(bias)]  # NaN = masked (causal form)
     lo = min(float(finite.min()) if finite.size else -1.0, -1e-9)
     for i in range(h):
         r, c = divmod(i, cols)
         fig.add_trace(go.Heatmap(
             z=bias[i], colorscale=colorscale(style), zmin=lo, zmax=0.0,
-            showscale=i == 0, colorbar=dict(title=dict(text="bias")),
-            hovertemplate=f"head {i + 1}<br>query %{{y}}, key %{{x}}<br>bias "
+            showscale=i == 0, colorbar=dict(title=dict(text=safe_label(value_name))),
+            hovertemplate=f"{names[i]}<br>q %{{y}}, k %{{x}}<br>{safe_label(value_name)} "
             f"%{{z:{number_format(style)}}}<extra></extra>",
         ), row=r + 1, col=c + 1)
         fig.update_yaxes(autorange="reversed", showgrid=False, row=r + 1, col=c + 1)
         fig.update_xaxes(showgrid=False, row=r + 1, col=c + 1)
-    fig.update_layout(height=int(60 + 250 * rows))
+    fig.update_layout(height=int(80 + 290 * rows))
     return apply_style(fig, style, title)
 
 

