@@ -524,6 +524,9 @@ with tabs["tab_lines"]:
             min_w = st.slider(tr(T, "min_weight"), 0.0, 0.5, step=0.01, key="attn_lines_min")
         fig = head_view(weights, q_tok, k_tok, heads=heads or [head], query=query,
                         min_weight=min_w, style=style, title=f"{key}")
+        # room for the lines: ~26 px per token row (the builder's default is tighter)
+        fig.update_layout(height=int(min(2400, max(fig.layout.height or 0,
+                                                   26 * max(weights.shape[1:]) + 160))))
         figure_with_text(fig, "ex_lines", "attn_lines")
         download_menu(fig, rec, key="dl_lines", block=kind, layer=layer)
 

@@ -75,7 +75,7 @@ def get_model(name: str, device: str) -> engine.LoadedModel | None:
     except engine.ModelNotInstalled as exc:
         st.warning(f"{tr(COMMON, 'not_installed')}")
         st.code(exc.command, language="bash")
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, ImportError, OSError) as exc:  # a corrupt file, a broken package
         st.error(tr(COMMON, "error", msg=str(exc)))
     return None
 

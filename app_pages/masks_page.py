@@ -10,12 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 import engine
 from app_pages.common import attend, get_model, model_picker, show_notices
 from app_pages.i18n import COMMON, tr
-from engine.masks import MaskSpec, keep_keys_mask
 from viz.style import Style
 
 try:
@@ -131,24 +129,6 @@ def attend_batch(_model: engine.LoadedModel, name: str, device: str, texts: tupl
     return _model.attend_batch(list(texts), **kwargs)
 
 
-def build_mask(cfg: engine.ModelConfig, block: str, mode: str, window: int | None,
-               knockout: list[int], n_real: int, t: int) -> np.ndarray:
-    """The boolean mask [Tq, Tk] (True = may attend) the engine applies in `block`'s
-    self-attention for these settings, built with engine.masks."""
-    layer = int(block.rsplit(".", 1)[1])
-    default_causal = cfg.arch == "decoder"
-    causal = {"none": False, "causal": True, "padding": default_causal}[mode]
-    real = None
-    if n_real < t:
-        real = (torch.arange(t) < n_real)[None]  # [1, Tk]
-    spec = MaskSpec(causal=causal, window=window if window else cfg.layer_window(layer),
-                    key_is_real=real, keep_keys=keep_keys_mask(t, knockout) if knockout else None)
-    dense = spec.dense(t, t)
-    if dense is None:
-        return np.ones((t, t), dtype=bool)
-    return np.broadcast_to(dense.numpy(), (1, 1, t, t))[0, 0].copy()
-
-
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
@@ -258,7 +238,7 @@ if mode == "padding":
     if cfg.arch == "decoder":
         st.caption(tr(T, "padding_decoder"))
 
-mask = build_mask(cfg, block, mode, window or None, knockout, n_real, t)
+mask = rec.mask(block)[head]  # exactly the cells the engine masked
 scores = rec.scores[block][head]  # [T, T], masked cells = -inf
 weights = rec[block][head]
 title = tr(T, "fig_title", block=block, head=head)

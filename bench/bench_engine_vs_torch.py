@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import sys
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "meta": {"device": device.type, "device_name": device_name(device),
                  "torch": torch.__version__, "threads": torch.get_num_threads(),
+                 "load_average_1min": os.getloadavg()[0],
                  "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                  "python": platform.python_version(),
                  "command": "python bench/bench_engine_vs_torch.py "

@@ -30,6 +30,7 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -370,6 +371,7 @@ def device_info(device: torch.device) -> dict:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "host": platform.node(), "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0],  # other work on the machine while it ran
     }
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)

@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device_name": torch.cuda.get_device_name(device) if gpu
         else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
         "command": "python bench/bench_models.py " + " ".join(argv if argv is not None
                                                                else sys.argv[1:]),
     }, "models": {}, "cold_start": {}, "long_context": None}

@@ -10,7 +10,8 @@ One function serves self- and cross-attention, MHA, GQA and MQA. Notation:
 Head sharing under GQA (H = 8, Hkv = 2, G = 4): query heads 0-3 read K/V head 0, query
 heads 4-7 read K/V head 1. Neither path below copies K/V to H heads: the explicit path
 views q as [B, Hkv, G, Tq, D] and broadcasts k over G; the fused path passes
-`enable_gqa=True` to `scaled_dot_product_attention`.
+`enable_gqa=True` to `scaled_dot_product_attention` (flash takes Hkv < H as it is), or, with a
+mask tensor on CUDA, stacks each group's queries as [B, Hkv, G·Tq, D] (see `_fused`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.bias import CausalBias, causal_lower_right
 
 from engine.config import ModelConfig
@@ -41,11 +41,6 @@ class AttentionOutput:
     k: torch.Tensor | None = None  # [B, H, Tk, D] (shared heads expanded for display only)
 
 
-# cuDNN's attention builds an execution plan for every new shape: ~25 ms a call on an H200
-# (torch 2.11, bench/README.md), and a decode step brings a new key length every token, the app
-# a new text length every call. The fused path keeps to kernels that take any length.
-FUSED_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-
 
 def _fused(
     q: torch.Tensor,
@@ -63,12 +58,23 @@ def _fused(
     that share a K/V head are stacked along the query axis instead (q → [B, Hkv, G·Tq, D], the
     mask following), so memory-efficient attention reads the Hkv heads directly. The CPU's
     kernel handles GQA with a mask itself.
+
+    cuDNN's attention is left out on CUDA: it builds an execution plan for every new shape
+    (~25 ms a call on an H200 with torch 2.11, bench/README.md), and a decode step brings a new
+    key length every token, the app a new text length every call. (A flag flip, not the
+    `sdpa_kernel` context manager, which costs ~100 µs a call.)
     """
     b, h, t_q, d = q.shape
     h_kv = k.shape[1]
-    with sdpa_kernel(FUSED_BACKENDS):
-        if (h == h_kv or attn_mask is None or q.device.type != "cuda"
-                or isinstance(attn_mask, CausalBias)):
+    if q.device.type != "cuda":
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale, enable_gqa=h != h_kv
+        )
+    cudnn = torch.backends.cuda.cudnn_sdp_enabled()
+    if cudnn:
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    try:
+        if h == h_kv or attn_mask is None or isinstance(attn_mask, CausalBias):
             return F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale,
                 enable_gqa=h != h_kv,
@@ -78,6 +84,9 @@ def _fused(
         q_grouped = q.reshape(b, h_kv, g * t_q, d)  # [B, Hkv, G·Tq, D]
         out = F.scaled_dot_product_attention(q_grouped, k, v, attn_mask=mask, scale=scale)
         return out.view(b, h, t_q, d)
+    finally:
+        if cudnn:
+            torch.backends.cuda.enable_cudnn_sdp(True)
 
 
 def _group_mask(mask: torch.Tensor, h_kv: int, g: int, t_q: int) -> torch.Tensor:

@@ -57,6 +57,13 @@ class AttentionRecord:
         side = self.target_tokens if self.target_tokens is not None else self.tokens
         return side, side
 
+    def mask(self, key: str) -> np.ndarray:
+        """The boolean mask the engine applied in `key` ([H, Tq, Tk], True = may attend),
+        read off the scores: masked cells, and only they, hold -inf. Needs scores=True."""
+        if key not in self.scores:
+            raise KeyError(f"no scores for {key!r}: attend(..., scores=True) records them")
+        return np.isfinite(self.scores[key])
+
     def blocks(self, kind: str) -> list[str]:
         """Keys of one kind ("encoder.self", ...) in layer order."""
         found = [k for k in self.maps if k.rsplit(".", 1)[0] == kind]

@@ -25,10 +25,12 @@ if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]
   exit 0
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
+# Chromium, plus fonts so Chinese and emoji tokens render in screenshots and exported figures.
+DEBIAN_PACKAGES=(chromium fonts-wqy-microhei fonts-noto-color-emoji)
+if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: installing Chromium from Debian (for PNG/SVG/PDF export and browser tests)"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBIAN_PACKAGES[@]}" \
            >/dev/null; }; then
       [ "$mode" = dev ] && { echo "setup: could not install chromium" >&2; exit 1; }
       echo "setup: Chromium not installed; image export will explain how to add it" >&2

@@ -98,6 +98,7 @@ def test_benchmark_and_plots_run_end_to_end(tmp_path):
     assert (tmp_path / "kv_cpu.csv").read_text().startswith("device_name,date,torch")
     assert result["headline"]["MHA"]["speedup_vs_MHA"] == 1.0
 
+    pytest.importorskip("plotly")
     from bench import plot_results
 
     written = plot_results.main(["--results", str(tmp_path), "--out", str(tmp_path), "--no-png"])

@@ -38,10 +38,10 @@ from viz.style import safe_labels
 QUOTA = {
     "minilm": 500,
     "transformer-base": 500,
-    "seq2seq-mha": 80,
-    "seq2seq-gqa": 80,
-    "seq2seq-mqa": 80,
-    "gemma3-270m": 45,
+    "seq2seq-mha": 60,
+    "seq2seq-gqa": 60,
+    "seq2seq-mqa": 60,
+    "gemma3-270m": 30,
 }
 BATCH = {"gemma3-270m": 3}  # texts per hypothesis example (default 4)
 RUN_MAX = {"gemma3-270m": 40}  # longest generated run (default 300 repetitions)
@@ -68,8 +68,10 @@ unicode_text = st.text(st.characters(codec="utf-8"), max_size=16)  # any code po
 
 
 def hostile_text(run_max: int = 300) -> st.SearchStrategy[str]:
-    run = st.builds(lambda unit, n: unit * n, st.sampled_from(RUN_UNITS),
-                    st.integers(2, run_max))
+    # mostly short runs, a quarter of them long (up to run_max repetitions)
+    length = st.one_of(st.integers(2, 12), st.integers(2, 12), st.integers(2, 12),
+                       st.integers(13, run_max))
+    run = st.builds(lambda unit, n: unit * n, st.sampled_from(RUN_UNITS), length)
     piece = st.one_of(unicode_text, st.sampled_from(SPECIAL_PIECES), run)
     return st.lists(piece, max_size=6).map("".join)
 
@@ -157,8 +159,10 @@ def check_record(model, rec, text: str, target) -> None:
         assert not a[:, :nq, nk:].any(), f"{key}: a real query attends to padding"
 
 
-def build_figures(rec, n_src: int, n_tgt) -> None:
-    """The figure builders the pages use, on the real part of one record."""
+def build_figures(rec, n_src: int, n_tgt, all_views: bool) -> None:
+    """The figure builders the pages use, on the real part of one record: the token-labelled
+    ones (heatmap, head view) always; model view, metrics, top-k and the long-input
+    overview when `all_views` (once per hypothesis example: they cost more)."""
     kind = rec.kinds[0]
     key = rec.blocks(kind)[-1]
     q_tok, k_tok = rec.axis_tokens(key)
@@ -169,13 +173,15 @@ def build_figures(rec, n_src: int, n_tgt) -> None:
     figs = [
         viz.head_heatmap(a[0], q_tok, k_tok, title=f"{key} · head 0"),
         viz.head_view(a, q_tok, k_tok, query=nq - 1),
-        viz.model_view([rec[k][:, :nq, :nk] for k in rec.blocks(kind)], layer_labels=None),
-        viz.metrics_figure(viz.head_metrics({k: rec[k][:, :nq, :nk]
-                                             for k in rec.blocks(kind)})),
-        viz.topk_figure(a[-1], q_tok, k_tok, k=3),
     ]
-    if max(nq, nk) > 64:
-        figs.append(viz.overview_figure(a[0], q_tok, k_tok, max_cells=32))
+    if all_views:
+        maps = {k: rec[k][:, :nq, :nk] for k in rec.blocks(kind)}
+        figs += [
+            viz.model_view(list(maps.values()), layer_labels=list(maps)),
+            viz.metrics_figure(viz.head_metrics(maps)),
+            viz.topk_figure(a[-1], q_tok, k_tok, k=3),
+            viz.overview_figure(a[0], q_tok, k_tok, max_cells=16),
+        ]
     for fig in figs:
         assert_figure_finite(fig)
         assert_labels_inert(fig)
@@ -219,7 +225,7 @@ def _push(model: engine.LoadedModel, texts: list[str], targets, generate: int,
     for i, rec in enumerate(records):
         target = None if tgts is None else tgts[i]
         check_record(model, rec, valid[i], target)
-        build_figures(rec, *real_lengths(model, rec, target))
+        build_figures(rec, *real_lengths(model, rec, target), all_views=i == 0)
         seen.append(valid[i])
 
 
