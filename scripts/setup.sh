@@ -27,16 +27,20 @@ fi
 
 # Chromium, plus fonts so Chinese and emoji tokens render in screenshots and exported figures.
 DEBIAN_PACKAGES=(chromium fonts-wqy-microhei fonts-noto-color-emoji)
-if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+missing_debs=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing_debs+=("$p")
+done
+if [ ${#missing_debs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing Chromium from Debian (for PNG/SVG/PDF export and browser tests)"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBIAN_PACKAGES[@]}" \
+    echo "setup: installing ${missing_debs[*]} from Debian (figure export, browser tests)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_debs[@]}" \
            >/dev/null; }; then
-      [ "$mode" = dev ] && { echo "setup: could not install chromium" >&2; exit 1; }
-      echo "setup: Chromium not installed; image export will explain how to add it" >&2
+      [ "$mode" = dev ] && { echo "setup: could not install ${missing_debs[*]}" >&2; exit 1; }
+      echo "setup: ${missing_debs[*]} not installed; image export will explain how to add Chromium" >&2
     fi
   else
-    echo "setup: no /usr/bin/chromium and cannot apt-get it; image export stays off" >&2
+    echo "setup: cannot apt-get ${missing_debs[*]} (not root?); image export may be off" >&2
   fi
 fi
 
