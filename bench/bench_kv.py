@@ -365,6 +365,99 @@ def sdpa_kernels(model: Transformer, device: torch.device) -> dict:
     return found
 
 
+DECODE_SHAPES = [  # (variant, B, Hkv, G = H / Hkv) with H = 32 query heads of 128
+    ("MHA", 32, 32, 1), ("MHA", 8, 32, 1), ("MHA", 1, 32, 1),
+    ("GQA-8", 32, 8, 4), ("GQA-8", 8, 8, 4), ("GQA-8", 1, 8, 4),
+    ("MQA", 32, 1, 32), ("MQA", 8, 1, 32), ("MQA", 1, 1, 32),
+]
+
+
+def decode_attention_kernels(device: torch.device, copy_GBps: float, context: int = 32768,
+                             d: int = 128, reps: int = 20) -> list[dict]:
+    """One decode step's attention (Tq = 1, every key visible, K/V a prefix of a larger cache
+    buffer, bf16) through each kernel PyTorch offers, timed alone: which one reads K/V closest
+    to the copy bandwidth, and what cuDNN's plan for a new key length costs."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def sdpa(backend, grouped):
+        def run(q, qg, k, v):
+            with sdpa_kernel([backend]):
+                if grouped:
+                    return F.scaled_dot_product_attention(qg, k, v)
+                return F.scaled_dot_product_attention(q, k, v, enable_gqa=q.shape[1] != k.shape[1])
+        return run
+
+    def bmm(q, qg, k, v):  # explicit: scores, float32 softmax, weighted sum
+        w = torch.softmax((qg @ k.transpose(-1, -2)).float() * d**-0.5, dim=-1)
+        return w.to(v.dtype) @ v
+
+    def engine_bmm(q, qg, k, v):  # the engine's route for a full GPU: float32 scores
+        from engine.attention import _decode_bmm
+
+        return _decode_bmm(q, k, v, d**-0.5)
+
+    methods = {
+        "flash, enable_gqa": sdpa(SDPBackend.FLASH_ATTENTION, False),
+        "engine bmm, float32 scores": engine_bmm,
+        "flash, grouped q": sdpa(SDPBackend.FLASH_ATTENTION, True),
+        "efficient, grouped q": sdpa(SDPBackend.EFFICIENT_ATTENTION, True),
+        "cudnn, enable_gqa": sdpa(SDPBackend.CUDNN_ATTENTION, False),
+        "bmm, grouped q": bmm,
+    }
+    rows = []
+    for variant, b, h_kv, g in DECODE_SHAPES:
+        cap = context + 64
+        kbuf = torch.randn(b, h_kv, cap, d, device=device, dtype=torch.bfloat16)
+        vbuf = torch.randn_like(kbuf)
+        k, v = kbuf[:, :, :context], vbuf[:, :, :context]
+        q = torch.randn(b, h_kv * g, 1, d, device=device, dtype=torch.bfloat16)
+        qg = q.view(b, h_kv, g, d)
+        kv_bytes = 2 * k.numel() * k.element_size()
+        row = {"variant": variant, "batch": b, "kv_heads": h_kv, "group": g,
+               "context": context, "kv_bytes": kv_bytes}
+        for name, fn in methods.items():
+            try:
+                for _ in range(3):
+                    fn(q, qg, k, v)
+                sync(device)
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(reps):
+                    fn(q, qg, k, v)
+                end.record()
+                end.synchronize()
+                ms = start.elapsed_time(end) / reps
+                row[name] = {"ms": ms, "fraction": kv_bytes / (ms / 1e3) / 1e9 / copy_GBps}
+            except Exception as exc:  # a backend that refuses the shape
+                row[name] = {"error": repr(exc)[:160]}
+        # cuDNN's first call at each new key length (a decode step's situation).
+        try:
+            times = []
+            for extra in (1, 2, 3):
+                kk, vv = kbuf[:, :, : context + extra], vbuf[:, :, : context + extra]
+                sync(device)
+                t0 = time.perf_counter()
+                methods["cudnn, enable_gqa"](q, qg, kk, vv)
+                sync(device)
+                times.append((time.perf_counter() - t0) * 1e3)
+            row["cudnn new key length ms"] = statistics.median(times)
+        except Exception as exc:
+            row["cudnn new key length ms"] = repr(exc)[:160]
+        rows.append(row)
+        cells = "  ".join(f"{n.split(',')[0].replace('engine bmm', 'bmm32')}"
+                          f"{'/g' if 'grouped' in n else ''} "
+                          + (f"{row[n]['ms']:.3f} ms {row[n]['fraction']:4.0%}"
+                             if "ms" in row[n] else "n/a") for n in methods)
+        plan = row["cudnn new key length ms"]
+        plan = f"{plan:.1f} ms" if isinstance(plan, float) else plan
+        print(f"{variant:6s} B={b:<3d} {cells}  cudnn at a new key length {plan}", flush=True)
+        del kbuf, vbuf, k, v
+        torch.cuda.empty_cache()
+    return rows
+
+
 def device_info(device: torch.device) -> dict:
     info = {
         "device": device.type, "torch": torch.__version__, "python": platform.python_version(),
@@ -405,6 +498,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kv-heads", type=int, nargs="*", help="override the KV head counts")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for kv_<device>.json/.csv")
     ap.add_argument("--no-profile", action="store_true", help="skip the CUDA profiler checks")
+    ap.add_argument("--kernels-only", action="store_true",
+                    help="only compare the decode-attention kernels (CUDA)")
     args = ap.parse_args(argv)
 
     name = args.device
@@ -430,6 +525,14 @@ def main(argv: list[str] | None = None) -> dict:
     bw = copy_bandwidth(device, copy_bytes)
     bw["launch_us"] = launch_overhead_us(device)
     print(f"# one tiny op, launched from Python: {bw['launch_us']:.1f} µs", flush=True)
+    kernels = []
+    if device.type == "cuda" and scale_name == "full":
+        kernels = decode_attention_kernels(device, bw["copy_GBps"])
+    if args.kernels_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "kv_decode_kernels.json").write_text(json.dumps(
+            {"meta": info, "copy_bandwidth": bw, "rows": kernels}, indent=1, default=str))
+        return {"rows": kernels}
     print(f"# {info['device_name']} · torch {info['torch']} · copy {bw['copy_GBps']:.0f} GB/s "
           f"(read+write), read-only sum {bw['read_GBps']:.0f} GB/s", flush=True)
 
@@ -487,6 +590,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {"meta": {**info, "scale": scale_name, "scale_settings": asdict(s)},
               "copy_bandwidth": bw, "configs": configs, "sdpa_kernels": sdpa,
+              "decode_attention_kernels": kernels,
               "points": [asdict(p) for p in points]}
     result["headline"] = headline(points)
     write(result, args.out, device.type)

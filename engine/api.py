@@ -54,6 +54,7 @@ class LoadedModel:
     weights_hash: str = ""
     # Model-specific remarks on an input / a generated text (e.g. "this does not look like a
     # date" for the date normaliser); each returns a list of notices.
+    max_target_tokens: int = 64  # greedy decoding limit of an encoder-decoder without target
     input_notes: Callable[[str], list[str]] | None = None
     output_notes: Callable[[str], list[str]] | None = None
     _variants: dict = field(default_factory=dict, repr=False)
@@ -215,7 +216,8 @@ class LoadedModel:
                 ids, toks = t.ids, t.tokens
             else:
                 src = torch.tensor([enc.ids], device=self.device)
-                ids = model.generate(src, self.config.max_len - 1, eos_id=eos)[0].tolist()
+                limit = min(self.max_target_tokens, self.config.max_len - 1)
+                ids = model.generate(src, limit, eos_id=eos)[0].tolist()
                 if ids and ids[-1] == eos:
                     ids = ids[:-1]
                 toks = [codec.tok.id_to_token(j) if hasattr(codec, "tok") else str(j)

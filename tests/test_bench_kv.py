@@ -57,14 +57,18 @@ def test_cached_chunked_and_batched_decoding_equal_uncached(kv_heads):
 
 def test_batched_generate_stops_rows_at_eos_with_padding():
     m = decoder(2)
-    ids = torch.randint(3, 61, (2, 6))
-    free = m.generate(ids, 6)
-    eos = int(free[0, 2])  # row 0 "ends" at its third token
+    ids = torch.randint(3, 61, (3, 6), generator=torch.Generator().manual_seed(5))
+    free = m.generate(ids, 6)  # no EOS: every row runs 6 tokens
+    eos = int(free[0, -1])  # a token row 0 makes (first, maybe, earlier than its last)
     out = m.generate(ids, 6, eos_id=eos)
-    assert out[0, 2] == eos and (out[0, 3:] == m.cfg.pad_id).all()
-    stop = (free[1] == eos).nonzero()
-    end = int(stop[0]) + 1 if len(stop) else out.shape[1]
-    assert torch.equal(out[1, :end], free[1, :end])
+    ends = []
+    for row in free:  # each row: its own tokens up to its first EOS, then pad_id
+        hit = (row == eos).nonzero()
+        ends.append(int(hit[0]) + 1 if len(hit) else len(row))
+    assert out.shape[1] == max(ends)  # stops once every row has produced EOS
+    for row, end in enumerate(ends):
+        assert torch.equal(out[row, :end], free[row, :end])
+        assert (out[row, end:] == m.cfg.pad_id).all()
 
 
 @pytest.mark.parametrize("shape", ["causal", "padding", "per_head", "window_2d"])
@@ -85,6 +89,26 @@ def test_grouped_queries_equal_enable_gqa(shape):
     got = F.scaled_dot_product_attention(q.reshape(b, h_kv, g * t_q, d), k, v,
                                          attn_mask=_group_mask(mask, h_kv, g, t_q))
     assert torch.allclose(got.view(b, h, t_q, d), want, atol=1e-6)
+
+
+def test_decode_bmm_equals_sdpa(monkeypatch):
+    """The CUDA decode step's batched-GEMV route (float32 scores) is the same function as
+    SDPA; checked on the CPU, where bmm has no out_dtype, by emulating it in float32."""
+    from engine import attention as A
+
+    real_bmm = torch.bmm
+
+    def bmm(a, b, out_dtype=None):
+        return real_bmm(a.float(), b.float()) if out_dtype is not None else real_bmm(a, b)
+
+    monkeypatch.setattr(torch, "bmm", bmm)
+    torch.manual_seed(1)
+    for h_kv in (8, 2, 1):
+        q = torch.randn(3, 8, 1, 16)
+        kbuf, vbuf = torch.randn(3, h_kv, 40, 16), torch.randn(3, h_kv, 40, 16)
+        k, v = kbuf[:, :, :33], vbuf[:, :, :33]  # a cache's filled prefix, as in decoding
+        want = F.scaled_dot_product_attention(q, k, v, scale=0.3, enable_gqa=True)
+        assert torch.allclose(A._decode_bmm(q, k, v, 0.3), want, atol=1e-5)
 
 
 def test_benchmark_and_plots_run_end_to_end(tmp_path):

@@ -131,6 +131,28 @@ def test_bf16_fused_path_runs_flash_and_never_widens_kv(kv_heads):
     assert err < 3e-2  # bf16 weights and activations against float32
 
 
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_bf16_decode_step_with_a_full_gpu_uses_batched_gemv(kv_heads):
+    """Once B·Hkv reaches the multiprocessor count, a decode step leaves flash (whose
+    non-split kernel reads K/V slowly) for two batched GEMVs with float32 scores."""
+    torch.manual_seed(4)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    batch = -(-sms // kv_heads)  # B·Hkv >= SMs
+    m = tiny("decoder", d_model=256, n_heads=4, n_kv_heads=kv_heads, d_ff=128, positions="rope",
+             norm="rmsnorm", norm_position="pre", bias=False, max_len=128)
+    ids = torch.randint(3, 61, (batch, 24))
+    g = on_cuda(m).to(torch.bfloat16)
+    cache = g.new_cache(32, batch=batch)
+    g.extend(ids[:, :23].cuda(), cache)
+    out = {}
+    ops = attention_ops(lambda: out.update(logits=g.extend(ids[:, 23:].cuda(), cache)))
+    assert "aten::bmm" in ops and not any("flash" in o for o in ops), sorted(ops)
+    assert not any("repeat_interleave" in o for o in ops), sorted(ops)
+    want = m(ids).logits[:, -1]
+    err = (out["logits"].float().cpu() - want).norm() / want.norm()
+    assert err < 3e-2
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_masked_gqa_groups_queries_instead_of_widening_kv(dtype):
     """A sliding window (a mask tensor) under MQA: memory-efficient attention on grouped

@@ -19,7 +19,6 @@ asserts how many texts it pushed through. Totals: see `QUOTA` (docs/hostile.md).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import numpy as np

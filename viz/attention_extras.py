@@ -104,16 +104,18 @@ def heads_row(
     title: str | None = None,
     style: Style = DEFAULT,
     thumb_max: int = THUMB_MAX,
-    cell_px: int = 110,
+    cell_px: int | None = None,
     columns: int | None = None,
+    max_width: int = 880,
 ) -> go.Figure:
     """Every head of one layer as a thumbnail on one shared colour scale, framed (and
     titled) in the colour of its K/V group when `groups` is given.
 
     Shapes: maps [H, Tq, Tk] (block-averaged to at most thumb_max² per thumbnail);
     groups [H] int (K/V head of each query head). `diverging` centres a diverging palette
-    on 0 (for differences). Thumbnails wrap after `columns` (default: all in one row up to
-    12, else 8 per row).
+    on 0 (for differences). Thumbnails wrap after `columns` (default: one row up to 8
+    heads, else balanced rows of at most 8) and are `cell_px` square (default: what fits
+    in `max_width` pixels).
     """
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3:
@@ -124,11 +126,13 @@ def heads_row(
     b = max(block_size(tq, thumb_max), block_size(tk, thumb_max))
     if b > 1:
         maps = block_average(maps, b)
-    cols = columns or (n_heads if n_heads <= 12 else 8)
+    if columns is None:
+        columns = -(-n_heads // -(-n_heads // 8))  # balanced rows of at most 8
+    cols = columns
     rows = -(-n_heads // cols)
-    labels = list(head_labels) if head_labels is not None else [
-        f"H{h}" + (f" · KV{groups[h]}" if groups is not None else "") for h in range(n_heads)
-    ]
+    cell_px = cell_px or int(min(120, max(48, (max_width - 160) / cols)))
+    labels = list(head_labels) if head_labels is not None else [f"H{h}" for h in range(n_heads)]
+    kv_labels = [f"KV{groups[h]}" for h in range(n_heads)] if groups is not None else None
     if diverging:
         finite = maps[np.isfinite(maps)]
         m = float(np.abs(finite).max()) if finite.size else 1.0
@@ -138,7 +142,7 @@ def heads_row(
         zmin, zmax = value_range([maps], style)
         scale = colorscale(style)
     fmt = number_format(style)
-    gap_x, gap_y = 0.1 / cols, 0.18 / rows
+    gap_x, gap_y = 0.1 / cols, 0.3 / rows  # room above each thumbnail for its label
     fig = go.Figure()
     layout: dict = {}
     shapes = []
@@ -154,22 +158,25 @@ def heads_row(
                                     autorange="reversed")
         fig.add_trace(go.Heatmap(
             z=maps[h], coloraxis="coloraxis", xaxis=f"x{ax}", yaxis=f"y{ax}",
-            hovertemplate=f"{safe_label(labels[h])}<br>q %{{y}} → k %{{x}}"
+            hovertemplate=f"{safe_label(labels[h])}"
+            + (f" · {kv_labels[h]}" if kv_labels else "") + "<br>q %{y} → k %{x}"
             + (f" (blocks of {b})" if b > 1 else "")
             + f"<br>%{{z:{fmt}}}<extra></extra>",
         ))
         shapes.append(dict(type="rect", xref="paper", yref="paper", x0=x0, x1=x1, y0=y0,
                            y1=y1, line=dict(color=color, width=3 if groups is not None else 1)))
+        text = safe_label(labels[h]) + (f"<br>{kv_labels[h]}" if kv_labels else "")
         fig.add_annotation(x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
-                           text=safe_label(labels[h]), showarrow=False, yanchor="bottom",
+                           text=text, showarrow=False, yanchor="bottom",
                            font=dict(color=color if groups is not None else "#333333",
                                      size=style.font_size))
     fig.update_layout(
         **layout, shapes=shapes,
         coloraxis=dict(colorscale=scale, cmin=zmin, cmax=zmax,
-                       colorbar=dict(title=dict(text="Δ weight" if diverging else "weight"))),
-        width=int(cell_px * cols + 160), height=int(cell_px * rows + 110),
-        margin=dict(l=20, r=20, t=70 if title else 40, b=20),
+                       colorbar=dict(title=dict(text="Δ weight" if diverging else "weight"),
+                                     len=1.0, lenmode="fraction", thickness=14)),
+        width=int(cell_px * cols + 160), height=int((cell_px + 34) * rows + 90),
+        margin=dict(l=20, r=20, t=90 if title else 50, b=20),
     )
     return apply_style(fig, style, title)
 

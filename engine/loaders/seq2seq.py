@@ -150,7 +150,7 @@ def load_seq2seq_model(variant: str, device: str | torch.device = "cpu"):
     from engine.api import LoadedModel
     from engine.codecs import TokenizerCodec
     from engine.datasets.dates import MAX_SOURCE_CHARS, PAD, UNK
-    from engine.seq2seq_steps import input_notices, output_notices
+    from engine.seq2seq_steps import MAX_NEW_TOKENS, input_notices, output_notices
 
     model, tokenizer, cfg = load_seq2seq(variant, device)
     card = read_card(variant)
@@ -167,6 +167,7 @@ def load_seq2seq_model(variant: str, device: str | torch.device = "cpu"):
             f"{accuracy:.1f}% held-out exact match"
         ),
         target_codec=codec,
+        max_target_tokens=MAX_NEW_TOKENS,
         input_notes=lambda text: input_notices(tokenizer, text),
         output_notes=output_notices,
         weights_hash="sha256:" + card["weights_sha256"],

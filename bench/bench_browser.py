@@ -1,0 +1,192 @@
+"""Browser timings of the Attention page in headless Chromium (Playwright + Debian's Chromium).
+
+    .venv/bin/python bench/bench_browser.py            # 7 repeats per measurement
+    .venv/bin/python bench/bench_browser.py --reps 11 --json out.json
+
+Three numbers, each from a user action to the figure drawn in the page (a Plotly tick label
+or heatmap image present in the DOM):
+
+1. cold start → first chart: from launching `streamlit run app.py` (the README's command,
+   nothing cached, MiniLM not loaded) to the first head heatmap drawn. Target ≤ 10 s.
+2. typed sentence → heatmap redrawn: a new ≤ 32-token sentence typed and Enter pressed, to
+   its tokens appearing on the heatmap's axis (engine run included: every sentence is new).
+   Median. Target ≤ 1.0 s.
+3. model view of 72 heads at 64 tokens: MiniLM, a 64-token input, from clicking the
+   "Model view" tab to all 72 thumbnails drawn. Median. Target ≤ 2.5 s.
+
+The machine's load average is printed with the results: on a shared 2-core machine other
+work inflates every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 180_000
+WORDS = ["apple", "river", "mountain", "piano", "garden", "window", "rocket", "forest",
+         "candle", "orange", "silver", "pencil", "tiger", "island", "bridge", "castle"]
+# words MiniLM keeps whole, plus [CLS] and [SEP]: 64 tokens (checked at run time)
+TEXT_64 = (
+    "the old man walked slowly along the quiet river in the early morning light and he "
+    "thought about his long life in the small town where he had lived with his wife and "
+    "their three children for many happy years before the war came and changed "
+    "everything they knew about the world and now he sat alone by the cold dark water"
+)
+TARGETS = {"cold_start_s": 10.0, "typed_sentence_median_s": 1.0, "model_view_median_s": 2.5}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_health(port: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the app exited before it answered")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the app did not answer in time")
+
+
+def wait_tick(page, text: str) -> None:
+    page.wait_for_function(
+        "w => Array.from(document.querySelectorAll('.js-plotly-plot .xtick text'))"
+        ".some(t => t.textContent === w)", arg=text, timeout=TIMEOUT_MS, polling="raf")
+
+
+def wait_images(page, n: int) -> None:
+    page.wait_for_function(
+        "n => document.querySelectorAll('.js-plotly-plot .hm image').length >= n",
+        arg=n, timeout=TIMEOUT_MS, polling="raf")
+
+
+def wait_idle(page) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_timeout(300)
+
+
+def check_64_tokens() -> int:
+    """Tokens MiniLM makes of TEXT_64 (the engine is only asked, not timed)."""
+    try:
+        import engine
+
+        return len(engine.load("minilm", device="cpu").codec.encode(TEXT_64).ids)
+    except Exception:  # noqa: BLE001 - the benchmark still runs; the count is then unknown
+        return -1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=7, help="repeats of measurements 2 and 3")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    n64 = check_64_tokens()
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="bench_browser_", suffix=".log")[1])
+    streamlit = ROOT / ".venv" / "bin" / "streamlit"
+    launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
+    results: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        start = time.perf_counter()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [*launcher, "run", "app.py", "--server.port", str(port),
+                 "--server.headless", "true"],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            wait_health(port, proc)
+            page.goto(f"http://127.0.0.1:{port}/")
+            wait_tick(page, "animal")
+            results["cold_start_s"] = time.perf_counter() - start
+            wait_idle(page)
+
+            box = page.get_by_role("textbox", name="Text", exact=True)
+            typed = []
+            for word in WORDS[: args.reps + 1]:
+                box.fill(f"The {word} was seen near the old bridge at noon.")
+                t0 = time.perf_counter()
+                box.press("Enter")
+                wait_tick(page, word)
+                typed.append(time.perf_counter() - t0)
+                wait_idle(page)
+            results["typed_sentence_s"] = typed[1:]  # the first one warms the path up
+            results["typed_sentence_median_s"] = statistics.median(typed[1:])
+
+            box.fill(TEXT_64)
+            box.press("Enter")
+            wait_tick(page, "river")
+            wait_idle(page)
+            model_view = []
+            for _ in range(args.reps + 1):
+                page.get_by_role("tab", name="Head", exact=True).click()
+                wait_idle(page)
+                page.wait_for_function(  # the previous model view is gone from the page
+                    "() => document.querySelectorAll('.js-plotly-plot .hm image').length < 72",
+                    timeout=TIMEOUT_MS)
+                t0 = time.perf_counter()
+                page.get_by_role("tab", name="Model view", exact=True).click()
+                wait_images(page, 72)
+                model_view.append(time.perf_counter() - t0)
+                wait_idle(page)
+            results["model_view_s"] = model_view[1:]
+            results["model_view_median_s"] = statistics.median(model_view[1:])
+            results["model_view_tokens"] = n64
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            browser.close()
+    results["load_average"] = os.getloadavg()
+    results["cpus"] = os.cpu_count()
+    print(f"Attention Studio in headless Chromium ({os.cpu_count()} CPUs, load average "
+          f"{results['load_average'][0]:.1f} / {results['load_average'][1]:.1f} / "
+          f"{results['load_average'][2]:.1f})")
+    print("| measurement | result | target |")
+    print("|---|---:|---:|")
+    print(f"| cold start → first chart (MiniLM) | {results['cold_start_s']:.2f} s | "
+          f"≤ {TARGETS['cold_start_s']:.1f} s |")
+    print(f"| typed sentence (≤ 32 tokens) → heatmap redrawn, median of {args.reps} | "
+          f"{results['typed_sentence_median_s']:.2f} s | "
+          f"≤ {TARGETS['typed_sentence_median_s']:.1f} s |")
+    print(f"| model view, 72 heads at {n64} tokens, median of {args.reps} | "
+          f"{results['model_view_median_s']:.2f} s | ≤ {TARGETS['model_view_median_s']:.1f} s |")
+    print("all runs (s): typed " + ", ".join(f"{t:.2f}" for t in results["typed_sentence_s"])
+          + "; model view " + ", ".join(f"{t:.2f}" for t in results["model_view_s"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
