@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
@@ -265,6 +264,27 @@ def threads_for(n_tokens: int) -> None:
         torch.set_num_threads(want)
 
 
+def frame(*args, **kwargs):
+    """A pandas DataFrame; pandas is imported on first use (it is not needed to draw the
+    first heatmap, and importing it costs cold-start time)."""
+    import pandas as pd
+
+    return pd.DataFrame(*args, **kwargs)
+
+
+def matrix_table(z: np.ndarray, q_tokens: list, k_tokens: list, value: str):
+    """Tidy rows (query_index, query_token, key_index, key_token, value) of a [Tq, Tk] map,
+    built only when a download asks for it."""
+    def build():
+        tq, tk = z.shape
+        qi, ki = np.repeat(np.arange(tq), tk), np.tile(np.arange(tk), tq)
+        return frame({"query_index": qi, "query_token": np.asarray(q_tokens, object)[qi],
+                      "key_index": ki, "key_token": np.asarray(k_tokens, object)[ki],
+                      value: np.asarray(z, np.float32).reshape(-1)})
+
+    return build
+
+
 def kind_name(kind: str) -> str:
     en, zh = KIND_NAMES.get(kind, (kind, kind))
     return zh if lang() == "zh" else en
@@ -424,17 +444,18 @@ if long:
 q_tok, k_tok = rec.axis_tokens(key)
 out_cols = st.columns(2)
 with out_cols[0].expander(tr(T, "tokens", n=len(rec.tokens))):
-    st.dataframe(pd.DataFrame({"token": rec.tokens}), width="stretch", height=200)
+    st.code("  ".join(f"{i}:{t}" for i, t in enumerate(rec.tokens)), language=None,
+            wrap_lines=True)
     if rec.target_tokens is not None:
-        st.dataframe(pd.DataFrame({"target token": rec.target_tokens}), width="stretch",
-                     height=160)
+        st.code("  ".join(f"{i}:{t}" for i, t in enumerate(rec.target_tokens)), language=None,
+                wrap_lines=True)
 with out_cols[1]:
     if "generated" in rec.outputs:
         st.caption(tr(T, "generated"))
         st.code(rec.outputs["generated"], language=None)
     if "top_k" in rec.outputs:
         st.caption(tr(T, "next_tokens"))
-        st.dataframe(pd.DataFrame(rec.outputs["top_k"], columns=["token", "probability"]),
+        st.dataframe(frame(rec.outputs["top_k"], columns=["token", "probability"]),
                      width="stretch", height=160)
 
 layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
@@ -564,7 +585,7 @@ with tabs["tab_metrics"]:
     if tabs["tab_metrics"].open:
         rows = summary["rows"] if long else head_metrics(
             {k: rec[k] for k in rec.blocks(kind)})
-        table = pd.DataFrame(rows)
+        table = frame(rows)
         defined = [m for m in METRICS if table[m].notna().any()]
         keep_valid("attn_metric", defined)
         metric = st.selectbox(tr(T, "metric"), defined, key="attn_metric",
@@ -589,10 +610,8 @@ with tabs["tab_agg"]:
                overview_figure(mean, q_tok, k_tok, style=style))
         st.subheader(tr(T, "mean_heads"))
         figure_with_text(fig, "ex_agg", "attn_mean")
-        download_menu(fig, key="dl_mean", name=f"{name}_{key}_mean", table=pd.DataFrame(
-            [(i, q_tok[i], j, k_tok[j], float(mean[i, j])) for i in range(mean.shape[0])
-             for j in range(mean.shape[1])],
-            columns=["query_index", "query_token", "key_index", "key_token", "weight"]))
+        download_menu(fig, key="dl_mean", name=f"{name}_{key}_mean",
+                      table=matrix_table(mean, q_tok, k_tok, "weight"))
         st.subheader(tr(T, "rollout", l=layer))
         if kind == "decoder.cross":
             st.info(tr(T, "no_rollout_cross"))
@@ -606,11 +625,7 @@ with tabs["tab_agg"]:
                                    title=f"rollout {kind} 0..{layer}", full_max=FULL_HEATMAP_MAX)
                 st.plotly_chart(fig, key="attn_rollout", width="content")
                 download_menu(fig, key="dl_rollout", name=f"{name}_{key}_rollout",
-                              table=pd.DataFrame(
-                                  [(i, q_tok[i], j, k_tok[j], float(r[i, j]))
-                                   for i in range(r.shape[0]) for j in range(r.shape[1])],
-                                  columns=["query_index", "query_token", "key_index",
-                                           "key_token", "rollout"]))
+                              table=matrix_table(r, q_tok, k_tok, "rollout"))
 
 # -- ablation --------------------------------------------------------------------------
 with tabs["tab_ablation"]:
@@ -640,13 +655,13 @@ with tabs["tab_ablation"]:
                 st.plotly_chart(fig, key="attn_ablate_topk", width="content")
                 tc = st.columns(2)
                 tc[0].caption(tr(T, "before"))
-                tc[0].dataframe(pd.DataFrame(rec.outputs["top_k"],
+                tc[0].dataframe(frame(rec.outputs["top_k"],
                                              columns=["token", "probability"]), hide_index=True)
                 tc[1].caption(tr(T, "after"))
-                tc[1].dataframe(pd.DataFrame(off.outputs["top_k"],
+                tc[1].dataframe(frame(off.outputs["top_k"],
                                              columns=["token", "probability"]), hide_index=True)
                 download_menu(fig, key="dl_ablate_topk", name=f"{name}_ablation_topk",
-                              table=pd.DataFrame(
+                              table=frame(
                                   [("intact", t, p) for t, p in rec.outputs["top_k"]]
                                   + [("heads off", t, p) for t, p in off.outputs["top_k"]],
                                   columns=["model", "token", "probability"]))
@@ -671,7 +686,7 @@ with tabs["tab_ablation"]:
                                  style=style, title=tr(T, "changed", kind=kind_name(kind)))
             st.plotly_chart(fig, key="attn_ablate_delta", width="content")
             download_menu(fig, key="dl_ablate_delta", name=f"{name}_ablation_delta",
-                          table=pd.DataFrame(
+                          table=frame(
                               [(k, h, float(delta[i, h])) for i, k in enumerate(kinds_keys)
                                for h in range(delta.shape[1])],
                               columns=["block", "head", "mean_abs_delta"]))
@@ -724,6 +739,6 @@ if arch == "encoder-decoder":
                 measured = measured_kv_bytes(name, settings.device, text, n_steps)
             fig = kv_steps_figure(formula, i, measured, style=style, title="KV cache")
             st.plotly_chart(fig, key="attn_kv_steps", width="content")
-            download_menu(fig, key="dl_kv_steps", name=f"{name}_kv_steps", table=pd.DataFrame(
+            download_menu(fig, key="dl_kv_steps", name=f"{name}_kv_steps", table=frame(
                 {"step": np.arange(n_steps), "formula_bytes": formula,
                  "measured_bytes": measured[:n_steps]}))

@@ -14,6 +14,7 @@ import streamlit as st
 import engine
 from app_pages.i18n import COMMON, LANGS, tr
 from engine.registry import MODELS
+from viz.style import Style
 
 PALETTES = ["cividis", "viridis", "magma", "Blues", "Greys"]  # colour-blind-safe first
 
@@ -39,6 +40,13 @@ def sidebar() -> Settings:
         st.slider(tr(COMMON, "precision"), 1, 6, 3, key="precision")
     s = st.session_state
     return Settings(s["lang"], s["device"], s["colorscale"], s["shared_range"], s["precision"])
+
+
+def current_style() -> Style:
+    """The figure style the sidebar chose (palette, precision, shared colour range)."""
+    s = st.session_state
+    return Style(palette=s.get("colorscale", "cividis"), precision=int(s.get("precision", 3)),
+                 shared_range=bool(s.get("shared_range", True)))
 
 
 def installed_models(kinds: tuple[str, ...] | None = None) -> tuple[list[str], dict[str, str]]:

@@ -13,14 +13,17 @@ import io
 import json
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
 from app_pages.i18n import tr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 try:
     from viz import export as _export
@@ -81,8 +84,11 @@ def _select(record, block: str | None, layer: int | None, head: int | None):
     return data.select(block=block, layer=layer, head=head)
 
 
-def table_bytes(table: pd.DataFrame, fmt: str) -> bytes:
-    """A derived table (metrics, rollout, bytes) as CSV, JSON records or NPZ of columns."""
+def table_bytes(table: pd.DataFrame | Callable[[], pd.DataFrame], fmt: str) -> bytes:
+    """A derived table (metrics, rollout, bytes) as CSV, JSON records or NPZ of columns.
+    `table` may be a callable that builds it (so big tables are built only on click)."""
+    if callable(table):
+        table = table()
     if fmt == "csv":
         return table.to_csv(index=False).encode("utf-8")
     if fmt == "json":
@@ -103,7 +109,7 @@ def table_bytes(table: pd.DataFrame, fmt: str) -> bytes:
     raise ValueError(f"unknown data format {fmt!r}")
 
 
-def make_bytes(fig: go.Figure, fmt: str, record=None, table: pd.DataFrame | None = None,
+def make_bytes(fig: go.Figure, fmt: str, record=None, table=None,
                block: str | None = None, layer: int | None = None, head: int | None = None,
                scale: float = 1.0) -> bytes:
     """The bytes of one download (called at click time)."""
@@ -132,12 +138,13 @@ def _deferred(fig, fmt, record, table, block, layer, head, scale) -> Callable[[]
 
 def download_menu(fig: go.Figure, record=None, key: str = "download", block: str | None = None,
                   layer: int | None = None, head: int | None = None,
-                  table: pd.DataFrame | None = None, name: str | None = None) -> None:
+                  table=None, name: str | None = None) -> None:
     """A "Download" popover under a figure.
 
     fig: the figure as shown. record: the engine AttentionRecord behind it (its maps give
     CSV/JSON/NPZ, narrowed to block/layer/head when given). table: numbers of a derived
-    figure (metrics, rollout) when there is no record. key: unique per figure on a page.
+    figure (metrics, rollout) when there is no record: a DataFrame, or a callable returning
+    one (built at click time). key: unique per figure on a page.
     """
     has_data = record is not None or table is not None
     formats = list(FIGURE_FORMATS) + (list(DATA_FORMATS) if has_data else [])

@@ -12,14 +12,10 @@ import pandas as pd
 import streamlit as st
 
 import engine
-from app_pages.common import attend, get_model, model_picker, show_notices
+from app_pages.common import attend, current_style, get_model, model_picker, show_notices
+from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tr
-from viz.style import Style
-
-try:
-    from viz.heatmap import masks_figure
-except ImportError:  # pragma: no cover - only while viz/heatmap.py is being written
-    masks_figure = None
+from viz.heatmap import masks_figure
 
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
 DEFAULT_TEXT2 = "A second, longer sentence in the same batch makes the first one padded."
@@ -107,18 +103,7 @@ T = {
 MODES = ("none", "causal", "padding")
 
 
-def style() -> Style:
-    s = st.session_state
-    return Style(palette=s.get("colorscale", "cividis"), precision=int(s.get("precision", 3)),
-                 shared_range=bool(s.get("shared_range", True)))
-
-
 def download(fig, name: str, **kw) -> None:
-    """The shared download control under a figure, when app_pages/download.py provides it."""
-    try:
-        from app_pages.download import download_menu
-    except ImportError:
-        return
     download_menu(fig, name=name, key=f"dl_{name}", **kw)
 
 
@@ -145,6 +130,7 @@ def topk_table(top_k) -> pd.DataFrame:
 
 
 st.title(tr(T, "title"))
+STYLE = current_style()  # the sidebar's choice, read once per run
 st.markdown(tr(T, "intro"))
 device = st.session_state.get("device", "auto")
 precision = int(st.session_state.get("precision", 3))
@@ -242,16 +228,12 @@ mask = rec.mask(block)[head]  # exactly the cells the engine masked
 scores = rec.scores[block][head]  # [T, T], masked cells = -inf
 weights = rec[block][head]
 title = tr(T, "fig_title", block=block, head=head)
-if masks_figure is not None:
-    fig = masks_figure(mask, scores, weights, rec.tokens, title=title, style=style())
-    panels = ("panel_mask", "panel_scores", "panel_weights")
-    for ann, panel in zip(fig.layout.annotations[:3], panels, strict=False):
-        ann.text = tr(T, panel)  # the three subplot titles, in the interface language
-    st.plotly_chart(fig, key="fig_masks", config={"displaylogo": False})
-    download(fig, "masks", record=rec, block=block, head=head)
-else:  # pragma: no cover - fallback while viz.heatmap.masks_figure is missing
-    for part in (mask.astype(np.float32), scores, weights):
-        st.dataframe(pd.DataFrame(part, index=rec.tokens, columns=rec.tokens))
+fig = masks_figure(mask, scores, weights, rec.tokens, title=title, style=STYLE)
+panels = ("panel_mask", "panel_scores", "panel_weights")
+for ann, panel in zip(fig.layout.annotations[:3], panels, strict=False):
+    ann.text = tr(T, panel)  # the three subplot titles, in the interface language
+st.plotly_chart(fig, key="fig_masks", config={"displaylogo": False})
+download(fig, "masks", record=rec, block=block, head=head)
 st.caption(tr(T, "figure_help"))
 
 # ---- what changes -----------------------------------------------------------------------

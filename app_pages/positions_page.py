@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app_pages.common import get_model, installed_models
+from app_pages.common import current_style, get_model, installed_models
+from app_pages.download import download_menu
 from app_pages.i18n import tr
 from engine.positions import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, sinusoidal_table
 from engine.registry import MODELS
@@ -25,7 +26,6 @@ from viz.positions import (
     similarity,
     similarity_figure,
 )
-from viz.style import Style
 
 T = {
     "choose": ("Choose…", "请选择…"),
@@ -145,18 +145,7 @@ def sim_axes() -> dict:
     return dict(value_name=tr(T, "sim_value"), axis_title=tr(T, "position"))
 
 
-def style() -> Style:
-    s = st.session_state
-    return Style(palette=s.get("colorscale", "cividis"), precision=int(s.get("precision", 3)),
-                 shared_range=bool(s.get("shared_range", True)))
-
-
 def download(fig, name: str, table: pd.DataFrame | None = None) -> None:
-    """The shared download control under a figure, when app_pages/download.py provides it."""
-    try:
-        from app_pages.download import download_menu
-    except ImportError:
-        return
     download_menu(fig, name=name, key=f"dl_{name}", table=table)
 
 
@@ -199,7 +188,7 @@ def minilm_positions(device: str) -> np.ndarray | None:
 def show_sinusoidal(d_model: int, length: int, base: float, kinds: dict) -> None:
     st.caption(tr(T, "sin_help"))
     table = sinusoidal_table(length, d_model, base).numpy()  # [L, D]
-    plot(encoding_figure(table, title=tr(T, "sin_title"), style=style(), **axes()),
+    plot(encoding_figure(table, title=tr(T, "sin_title"), style=STYLE, **axes()),
          "pos_sinusoidal", table)
     # a fast pair (0, 1), a middle one, and a slow sine (d/2) that still moves over 64 positions
     q = 2 * (d_model // 8)
@@ -208,7 +197,7 @@ def show_sinusoidal(d_model: int, length: int, base: float, kinds: dict) -> None
                           default=list(dict.fromkeys(default)), key=f"pos_dims_{d_model}",
                           placeholder=tr(T, "choose"))
     if dims:
-        plot(dimension_curves_figure(table, dims, title=tr(T, "curves_title"), style=style(),
+        plot(dimension_curves_figure(table, dims, title=tr(T, "curves_title"), style=STYLE,
                                      x_title=tr(T, "position"), y_title=tr(T, "value"),
                                      dim_label=tr(T, "dim")),
              "pos_curves", table[:, dims], [f"dim {d}" for d in dims])
@@ -216,7 +205,7 @@ def show_sinusoidal(d_model: int, length: int, base: float, kinds: dict) -> None
                     key="pos_sim")
     st.caption(tr(T, "sim_help"))
     sim = similarity(table, kind)
-    plot(similarity_figure(sim, title=tr(T, "sim_title", kind=kinds[kind]), style=style(),
+    plot(similarity_figure(sim, title=tr(T, "sim_title", kind=kinds[kind]), style=STYLE,
                            **sim_axes()), "pos_similarity", sim)
 
 
@@ -237,14 +226,14 @@ def show_learned(length: int, kinds: dict) -> None:
     if length > learned.shape[0]:
         st.info(tr(T, "learned_cut"))
     part = learned[:length]
-    plot(encoding_figure(part, title=tr(T, "learned_title"), style=style(), clip_quantile=0.99,
+    plot(encoding_figure(part, title=tr(T, "learned_title"), style=STYLE, clip_quantile=0.99,
                          **axes()), "pos_learned", part)
     st.caption(tr(T, "learned_clip"))
     kind = st.radio(tr(T, "similarity"), list(kinds), format_func=kinds.get, horizontal=True,
                     key="pos_sim_learned", index=1)
     sim = similarity(part, kind)
     plot(similarity_figure(sim, title=tr(T, "learned_sim_title", kind=kinds[kind]),
-                           style=style(), **sim_axes()), "pos_learned_similarity", sim)
+                           style=STYLE, **sim_axes()), "pos_learned_similarity", sim)
 
 
 def show_rope(d_model: int, length: int, base: float) -> None:
@@ -263,7 +252,7 @@ def show_rope(d_model: int, length: int, base: float) -> None:
     cos, sin = rope_cos_sin(torch.arange(length), d, base)  # [L, d]
     if pairs:
         plot(rope_circle_figure(cos.numpy(), sin.numpy(), pairs, list(range(n_pos)), thetas,
-                                title=tr(T, "circle_title"), style=style(),
+                                title=tr(T, "circle_title"), style=STYLE,
                                 pair_label=tr(T, "pair"), position_label=tr(T, "position"),
                                 angle_label=tr(T, "angle")), "pos_rope_circle",
              np.stack([cos.numpy()[:n_pos, pairs], sin.numpy()[:n_pos, pairs]], axis=-1)
@@ -274,11 +263,11 @@ def show_rope(d_model: int, length: int, base: float) -> None:
     ms = list(dict.fromkeys([0, length // 4, length // 2]))
     cols = st.columns(2)
     with cols[0]:
-        plot(rope_distance_figure(scores, ms, title=tr(T, "distance_title"), style=style(),
+        plot(rope_distance_figure(scores, ms, title=tr(T, "distance_title"), style=STYLE,
                                   x_title=tr(T, "distance"), y_title=tr(T, "qk_rope")),
              "pos_rope_distance", scores[ms].T, [f"m = {m}" for m in ms])
     with cols[1]:
-        plot(score_matrix_figure(scores, title=tr(T, "matrix_title"), style=style(),
+        plot(score_matrix_figure(scores, title=tr(T, "matrix_title"), style=STYLE,
                                  x_title=tr(T, "key_pos"), y_title=tr(T, "query_pos")),
              "pos_rope_matrix", scores)
     p = int(st.session_state.get("precision", 3))
@@ -303,7 +292,7 @@ def show_alibi(length: int) -> None:
         tr(T, "slope"): slopes.astype(np.float64),
         "1 / " + tr(T, "slope"): 1.0 / slopes.astype(np.float64),
     })
-    plot(alibi_figure(bias, slopes, title=tr(T, "alibi_title"), style=style(),
+    plot(alibi_figure(bias, slopes, title=tr(T, "alibi_title"), style=STYLE,
                       head_label=tr(T, "head"), slope_label=tr(T, "slope"),
                       value_name=tr(T, "bias")), "pos_alibi", table=slopes_table)
     with st.container(key="pos_slopes"):
@@ -311,6 +300,7 @@ def show_alibi(length: int) -> None:
 
 
 st.title(tr(T, "title"))
+STYLE = current_style()  # the sidebar's choice, read once per run
 st.markdown(tr(T, "intro"))
 
 c = st.columns(3)

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import current_style
+from app_pages.download import download_menu
 from app_pages.i18n import tr
 from engine.worked_example import (
     SECOND_HEAD,
@@ -28,7 +30,6 @@ from viz.steps import (
     matrix_figure,
     weighted_sum_figure,
 )
-from viz.style import Style
 
 T = {
     "title": ("Step by step: self-attention by hand", "逐步计算:手算自注意力"),
@@ -145,12 +146,6 @@ def precision() -> int:
     return int(st.session_state.get("precision", 3))
 
 
-def style() -> Style:
-    s = st.session_state
-    return Style(palette=s.get("colorscale", "cividis"), precision=precision(),
-                 shared_range=bool(s.get("shared_range", True)))
-
-
 def table(m: np.ndarray, rows, cols, key: str) -> None:
     """A read-only matrix shown with `precision` significant digits (as in the figures); the
     data keep full precision. The keyed container lets tests find it."""
@@ -177,11 +172,6 @@ def reset() -> None:
 
 
 def download(fig, name: str, table: pd.DataFrame | None = None) -> None:
-    """The shared download control under a figure, when app_pages/download.py provides it."""
-    try:
-        from app_pages.download import download_menu
-    except ImportError:
-        return
     download_menu(fig, name=name, key=f"dl_{name}", table=table)
 
 
@@ -194,6 +184,7 @@ def plot(fig, name: str, numbers: np.ndarray, rows, cols) -> None:
 
 
 st.title(tr(T, "title"))
+STYLE = current_style()  # the sidebar's choice, read once per run
 st.markdown(tr(T, "intro"))
 
 c1, c2 = st.columns([3, 2])
@@ -280,7 +271,7 @@ with cols[0]:
     table(ex_np["weights"], inputs, inputs, "steps_weights")
 with cols[1]:
     plot(matrix_figure(ex_np["weights"], inputs, inputs, title=tr(T, "weights_title"),
-                       value_name=tr(T, "weight"), style=style(), showscale=True),
+                       value_name=tr(T, "weight"), style=STYLE, showscale=True),
          "steps_weights", ex_np["weights"], inputs, inputs)
 
 # ---- 5 · weighted values and outputs ----------------------------------------------------
@@ -300,7 +291,7 @@ with cols[0]:
 with cols[1]:
     plot(weighted_sum_figure(weighted, ex_np["outputs"][qi], [f"w·v{j + 1}" for j in range(3)],
                              output_name=tr(T, "output_sum"),
-                             title=tr(T, "sum_title", q=inputs[qi]), style=style()),
+                             title=tr(T, "sum_title", q=inputs[qi]), style=STYLE),
          "steps_weighted_sum", rows, [f"w·v{j + 1}" for j in range(3)] + ["sum"],
          [tr(T, "weight")] + dims3)
 
@@ -339,7 +330,7 @@ if ex["matches_seed"]:
     ))
     plot(compare_outputs_figure(ex_np["outputs"], ex_np["seed_outputs"], inputs,
                                 names=(tr(T, "exact"), tr(T, "seed_rounded")),
-                                title=tr(T, "compare_title"), style=style()),
+                                title=tr(T, "compare_title"), style=STYLE),
          "steps_compare", np.hstack([ex_np["outputs"], ex_np["seed_outputs"], diff]), inputs,
          [f"{kind} {d}" for kind in ("exact", "seed", "seed-exact") for d in dims3])
 else:
@@ -365,7 +356,7 @@ for h, tab in enumerate(st.tabs(heads)):
                 table(mh[name][h], inputs, dims3, f"steps_mh_{name}_{h}")
 st.markdown(f"**{tr(T, 'per_head')}**")
 plot(heads_figure(mh["head_weights"], inputs, head_names=heads, title=tr(T, "per_head"),
-                  value_name=tr(T, "weight"), style=style()), "steps_heads",
+                  value_name=tr(T, "weight"), style=STYLE), "steps_heads",
      np.hstack(list(mh["head_weights"])), inputs,
      [f"head {h} → {k}" for h in (1, 2) for k in inputs])
 cols = st.columns(2)

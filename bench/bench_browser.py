@@ -113,6 +113,7 @@ def main() -> None:
     streamlit = ROOT / ".venv" / "bin" / "streamlit"
     launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
     results: dict = {}
+    step = "start"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -124,12 +125,15 @@ def main() -> None:
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
+            step = "cold start"
             wait_health(port, proc)
+            results["server_up_s"] = time.perf_counter() - start
             page.goto(f"http://127.0.0.1:{port}/")
             wait_tick(page, "animal")
             results["cold_start_s"] = time.perf_counter() - start
             wait_idle(page)
 
+            step = "typed sentence"
             box = page.get_by_role("textbox", name="Text", exact=True)
             typed = []
             for word in WORDS[: args.reps + 1]:
@@ -142,6 +146,7 @@ def main() -> None:
             results["typed_sentence_s"] = typed[1:]  # the first one warms the path up
             results["typed_sentence_median_s"] = statistics.median(typed[1:])
 
+            step = "model view"
             box.fill(TEXT_64)
             box.press("Enter")
             wait_tick(page, "river")
@@ -161,6 +166,9 @@ def main() -> None:
             results["model_view_s"] = model_view[1:]
             results["model_view_median_s"] = statistics.median(model_view[1:])
             results["model_view_tokens"] = n64
+        except Exception as exc:
+            raise SystemExit(f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
+                             f"(server log: {log})") from None
         finally:
             proc.terminate()
             try:
@@ -175,8 +183,8 @@ def main() -> None:
           f"{results['load_average'][2]:.1f})")
     print("| measurement | result | target |")
     print("|---|---:|---:|")
-    print(f"| cold start → first chart (MiniLM) | {results['cold_start_s']:.2f} s | "
-          f"≤ {TARGETS['cold_start_s']:.1f} s |")
+    print(f"| cold start → first chart (MiniLM) | {results['cold_start_s']:.2f} s "
+          f"(server up at {results['server_up_s']:.2f} s) | ≤ {TARGETS['cold_start_s']:.1f} s |")
     print(f"| typed sentence (≤ 32 tokens) → heatmap redrawn, median of {args.reps} | "
           f"{results['typed_sentence_median_s']:.2f} s | "
           f"≤ {TARGETS['typed_sentence_median_s']:.1f} s |")

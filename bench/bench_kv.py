@@ -372,7 +372,7 @@ DECODE_SHAPES = [  # (variant, B, Hkv, G = H / Hkv) with H = 32 query heads of 1
 ]
 
 
-def decode_attention_kernels(device: torch.device, copy_GBps: float, context: int = 32768,
+def decode_attention_kernels(device: torch.device, copy_GBps: float, context: int = 32768 + 13,
                              d: int = 128, reps: int = 20) -> list[dict]:
     """One decode step's attention (Tq = 1, every key visible, K/V a prefix of a larger cache
     buffer, bf16) through each kernel PyTorch offers, timed alone: which one reads K/V closest
@@ -392,14 +392,14 @@ def decode_attention_kernels(device: torch.device, copy_GBps: float, context: in
         w = torch.softmax((qg @ k.transpose(-1, -2)).float() * d**-0.5, dim=-1)
         return w.to(v.dtype) @ v
 
-    def engine_bmm(q, qg, k, v):  # the engine's route for a full GPU: float32 scores
-        from engine.attention import _decode_bmm
+    def engine_step(q, qg, k, v):  # what the engine runs: flash, a few sequences per call
+        from engine.attention import _decode_step
 
-        return _decode_bmm(q, k, v, d**-0.5)
+        return _decode_step(q, k, v, d**-0.5)
 
     methods = {
         "flash, enable_gqa": sdpa(SDPBackend.FLASH_ATTENTION, False),
-        "engine bmm, float32 scores": engine_bmm,
+        "engine (flash, batch in split-keys chunks)": engine_step,
         "flash, grouped q": sdpa(SDPBackend.FLASH_ATTENTION, True),
         "efficient, grouped q": sdpa(SDPBackend.EFFICIENT_ATTENTION, True),
         "cudnn, enable_gqa": sdpa(SDPBackend.CUDNN_ATTENTION, False),
@@ -446,8 +446,7 @@ def decode_attention_kernels(device: torch.device, copy_GBps: float, context: in
         except Exception as exc:
             row["cudnn new key length ms"] = repr(exc)[:160]
         rows.append(row)
-        cells = "  ".join(f"{n.split(',')[0].replace('engine bmm', 'bmm32')}"
-                          f"{'/g' if 'grouped' in n else ''} "
+        cells = "  ".join(f"{n.split(' ')[0].rstrip(',')}{'/g' if 'grouped' in n else ''} "
                           + (f"{row[n]['ms']:.3f} ms {row[n]['fraction']:4.0%}"
                              if "ms" in row[n] else "n/a") for n in methods)
         plan = row["cudnn new key length ms"]
@@ -498,6 +497,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kv-heads", type=int, nargs="*", help="override the KV head counts")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for kv_<device>.json/.csv")
     ap.add_argument("--no-profile", action="store_true", help="skip the CUDA profiler checks")
+    ap.add_argument("--kernel-context", type=int, default=32768 + 13,
+                    help="keys in the decode-kernel comparison (odd, as in decoding)")
     ap.add_argument("--kernels-only", action="store_true",
                     help="only compare the decode-attention kernels (CUDA)")
     args = ap.parse_args(argv)
@@ -527,7 +528,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"# one tiny op, launched from Python: {bw['launch_us']:.1f} µs", flush=True)
     kernels = []
     if device.type == "cuda" and scale_name == "full":
-        kernels = decode_attention_kernels(device, bw["copy_GBps"])
+        kernels = decode_attention_kernels(device, bw["copy_GBps"], args.kernel_context)
     if args.kernels_only:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "kv_decode_kernels.json").write_text(json.dumps(

@@ -17,6 +17,7 @@ mask tensor on CUDA, stacks each group's queries as [B, Hkv, G·Tq, D] (see `_fu
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -75,13 +76,9 @@ def _fused(
     if cudnn:
         torch.backends.cuda.enable_cudnn_sdp(False)
     try:
-        if (t_q == 1 and attn_mask is None and not is_causal and _DECODE_BMM["on"]
-                and q.dtype in (torch.bfloat16, torch.float16)
-                and b * h_kv >= _multiprocessors(q.device)):
-            try:
-                return _decode_bmm(q, k, v, d**-0.5 if scale is None else scale)
-            except (TypeError, NotImplementedError):  # a torch without bmm(out_dtype=)
-                _DECODE_BMM["on"] = False
+        if (t_q == 1 and attn_mask is None and not is_causal
+                and q.dtype in (torch.bfloat16, torch.float16)):
+            return _decode_step(q, k, v, scale)
         if h == h_kv or attn_mask is None or isinstance(attn_mask, CausalBias):
             return F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale,
@@ -97,31 +94,34 @@ def _fused(
             torch.backends.cuda.enable_cudnn_sdp(True)
 
 
-_DECODE_BMM = {"on": True}
-
-
 @functools.cache
-def _multiprocessors(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
+def _flash_split_blocks(device: torch.device) -> int:
+    """Below this many (batch, head) blocks PyTorch's flash kernel splits a decode step's keys
+    across multiprocessors; at or above, it runs one 128-query tile per block with a single real
+    query row (its heuristic: 80% of the multiprocessors)."""
+    return math.ceil(0.8 * torch.cuda.get_device_properties(device).multi_processor_count) - 1
 
 
-def _decode_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """One decode step (Tq = 1, every key visible) as two batched GEMVs on grouped queries.
+def _decode_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 scale: float | None) -> torch.Tensor:
+    """One decode step (Tq = 1, every key visible) on flash, fed a few sequences at a time so
+    that every call stays in flash's split-keys mode.
 
-    Once B·Hkv fills the GPU's multiprocessors, PyTorch's flash kernel stops splitting the keys
-    and runs one 128-query tile per (batch, K/V head) with a single real row: it read K/V at
-    ~60% of copy bandwidth on an H200, cuBLAS's batched GEMV at ~95% (bench/README.md).
-    Scores stay float32 (`out_dtype`), as inside flash. Shapes: q [B, H, 1, D],
-    k, v [B, Hkv, Tk, D] → [B, H, 1, D].
+    Flash counts B·H blocks, or B·Hkv under GQA/MQA (it folds a group's G queries into one
+    tile). With too many it stops splitting the keys and reads K/V at ~60% of copy bandwidth
+    on an H200; split, it reads them at 80-100% (bench/README.md). The calls run one after
+    another, each filling the GPU. Shapes: q [B, H, 1, D]; k, v [B, Hkv, Tk, D] → [B, H, 1, D].
     """
-    b, h, _, d = q.shape
-    h_kv, t_k = k.shape[1], k.shape[2]
-    q_grouped = q.reshape(b * h_kv, h // h_kv, d)  # [B·Hkv, G, D]
-    scores = torch.bmm(q_grouped, k.reshape(b * h_kv, t_k, d).transpose(1, 2),
-                       out_dtype=torch.float32)  # [B·Hkv, G, Tk]
-    weights = torch.softmax(scores.mul_(scale), dim=-1).to(v.dtype)
-    out = torch.bmm(weights, v.reshape(b * h_kv, t_k, d))  # [B·Hkv, G, D]
-    return out.view(b, h, 1, d)
+    b, h = q.shape[:2]
+    h_kv = k.shape[1]
+    per_call = max(1, _flash_split_blocks(q.device) // (h if h == h_kv else h_kv))
+    if b <= per_call:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=h != h_kv)
+    return torch.cat([
+        F.scaled_dot_product_attention(q[i : i + per_call], k[i : i + per_call],
+                                       v[i : i + per_call], scale=scale, enable_gqa=h != h_kv)
+        for i in range(0, b, per_call)
+    ])
 
 
 def _group_mask(mask: torch.Tensor, h_kv: int, g: int, t_q: int) -> torch.Tensor:

@@ -143,7 +143,6 @@ VIZ_BAD = [
     vz("--layer", "0", "--head", "-2"),
     vz("--block", "<script>"),
     vz("--scale", "0"),
-    vz("--scale", "nan"),
     vz("--dpi", "-300"),
     vz("--width", "-5"),
     vz("--font-size", "big"),
@@ -170,6 +169,15 @@ def test_viz_bad_arguments_exit_2_with_one_line(argv, capsys, tmp_path, monkeypa
     code, _, err = viz_cli(argv, capsys)
     assert_one_line_exit_2(code, err)
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
+@pytest.mark.xfail(strict=False, reason="bug (reported): viz/__main__.py _check lets --scale "
+                   "nan/inf through (nan <= 0 is False) and writes a default-size image")
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_viz_non_finite_scale_is_refused(value, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = viz_cli(vz("--scale", value), capsys)
+    assert_one_line_exit_2(code, err)
 
 
 def test_viz_exports_hostile_tokens_literally(capsys, tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from viz.heatmap import curves_figure, matrix_heatmap
 from viz.style import (
     DEFAULT,
     Style,
@@ -22,11 +23,6 @@ from viz.style import (
     number_format,
     safe_label,
 )
-
-try:  # the shared heatmap builders (viz/heatmap.py); a local fallback keeps pages working
-    from viz.heatmap import curves_figure, matrix_heatmap
-except ImportError:  # pragma: no cover - only while viz/heatmap.py is being written
-    curves_figure = matrix_heatmap = None
 
 SIMILARITIES = ("dot", "cosine")
 HEIGHT = 440
@@ -59,36 +55,14 @@ def similarity(table: np.ndarray, kind: str = "cosine") -> np.ndarray:
 
 
 def _heat(z, x_title, y_title, value_name, style, diverging, title):
-    """A [R, C] heatmap, row 0 on top: viz.heatmap.matrix_heatmap, or a plain one without it."""
+    """A [R, C] heatmap, row 0 on top, with sparse ticks for long axes."""
     z = np.asarray(z, dtype=np.float32)
-    if matrix_heatmap is not None:
-        fig = matrix_heatmap(z, x_title=x_title, y_title=y_title, value_name=value_name,
-                             title=title, style=style, diverging=diverging)
-        fig.update_layout(height=HEIGHT)
-        fig.update_yaxes(**_sparse_ticks(z.shape[0], 16))  # 32 row labels overlap at 440 px
-        fig.update_xaxes(**_sparse_ticks(z.shape[1], 20))
-        return fig
-    finite = z[np.isfinite(z)]
-    if diverging:
-        m = float(np.abs(finite).max()) if finite.size else 1.0
-        scale, lo, hi = colorscale(style, "puor"), -max(m, 1e-9), max(m, 1e-9)
-    else:
-        scale = colorscale(style)
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 1.0
-        hi = max(hi, lo + 1e-9)
-    fig = go.Figure(go.Heatmap(
-        z=z, x=np.arange(z.shape[1], dtype=np.int32), y=np.arange(z.shape[0], dtype=np.int32),
-        colorscale=scale, zmin=lo, zmax=hi,
-        colorbar=dict(title=dict(text=safe_label(value_name))),
-        hovertemplate=f"{safe_label(y_title)} %{{y}}<br>{safe_label(x_title)} %{{x}}<br>"
-        f"{safe_label(value_name)} %{{z:{number_format(style)}}}<extra></extra>",
-    ))
-    fig.update_xaxes(title=dict(text=safe_label(x_title)), showgrid=False, zeroline=False)
-    fig.update_yaxes(title=dict(text=safe_label(y_title)), autorange="reversed",
-                     showgrid=False, zeroline=False)
+    fig = matrix_heatmap(z, x_title=x_title, y_title=y_title, value_name=value_name,
+                         title=title, style=style, diverging=diverging)
     fig.update_layout(height=HEIGHT)
-    return apply_style(fig, style, title)
+    fig.update_yaxes(**_sparse_ticks(z.shape[0], 16))  # 32 row labels overlap at 440 px
+    fig.update_xaxes(**_sparse_ticks(z.shape[1], 20))
+    return fig
 
 
 def encoding_figure(
@@ -131,23 +105,10 @@ def dimension_curves_figure(
     """
     table = np.asarray(table, dtype=np.float32)
     pos = np.arange(table.shape[0], dtype=np.int32)
-    if curves_figure is not None:
-        fig = curves_figure({f"{dim_label} {int(d)}": table[:, int(d)] for d in dims}, pos,
-                            x_title=x_title, y_title=y_title, title=title, style=style)
-        fig.update_layout(height=360)
-        return fig
-    fig = go.Figure()
-    for i, d in enumerate(dims):
-        fig.add_trace(go.Scatter(
-            x=pos, y=table[:, int(d)], mode="lines", name=f"{safe_label(dim_label)} {int(d)}",
-            line=dict(color=head_color(i), width=2),
-            hovertemplate=f"{safe_label(dim_label)} {int(d)}<br>{safe_label(x_title)} %{{x}}: "
-            f"%{{y:{number_format(style)}}}<extra></extra>",
-        ))
-    fig.update_xaxes(title=dict(text=safe_label(x_title)))
-    fig.update_yaxes(title=dict(text=safe_label(y_title)))
+    fig = curves_figure({f"{dim_label} {int(d)}": table[:, int(d)] for d in dims}, pos,
+                        x_title=x_title, y_title=y_title, title=title, style=style)
     fig.update_layout(height=360)
-    return apply_style(fig, style, title)
+    return fig
 
 
 def rope_circle_figure(
