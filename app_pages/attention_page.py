@@ -12,6 +12,7 @@ Long inputs (> viz.LONG_INPUT tokens) record one layer at a time; the all-layer 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import streamlit as st
@@ -153,6 +154,10 @@ T = {
         "保存 i+1 个位置的 K 和 V。",
     ),
     "long_view": ("View", "视图"),
+    "summarising": (
+        "Reading every layer once for the all-layer views (long input: this takes a while)…",
+        "正在为全层视图逐层读取一次(长输入,需要一些时间)…",
+    ),
     "v_full": ("full (zoom/pan)", "完整(可缩放平移)"),
     "v_overview": ("block-averaged overview", "分块平均概览"),
     "v_topk": ("top-k per query", "每个查询的 top-k"),
@@ -314,6 +319,33 @@ def figure_with_text(fig, explanation: str | None, chart_key: str, **chart_kw):
     return event
 
 
+class LayerReducer(dict):
+    """A record dict for the engine's forward pass that keeps, of each layer of one block
+    kind, only what the all-layer views need: a block-averaged thumbnail, the head metrics
+    and (up to ROLLOUT_MAX tokens) the head-mean map for rollout. The full [H, T, T] map of
+    a layer is dropped as soon as the next one arrives, so a 2,048-token pass over 18
+    layers holds one layer's map at a time instead of all of them (about 1.2 GB)."""
+
+    def __init__(self, kind: str, thumb: int):
+        super().__init__()
+        self.kind, self.thumb = kind, thumb
+        self.thumbs: list[np.ndarray] = []
+        self.rows: list[dict] = []
+        self.means: list[np.ndarray] = []
+        self.block = 1
+
+    def __setitem__(self, key, out) -> None:
+        if key.rsplit(".", 1)[0] != self.kind or out.weights is None:
+            return
+        w = out.weights[0].float().cpu().numpy()  # [H, Tq, Tk]
+        tq, tk = w.shape[1:]
+        self.block = max(block_size(tq, self.thumb), block_size(tk, self.thumb))
+        self.thumbs.append(block_average(w, self.block))
+        self.rows += head_metrics({key: w})
+        if self.kind != "decoder.cross" and tq <= ROLLOUT_MAX:
+            self.means.append(mean_heads(w))
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def long_summary(name: str, device: str, text: str, kind: str, target: str | None,
                  generate: int, thumb: int = 64) -> dict:
@@ -321,15 +353,26 @@ def long_summary(name: str, device: str, text: str, kind: str, target: str | Non
     (block-averaged to ≤ thumb²), head metrics and, up to ROLLOUT_MAX tokens, the rollout."""
     model = engine.load(name, device)
     keys = [k for k in model.block_keys() if k.rsplit(".", 1)[0] == kind]
-    rec = model.attend(text, target=target, generate=generate, layers=keys)
-    maps = [rec[k] for k in keys]
-    tq, tk = maps[0].shape[1:]
-    b = max(block_size(tq, thumb), block_size(tk, thumb))
-    roll = None
-    if kind != "decoder.cross" and tq <= ROLLOUT_MAX:
-        roll = rollout_layers(maps)
-    return dict(thumbs=np.stack([block_average(m, b) for m in maps]), block=b,
-                rows=head_metrics({k: rec[k] for k in keys}), rollout=roll)
+    reducer = LayerReducer(kind, thumb)
+    if model.kind in ("encoder", "decoder"):
+        ids = list(model.codec.encode(text).ids)
+        if generate:  # the same greedy tokens the page's record holds
+            ids += attend(name, device, text, target=target, generate=generate,
+                          layers=[keys[0]]).outputs.get("generated_ids", [])
+        x = torch.tensor([ids], device=model.device)
+        with torch.inference_mode():
+            req = Request(record=keys)
+            if model.kind == "encoder":
+                model.model.encode(x, req=req, record=reducer)
+            else:
+                model.model.decode(x, req=req, record=reducer)
+    else:  # encoder-decoders read at most a few hundred tokens: the plain path is fine
+        rec = model.attend(text, target=target, generate=generate, layers=keys)
+        for k in keys:
+            reducer[k] = SimpleNamespace(weights=torch.from_numpy(rec[k][None]))
+    roll = rollout_layers(reducer.means) if reducer.means else None
+    return dict(thumbs=np.stack(reducer.thumbs), block=reducer.block, rows=reducer.rows,
+                rollout=roll)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -459,7 +502,14 @@ with out_cols[1]:
                      width="stretch", height=160)
 
 layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
-summary = long_summary(name, settings.device, text, kind, target, generate) if long else None
+
+
+def summary() -> dict:
+    """The all-layer summary of a long input (computed on first use by a tab that needs it)."""
+    with st.spinner(tr(T, "summarising")):
+        return long_summary(name, settings.device, text, kind, target, generate)
+
+
 weights = rec[key]  # [H, Tq, Tk]
 
 names = list(TABS if arch == "encoder-decoder" else TABS[:-2])
@@ -513,8 +563,9 @@ with tabs["tab_head"]:
 with tabs["tab_model"]:
     if tabs["tab_model"].open:
         if long:
-            stack = summary["thumbs"]
-            labels = [f"L{i} (blocks of {summary['block']})" for i in range(len(stack))]
+            summ = summary()
+            stack = summ["thumbs"]
+            labels = [f"L{i} (blocks of {summ['block']})" for i in range(len(stack))]
         else:
             stack = np.stack(layer_maps)
             labels = [f"L{i}" for i in range(len(stack))]
@@ -583,7 +634,7 @@ with tabs["tab_qk"]:
 # -- head metrics ----------------------------------------------------------------------
 with tabs["tab_metrics"]:
     if tabs["tab_metrics"].open:
-        rows = summary["rows"] if long else head_metrics(
+        rows = summary()["rows"] if long else head_metrics(
             {k: rec[k] for k in rec.blocks(kind)})
         table = frame(rows)
         defined = [m for m in METRICS if table[m].notna().any()]
@@ -616,7 +667,7 @@ with tabs["tab_agg"]:
         if kind == "decoder.cross":
             st.info(tr(T, "no_rollout_cross"))
         else:
-            roll = summary["rollout"] if long else rollout_layers(layer_maps[: layer + 1])
+            roll = summary()["rollout"] if long else rollout_layers(layer_maps[: layer + 1])
             if roll is None:
                 st.info(tr(T, "no_rollout_long", n=ROLLOUT_MAX))
             else:

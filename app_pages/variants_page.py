@@ -20,7 +20,7 @@ import streamlit as st
 import torch
 
 import engine
-from app_pages.common import Settings, attend, get_model
+from app_pages.common import Settings, attend, get_model, show_notices
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tr
 from engine.config import ModelConfig
@@ -72,6 +72,9 @@ T = {
     "date": ("A date in any format", "任意格式的日期"),
     "block": ("Attention block", "注意力模块"),
     "layer": ("Layer", "层"),
+    "decoder.cross": ("cross-attention", "交叉注意力"),
+    "decoder.self": ("decoder self", "解码器自注意力"),
+    "encoder.self": ("encoder self", "编码器自注意力"),
     "shared_target": (
         "All variants read the same decoder input, MHA's own decode, so their maps can be "
         "subtracted. Each variant's own greedy output is shown above its maps.",
@@ -331,7 +334,8 @@ with tabs["tab_trained"]:
                 c1, c2 = st.columns([2, 1])
                 with c1:
                     kind = st.segmented_control(tr(T, "block"), kinds, key="var_kind",
-                                                required=True) or kinds[0]
+                                                required=True,
+                                                format_func=lambda k: tr(T, k)) or kinds[0]
                 n_layers = (cfg0.n_encoder_layers if kind == "encoder.self"
                             else cfg0.n_decoder_layers)
                 keep_valid("var_layer", list(range(n_layers)))
@@ -346,6 +350,13 @@ with tabs["tab_trained"]:
                 except (engine.InputError, ValueError) as exc:
                     st.warning(str(exc))
                     st.stop()
+                # what the engine noticed about the input (truncation, unknown characters)
+                seen: set[str] = set()
+                for rec in own.values():
+                    for notice in rec.meta.get("notices", []):
+                        if notice not in seen:
+                            seen.add(notice)
+                            st.info(notice)
                 st.caption(tr(T, "shared_target"))
                 sharing = st.columns(len(models))
                 for col, (n, m) in zip(sharing, models.items(), strict=True):
@@ -427,6 +438,7 @@ with tabs["tab_minilm"]:
                 except (engine.InputError, ValueError) as exc:
                     st.warning(str(exc))
                     st.stop()
+                show_notices(base)
                 e0, e1 = base.outputs["embedding"], conv.outputs["embedding"]
                 cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1) + 1e-12))
                 delta = float(np.mean([np.abs(conv[k] - base[k]).mean() for k in base.keys()]))

@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--small", action="store_true", help="a 2-layer d_model 64 model (tests)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (on a shared machine 1 avoids OpenMP stalls)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     batch = args.batch or (32 if gpu else 8)

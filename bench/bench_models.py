@@ -240,7 +240,9 @@ def subprocess_json(code: str, args: list[str], env: dict | None = None,
                     timeout: int = 900) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=timeout)
+                          cwd=ROOT, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),
+                               **(env or {})})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:],
@@ -293,9 +295,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--random", action="store_true", help="random weights even where installed")
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--long-only", action="store_true",
+                    help="only Gemma's 8,192-token run; merged into an existing models_cpu.json")
     ap.add_argument("--lengths", type=int, nargs="*", help="override the token counts")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (on a shared machine 1 avoids OpenMP stalls)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     result = {"meta": {
@@ -316,6 +324,15 @@ def main(argv: list[str] | None = None) -> dict:
                  ".venv/bin/pip install -c constraints.txt -r requirements-dev.txt")
     print(f"# {result['meta']['device_name']} · torch {torch.__version__} · transformers "
           f"{result['meta']['transformers']}", flush=True)
+    if args.long_only:
+        path = args.out / f"models_{device.type}.json"
+        saved = json.loads(path.read_text()) if path.exists() else result
+        saved["long_context"] = long_context()
+        saved["long_context"].update(command=result["meta"]["command"],
+                                     date=result["meta"]["date"],
+                                     load_average_1min=result["meta"]["load_average_1min"])
+        path.write_text(json.dumps(saved, indent=1))
+        return saved
     for name in args.models:
         real = not gpu and not args.random and installed(name)
         repeats = args.repeats or (20 if gpu else (5 if name == "minilm" else 3))

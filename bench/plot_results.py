@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
         if path.name.startswith("kv_figures_"):
             continue
         result = json.loads(path.read_text())
+        if "points" not in result:  # e.g. kv_decode_kernels_*.json
+            continue
         device = path.stem.removeprefix("kv_")
         figs = figures(result)
         target = args.out / f"kv_figures_{device}.json"

@@ -43,7 +43,6 @@ class AttentionOutput:
     k: torch.Tensor | None = None  # [B, H, Tk, D] (shared heads expanded for display only)
 
 
-
 def _fused(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -88,7 +87,7 @@ def _fused(
         mask = _group_mask(attn_mask, h_kv, g, t_q)
         q_grouped = q.reshape(b, h_kv, g * t_q, d)  # [B, Hkv, G·Tq, D]
         out = F.scaled_dot_product_attention(q_grouped, k, v, attn_mask=mask, scale=scale)
-        return out.view(b, h, t_q, d)
+        return out.reshape(b, h, t_q, d)  # [B, Hkv, G·Tq, D] → [B, H, Tq, D]
     finally:
         if cudnn:
             torch.backends.cuda.enable_cudnn_sdp(True)

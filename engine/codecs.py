@@ -26,6 +26,9 @@ class Encoded:
 
 
 def check_text(text: str) -> str:
+    """`text` made safe to tokenize: a str, lone surrogates (which UTF-8 cannot carry, e.g.
+    from undecodable command-line bytes) replaced by "?", and not empty after stripping
+    whitespace. Anything else is an InputError the user can act on."""
     if not isinstance(text, str):
         raise InputError(f"text must be a string, got {type(text).__name__}")
     # Lone surrogates cannot be encoded to UTF-8 and would crash the tokenizer.
@@ -33,6 +36,12 @@ def check_text(text: str) -> str:
     if not text.strip():
         raise InputError("the text is empty: type a sentence to see its attention")
     return text
+
+
+def check_tokens(ids: list[int], add_special: bool) -> None:
+    """A model input needs at least one token (a target may be empty: [BOS] is prepended)."""
+    if add_special and not ids:
+        raise InputError("the text has no tokens this model can read: type a sentence")
 
 
 class TokenizerCodec:
@@ -57,6 +66,7 @@ class TokenizerCodec:
         text = check_text(text)
         enc = self.tok.encode(text, add_special_tokens=add_special)
         ids, tokens = list(enc.ids), list(enc.tokens)
+        check_tokens(ids, add_special)
         n = len(ids)
         if n > self.max_tokens:
             # Keep the special token that closes the sequence (e.g. [SEP]) when there is one.
@@ -87,6 +97,7 @@ class HashWordCodec:
 
     def encode(self, text: str, add_special: bool = True) -> Encoded:
         words = re.findall(r"\w+|[^\w\s]", check_text(text))
+        check_tokens(words, add_special)
         n = len(words)
         words = words[: self.max_tokens]
         ids = [3 + zlib.crc32(w.encode()) % (self.vocab_size - 3) for w in words]

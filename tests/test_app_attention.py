@@ -360,3 +360,52 @@ def test_no_raw_html_in_my_files():
         src = (ROOT / rel).read_text()
         assert "unsafe_allow_html" not in src, rel
         assert "st.html(" not in src, rel
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    if not engine.MODELS["gemma3-270m"].is_installed():
+        pytest.skip("gemma3-270m is not installed: " + (engine.MODELS["gemma3-270m"].install or ""))
+    return engine.load("gemma3-270m", device="cpu")
+
+
+def test_decoder_generates_and_ablation_moves_the_next_token(gemma):
+    at = open_page()
+    at.selectbox(key="attn_model").set_value("gemma3-270m")
+    rerun(at)
+    at.number_input(key="attn_generate").set_value(3)
+    rerun(at)
+    rec = gemma.attend(TEXT, generate=3)
+    z = arr(chart(at, "decoder.self.0 · head 0")["data"][0]["z"])
+    np.testing.assert_allclose(z, rec["decoder.self.0"][0], atol=1e-5)
+    assert np.allclose(np.triu(z, 1), 0)  # causal: no weight on later tokens
+    assert any(rec.outputs["generated"].strip() == c.value.strip() for c in at.code)
+    open_tab(at, "Ablation")
+    at.multiselect(key="attn_ablate").set_value(["decoder.self.17:0", "decoder.self.17:1"])
+    rerun(at)
+    off = gemma.attend(TEXT, generate=3, heads_off={"decoder.self.17": [0, 1]})
+    bars = {t["name"]: arr(t["y"]) for t in chart(at, "next token")["data"]}
+    tokens = list(dict.fromkeys([t for t, _ in rec.outputs["top_k"]]
+                                + [t for t, _ in off.outputs["top_k"]]))
+    intact = dict(rec.outputs["top_k"])
+    np.testing.assert_allclose(bars["intact"][: len(intact)],
+                               [intact[t] for t in tokens[: len(intact)]], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_2048_token_gemma_renders(gemma):
+    text = " ".join(["The quick brown fox jumps over the lazy dog."] * 205)
+    n = len(gemma.codec.encode(text).ids)
+    assert n >= 2048
+    at = open_page()
+    at.selectbox(key="attn_model").set_value("gemma3-270m")
+    rerun(at)
+    at.text_input(key="attn_text").set_value(text)
+    rerun(at)
+    assert any("long input" in i.value for i in at.info)
+    z = arr(specs(at)[0]["data"][0]["z"])
+    assert z.shape[0] <= 128 and z.shape[1] <= 128 and np.isfinite(z).all()
+    open_tab(at, "Model view")
+    spec = specs(at)[0]
+    assert len(spec["data"]) == 18 * 4
+    assert all(arr(t["z"]).shape[0] <= 64 for t in spec["data"])

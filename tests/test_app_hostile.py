@@ -11,11 +11,15 @@ tokens literally.
 
 from __future__ import annotations
 
+import ast
+import base64
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from engine.registry import MODELS
@@ -38,11 +42,24 @@ TRUNCATION = re.compile(r"cut to \d+|only the first \d+|truncat", re.IGNORECASE)
 
 # ----------------------------------------------------------------------------- helpers
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread for these many small runs (a second OpenMP thread spinning on a
+    shared 2-core machine made them several times slower); put back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def app_pages() -> list[str]:
-    """The page files app.py registers that exist now."""
-    src = (ROOT / "app.py").read_text()
-    pages = re.findall(r"st\.Page\(\s*\"(app_pages/[\w/]+\.py)\"", src)
-    return [p for p in pages if (ROOT / p).is_file()]
+    """The page files app.py names (any string literal ending in .py) that exist now."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    names = [n.value for n in ast.walk(tree)
+             if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and n.value.endswith(".py")]
+    pages = [n if n.startswith("app_pages/") else f"app_pages/{n}" for n in names]
+    return [p for p in dict.fromkeys(pages) if (ROOT / p).is_file()]
 
 
 def open_app(page: str = ATTENTION, state: dict | None = None) -> AppTest:
@@ -80,6 +97,21 @@ def plotly_specs(at: AppTest) -> list[dict]:
     return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
 
 
+def spec_title(spec: dict) -> str:
+    t = spec.get("layout", {}).get("title") or {}
+    return t.get("text", "") if isinstance(t, dict) else str(t)
+
+
+def plotly_array(value) -> np.ndarray:
+    """A Plotly JSON array: a typed-array dict {dtype, bdata, shape} or a nested list."""
+    if isinstance(value, dict) and "bdata" in value:
+        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if value.get("shape"):
+            a = a.reshape([int(s) for s in str(value["shape"]).split(",")])
+        return a
+    return np.asarray(value, dtype=float)
+
+
 def _label_strings(value) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -101,9 +133,15 @@ def assert_figures_label_tokens_as_text(at: AppTest) -> None:
         assert not bad, f"raw markup in figure labels: {bad[:5]}"
 
 
-def table_tokens(at: AppTest) -> list[str]:
-    """Every cell of every dataframe whose column is a token column."""
+def shown_tokens(at: AppTest) -> list[str]:
+    """Tokens the page lists as plain text: code blocks of `i:token` items and the cells of
+    dataframe columns named like "token"."""
     out = []
+    for code in at.code:
+        for part in str(code.value).split("  "):
+            m = re.fullmatch(r"(\d+):(.*)", part, flags=re.DOTALL)
+            if m:
+                out.append(m.group(2))
     for df in at.dataframe:
         value = df.value
         for col in getattr(value, "columns", []):
@@ -168,6 +206,8 @@ SILENT_TRUNCATION = {
     "(the seq2seq 'only the first 48 characters were used' notice is dropped)",
     ("app_pages/variants_page.py", "var_text"): "variants page shows no engine notices "
     "(MiniLM's 'cut to 512 tokens' notice is dropped)",
+    ("app_pages/masks_page.py", "masks_text2"): "masks page shows the notices of the first "
+    "sentence only (the second sentence's 'cut to 512 tokens' notice is dropped)",
     (ATTENTION, "attn_target"): "engine: a target longer than the codec's cap is cut "
     "without a notice (LoadedModel._targets drops Encoded.truncated)",
 }
@@ -206,12 +246,12 @@ def test_every_text_input_survives_hostile_strings(page, state, expected):
 
 @pytest.mark.skipif(not MODELS["minilm"].is_installed(), reason="minilm is not installed")
 def test_attention_tokens_are_shown_literally():
-    """The token table holds `<`, `script`, `$` as typed; the heatmap's ticks escape them."""
+    """The token list holds `<`, `script`, `$` as typed; the heatmap's ticks escape them."""
     at = open_app()
     at.text_input(key="attn_text").set_value(MARKUP)
     at.run()
     assert_no_exception(at)
-    tokens = table_tokens(at)
+    tokens = shown_tokens(at)
     assert {"<", "script", ">", "$", "*"} <= set(tokens), tokens[:40]
     ticks = [t for s in plotly_specs(at)
              for t in _label_strings(s["layout"].get("xaxis", {}).get("ticktext"))]

@@ -50,7 +50,10 @@ def start_app(port: int, log: Path) -> subprocess.Popen:
     The server's output goes to `log` (a pipe nobody reads would fill up and stall it)."""
     streamlit = ROOT / ".venv" / "bin" / "streamlit"
     launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
-    cmd = [*launcher, "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
+    # The file watcher is off: an edit to engine/ during the run (other work in this tree)
+    # would otherwise reload modules under the cached model and break result caching.
+    cmd = [*launcher, "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+           "--server.fileWatcherType", "none"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -126,9 +129,11 @@ def wait_title(page, text: str) -> None:
 
 
 def wait_idle(page) -> None:
-    """Until Streamlit's 'running' indicator is gone."""
+    """Until the script run is over: no 'running' indicator and no stale (faded) element."""
+    page.wait_for_timeout(300)  # the indicator appears a moment after the action
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')",
         timeout=STEP_TIMEOUT)
 
 
@@ -186,6 +191,7 @@ def test_switch_language(page, shots):
     page.locator('[data-testid="stSidebar"]').get_by_text("中文", exact=True).click()
     page.get_by_text("每个注意力头在看哪里?").wait_for(timeout=STEP_TIMEOUT)
     page.get_by_role("tab", name="模型总览").wait_for(timeout=STEP_TIMEOUT)
+    page.get_by_text("行是查询词元", exact=False).wait_for(timeout=STEP_TIMEOUT)
     wait_idle(page)
     page.screenshot(path=str(shots / "attention_zh.png"), full_page=True)
     page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()

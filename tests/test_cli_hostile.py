@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from engine.__main__ import main as engine_main
+from tests.test_app_hostile import one_torch_thread  # noqa: F401 - an autouse fixture
 from viz.__main__ import main as viz_main
 
 ROOT = Path(__file__).resolve().parent.parent

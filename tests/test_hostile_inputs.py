@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -30,23 +31,26 @@ import engine
 import viz
 from engine.codecs import check_text
 from engine.registry import MODELS
-from viz.style import safe_labels
+from viz.style import Style, safe_labels
 
 # Texts each model's test pushes through (valid + refused), at least. The shares of models
 # that are not installed go to transformer-base (always there), so the total stays 1,000.
 QUOTA = {
-    "minilm": 400,
-    "transformer-base": 340,
-    "seq2seq-mha": 60,
-    "seq2seq-gqa": 60,
-    "seq2seq-mqa": 60,
-    "gemma3-270m": 80,
+    "minilm": 500,
+    "transformer-base": 300,
+    "seq2seq-mha": 100,
+    "seq2seq-gqa": 100,
+    "seq2seq-mqa": 100,
+    "gemma3-270m": 40,
 }
 TOTAL = 1000
 BATCH = {"gemma3-270m": 4}  # texts per hypothesis example (default 6)
 RUN_MAX = {"gemma3-270m": 24}  # longest generated run (default 40 repetitions; the
 # cap tests below and tests/test_app_hostile.py push 100,000-character texts)
 ALL_VIEWS_EVERY = 8  # every 8th example also builds model view, metrics, top-k, overview
+# Plotly's bare template: labels and data are built exactly as the pages build them, without
+# deep-copying the "simple_white" template into every figure (a third of a heatmap's cost).
+STYLE = Style(template="none")
 
 SPECIAL_PIECES = [
     "\x00", "\x00\x00\x00", "\x01", "\x07", "\x08", "\x1b[31m", "\x7f", "\x85", "\x9f",
@@ -71,11 +75,11 @@ unicode_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=16)  #
 
 def hostile_text(run_max: int = 40) -> st.SearchStrategy[str]:
     # mostly short runs, a quarter of them long (up to run_max repetitions)
-    length = st.one_of(st.integers(2, 12), st.integers(2, 12), st.integers(2, 12),
-                       st.integers(13, run_max))
+    length = st.one_of(st.integers(2, 8), st.integers(2, 8), st.integers(2, 8),
+                       st.integers(9, run_max))
     run = st.builds(lambda unit, n: unit * n, st.sampled_from(RUN_UNITS), length)
     piece = st.one_of(unicode_text, st.sampled_from(SPECIAL_PIECES), run)
-    return st.lists(piece, min_size=1, max_size=4).map("".join)
+    return st.lists(piece, min_size=1, max_size=3).map("".join)
 
 
 def installed(name: str) -> bool:
@@ -95,6 +99,16 @@ PARAMS = [
         not installed(name), reason=f"{name} is not installed ({MODELS[name].install})"))
     for name in QUOTA
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: these are many tiny forward passes, and on a shared 2-core
+    machine a second OpenMP thread spinning between them made this file ~7× slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -180,15 +194,15 @@ def build_figures(rec, n_src: int, n_tgt, all_views: bool) -> None:
     nk = n_tgt if kind == "decoder.self" and n_tgt is not None else n_src
     a = rec[key][:, :nq, :nk]
     q_tok, k_tok = q_tok[:nq], k_tok[:nk]
-    figs = [viz.head_heatmap(a[0], q_tok, k_tok, title=f"{key} · head 0")]
+    figs = [viz.head_heatmap(a[0], q_tok, k_tok, title=f"{key} · head 0", style=STYLE)]
     if all_views:
         maps = {k: rec[k][:, :nq, :nk] for k in rec.blocks(kind)}
         figs += [
-            viz.head_view(a, q_tok, k_tok, query=nq - 1),
-            viz.model_view(list(maps.values()), layer_labels=list(maps)),
-            viz.metrics_figure(viz.head_metrics(maps)),
-            viz.topk_figure(a[-1], q_tok, k_tok, k=3),
-            viz.overview_figure(a[0], q_tok, k_tok, max_cells=16),
+            viz.head_view(a, q_tok, k_tok, query=nq - 1, style=STYLE),
+            viz.model_view(list(maps.values()), layer_labels=list(maps), style=STYLE),
+            viz.metrics_figure(viz.head_metrics(maps), style=STYLE),
+            viz.topk_figure(a[-1], q_tok, k_tok, k=3, style=STYLE),
+            viz.overview_figure(a[0], q_tok, k_tok, max_cells=16, style=STYLE),
         ]
     for fig in figs:
         assert_figure_finite(fig)
@@ -205,7 +219,7 @@ def _model(name: str) -> engine.LoadedModel:
 
 
 def _push(model: engine.LoadedModel, texts: list[str], targets, generate: int,
-          seen: list[str], all_views: bool) -> None:
+          seen: dict[str, list[str]], all_views: bool) -> None:
     """Refused texts must raise InputError alone; the rest go through as one batch (one
     call per text when an encoder-decoder decodes greedily: no target padding then)."""
     valid, valid_targets = [], []
@@ -218,7 +232,7 @@ def _push(model: engine.LoadedModel, texts: list[str], targets, generate: int,
         except engine.InputError:
             with pytest.raises(engine.InputError):
                 model.attend(text, target=target)
-            seen.append(text)
+            seen["refused"].append(text)
             continue
         valid.append(text)
         valid_targets.append(target)
@@ -234,7 +248,7 @@ def _push(model: engine.LoadedModel, texts: list[str], targets, generate: int,
         target = None if tgts is None else tgts[i]
         check_record(model, rec, valid[i], target)
         build_figures(rec, *real_lengths(model, rec, target), all_views=all_views and i == 0)
-        seen.append(valid[i])
+        seen["through"].append(valid[i])
 
 
 @pytest.mark.slow
@@ -243,15 +257,15 @@ def test_hostile_texts_through_engine_and_figures(name):
     model = _model(name)
     n = BATCH.get(name, 6)
     texts_st = st.lists(hostile_text(RUN_MAX.get(name, 40)), min_size=n, max_size=n)
-    seen: list[str] = []
+    seen: dict[str, list[str]] = {"through": [], "refused": []}
     examples = [0]
 
     if model.kind == "encoder-decoder":
         # transformer-base's greedy decode runs to max_len (1,023 tokens): always give it a
         # (hostile) target; the trained date models also decode greedily half the time.
         greedy = name != "transformer-base"
-        extra = st.one_of(st.none(), st.just(0)) if greedy else st.just(0)
-        targets_st = st.lists(hostile_text(60), min_size=n, max_size=n)
+        extra = st.sampled_from([None, 0, 0, 0]) if greedy else st.just(0)
+        targets_st = st.lists(hostile_text(24), min_size=n, max_size=n)
     else:
         extra = st.sampled_from([0, 0, 0, 2]) if model.kind == "decoder" else st.just(0)
         targets_st = st.none()
@@ -272,7 +286,11 @@ def test_hostile_texts_through_engine_and_figures(name):
             _push(model, texts, None, mode, seen, all_views)
 
     run()
-    assert len(seen) >= quota(name), f"only {len(seen)} texts reached {name}"
+    through, refused = len(seen["through"]), len(seen["refused"])
+    print(f"\n{name}: {through} hostile texts through tokenizer → engine → figures, "
+          f"{refused} refused with InputError")
+    assert through + refused >= quota(name), f"only {through + refused} texts reached {name}"
+    assert through >= 0.8 * quota(name), f"only {through} texts got past the text check"
 
 
 @pytest.mark.parametrize("name", PARAMS)
@@ -315,7 +333,53 @@ def test_check_text_contract():
     assert issubclass(engine.InputError, ValueError)  # callers may catch ValueError
 
 
+def test_text_that_tokenizes_to_nothing_is_refused():
+    """A tokenizer may normalise every character away: the codec refuses the text with
+    InputError instead of handing the model an empty sequence (a target may be empty)."""
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import WordLevel
+
+    from engine.codecs import HashWordCodec, TokenizerCodec
+
+    tok = Tokenizer(WordLevel({"[UNK]": 0, "[PAD]": 1}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Replace(Regex(r"[\s\S]"), "")
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    codec = TokenizerCodec(tok, 8)
+    with pytest.raises(engine.InputError, match="no tokens"):
+        codec.encode("\u200b abc")
+    assert codec.encode("abc", add_special=False).ids == []
+    assert HashWordCodec(100, 8).encode("\u200b").tokens == ["\u200b"]
+
+
 def test_quotas_add_up_to_one_thousand_texts():
     """Whatever is installed, the models' tests together push at least TOTAL texts."""
     assert sum(QUOTA.values()) >= TOTAL
     assert sum(quota(n) for n in QUOTA if installed(n)) >= TOTAL
+
+
+# ----------------------------------------------------------------------------- known bugs
+
+@pytest.mark.xfail(strict=False, reason="bug (reported): NPZ stores tokens as a numpy str array, "
+                   "which drops trailing NULs, so a token '\\x00' reads back as ''")
+def test_npz_keeps_a_token_that_is_only_nul(tmp_path):
+    from viz import export
+
+    model = _model("transformer-base")
+    rec = model.attend("a\x00b", target="x \x00")
+    assert "\x00" in rec.tokens
+    rec.to_npz(tmp_path / "r.npz")
+    back = engine.AttentionRecord.from_npz(tmp_path / "r.npz")
+    assert back.tokens == rec.tokens and back.target_tokens == rec.target_tokens
+    blob = export.data_bytes(export.AttentionData.from_record(rec), "npz")
+    (tmp_path / "v.npz").write_bytes(blob)
+    with np.load(tmp_path / "v.npz", allow_pickle=False) as data:
+        assert [str(t) for t in data["tokens"]] == rec.tokens
+
+
+@pytest.mark.xfail(strict=False, reason="bug (reported): a target longer than the codec's cap is "
+                   "cut silently (LoadedModel._targets drops Encoded.truncated)")
+def test_target_cut_short_gets_a_notice():
+    model = _model("transformer-base")
+    rec = model.attend("a b", target="word " * 400)
+    assert len(rec.target_tokens) == model.codec.max_tokens + 1  # [BOS] + the cap
+    assert any(TRUNCATED.search(n) for n in rec.meta["notices"]), rec.meta["notices"]

@@ -1,0 +1,168 @@
+"""A real browser against the real server: hostile HTML typed into the Attention page runs
+nothing and is shown as text, and four sessions at once each get their own sentence.
+
+The app starts with the README's command (`.venv/bin/streamlit run app.py`, headless, on a
+free port) and Playwright drives Debian's Chromium (never a downloaded browser):
+
+    .venv/bin/pytest -q tests/test_browser_xss.py
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+XSS = "<img src=x onerror=alert(1)>"
+START_TIMEOUT = 180  # s: a cold start (torch, the first model) on a busy 2-core machine
+STEP = 120_000  # ms
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing, so the browser checks cannot run: install Debian's "
+                "chromium package (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="the playwright Python package is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = free_port()
+    streamlit = ROOT / ".venv" / "bin" / "streamlit"
+    launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
+    proc = subprocess.Popen(
+        [*launcher, "run", "app.py", "--server.headless", "true", "--server.port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.time() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited: {proc.stdout.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("the app did not answer in time") from None
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def minilm_tokens():
+    import engine
+
+    if not engine.MODELS["minilm"].is_installed():
+        pytest.skip("the Attention page opens on minilm, which is not installed")
+    codec = engine.load("minilm", device="cpu").codec
+    return lambda text: codec.encode(text).tokens
+
+
+def open_page(browser, url):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot .xtick text", timeout=STEP)
+    return page
+
+
+def type_text(page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Text", exact=True)
+    box.fill(text)
+    box.press("Enter")
+
+
+def wait_for_tick(page, token: str) -> None:
+    page.wait_for_function(
+        "t => Array.from(document.querySelectorAll('.js-plotly-plot .xtick text'))"
+        ".some(e => e.textContent === t)", arg=token, timeout=STEP)
+
+
+def x_ticks(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".js-plotly-plot .xtick text", "els => els.map(e => e.textContent)")
+
+
+def test_html_typed_into_the_text_box_runs_nothing_and_shows_as_text(browser, app_url,
+                                                                     minilm_tokens):
+    page = open_page(browser, app_url)
+    try:
+        type_text(page, XSS)
+        wait_for_tick(page, "##rro")  # the heatmap now shows the typed text's tokens
+        page.wait_for_timeout(1500)  # time for any injected handler to fire
+        assert page.dialogs == [], page.dialogs
+        assert page.locator('img[src="x"]').count() == 0
+        ticks = x_ticks(page)
+        expected = minilm_tokens(XSS)
+        assert "<" in ticks and ">" in ticks  # literal characters, not markup
+        assert set(ticks) <= set(expected), (ticks, expected)
+        # the token list (plain text in a code block) holds them literally too
+        page.get_by_text("Tokens (", exact=False).first.click()
+        code = page.locator('[data-testid="stExpander"] code').first
+        code.wait_for(timeout=STEP)
+        assert "1:<" in code.inner_text() and "16:>" in code.inner_text()
+        assert page.dialogs == []
+        # control: the listener does see a dialog when script really runs one
+        page.evaluate("setTimeout(() => alert('control'), 0)")
+        page.wait_for_timeout(500)
+        assert page.dialogs == ["control"]
+    finally:
+        page.context.close()
+
+
+def test_four_concurrent_sessions_each_get_their_own_sentence(browser, app_url, minilm_tokens):
+    sentences = {"cat": "One cat sat.", "dogs": "Two dogs ran far away.",
+                 "birds": "Three birds sang at dawn today.",
+                 "fish": "Four fish swam in the cold blue lake."}
+    pages = {w: open_page(browser, app_url) for w in sentences}
+    try:
+        for word, page in pages.items():  # typed back to back: the runs overlap
+            type_text(page, sentences[word])
+        for word, page in pages.items():
+            wait_for_tick(page, word)
+            ticks = x_ticks(page)
+            assert set(ticks) <= set(minilm_tokens(sentences[word])), (word, ticks)
+            others = {w for w in sentences if w != word}
+            assert not others & set(ticks), (word, ticks)
+            assert page.dialogs == []
+    finally:
+        for page in pages.values():
+            page.context.close()
