@@ -25,6 +25,7 @@ from app_pages.i18n import COMMON, lang, tr
 from engine.transformer import Request
 from viz.aggregate import mean_heads, rollout_layers
 from viz.attention_extras import (
+    add_click_targets,
     heads_row,
     kv_steps_figure,
     step_figure,
@@ -46,6 +47,7 @@ WINDOW_MAX = 256  # the zoom window of a longer map
 ROLLOUT_MAX = 512  # rollout is a T×T product per layer: skipped above this
 GREEDY_MAX_LEN = 128  # enc-dec models whose greedy decode (max_len − 1 steps) stays quick
 MAX_GENERATE = 64
+MEASURE_STEPS = 32  # greedy steps run to read the real KV cache (the formula covers the rest)
 SMALL_INPUT = 256  # up to here one CPU thread is faster than several (no sync overhead)
 ALL_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                   else (os.cpu_count() or 1))
@@ -199,6 +201,12 @@ T = {
     "kv_formula": (
         "per token: 2 (K and V) × {layers} decoder layers × {kv} KV heads × {d} dims × 4 bytes",
         "每个词元:2(K 和 V)× {layers} 个解码器层 × {kv} 个 KV 头 × {d} 维 × 4 字节",
+    ),
+    "decoding": ("Decoding…", "正在解码…"),
+    "measuring_kv": ("Decoding {n} steps to read the KV cache…", "解码 {n} 步以读取 KV 缓存…"),
+    "measured_first": (
+        "Crosses: cache.bytes_used read during a greedy decode of the first {n} steps.",
+        "叉号:贪心解码前 {n} 步时读取的 cache.bytes_used。",
     ),
     "all_heads_cross": ("All heads of this cross-attention layer", "该交叉注意力层的所有头"),
     "no_cross": ("This model has no cross-attention.", "该模型没有交叉注意力。"),
@@ -572,11 +580,18 @@ with tabs["tab_model"]:
         fig = model_view(stack, layer_labels=labels, style=style,
                          title=f"{name} · {kind_name(kind)}")
         n_h = stack.shape[1]
+        add_click_targets(fig, [f"L{l_} H{h_}" for l_ in range(stack.shape[0])
+                                for h_ in range(n_h)])
 
         def on_pick() -> None:
+            """A clicked thumbnail opens that head (its marker's customdata is the index of
+            its heatmap, l · H + h)."""
             points = st.session_state["attn_model_view"].selection.get("points", [])
             if points:
-                l_, h_ = divmod(int(points[0]["curve_number"]), n_h)
+                index = points[0].get("customdata", points[0].get("curve_number"))
+                if isinstance(index, list):
+                    index = index[0]
+                l_, h_ = divmod(int(index), n_h)
                 open_head(l_, h_)
 
         figure_with_text(fig, "ex_model", "attn_model_view", on_select=on_pick,
@@ -719,7 +734,7 @@ with tabs["tab_ablation"]:
             elif arch == "encoder-decoder":
                 # a random-weight model never says [EOS]: keep its decode short
                 n = min(cfg.max_len - 1, 32) if cfg.max_len <= GREEDY_MAX_LEN else 8
-                with st.spinner("…"):
+                with st.spinner(tr(T, "decoding")):
                     before = greedy_text(name, settings.device, text, (), n)
                     after = greedy_text(name, settings.device, text, pairs, n)
                 st.caption(tr(T, "decoded", n=n))
@@ -786,10 +801,13 @@ if arch == "encoder-decoder":
             st.write(tr(T, "kv_bytes", b=formula[i], per=per, n=i + 1))
             st.caption(tr(T, "kv_formula", layers=cfg.n_decoder_layers, kv=cfg.kv_heads,
                           d=cfg.head_dim))
-            with st.spinner("…"):
-                measured = measured_kv_bytes(name, settings.device, text, n_steps)
+            n_measured = min(n_steps, MEASURE_STEPS)
+            with st.spinner(tr(T, "measuring_kv", n=n_measured)):
+                measured = measured_kv_bytes(name, settings.device, text, n_measured)
             fig = kv_steps_figure(formula, i, measured, style=style, title="KV cache")
             st.plotly_chart(fig, key="attn_kv_steps", width="content")
+            if n_measured < n_steps:
+                st.caption(tr(T, "measured_first", n=n_measured))
             download_menu(fig, key="dl_kv_steps", name=f"{name}_kv_steps", table=frame(
                 {"step": np.arange(n_steps), "formula_bytes": formula,
-                 "measured_bytes": measured[:n_steps]}))
+                 "measured_bytes": measured + [None] * (n_steps - len(measured))}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -60,14 +61,25 @@ MIME = {
 }
 
 
+_CHROMIUM_TTL = 60.0  # seconds between looks for the browser (it is asked on every rerun)
+_chromium_seen: tuple[float, bool] = (-_CHROMIUM_TTL, False)
+
+
 def chromium_available() -> bool:
-    """Whether image export can run here (looked up at call time so tests can stub it)."""
+    """Whether image export can run here (looked up at call time so tests can stub it;
+    the answer is reused for a minute)."""
+    global _chromium_seen
     if _export is None:
         return False
+    now = time.monotonic()
+    if now - _chromium_seen[0] < _CHROMIUM_TTL:
+        return _chromium_seen[1]
     try:
-        return bool(_export.chromium_available())
+        found = bool(_export.chromium_available())
     except Exception:  # noqa: BLE001 - any failure means: no images
-        return False
+        found = False
+    _chromium_seen = (now, found)
+    return found
 
 
 def file_stem(*parts: object) -> str:

@@ -1,8 +1,8 @@
 """Masks: which keys a query may read — none, causal, padding, a sliding window, knock-outs.
 
 Wiring only: widgets → engine (`attend(mask=…, window=…, knockout=…, scores=True)`, or
-`attend_batch` for padding) → viz.heatmap.masks_figure. The boolean mask shown is built with
-engine.masks from the same settings; the scores' −∞ cells are exactly its False cells.
+`attend_batch` for padding) → viz.heatmap.masks_figure. The boolean mask shown is the one the
+engine applied, read off the recorded scores (its False cells, and only they, are −∞).
 """
 
 from __future__ import annotations
@@ -205,6 +205,8 @@ try:
                             format_func=lambda i: tr(T, "item_n", n=i + 1))
         records = attend_batch(model, name, device, (text, text2), **kwargs)
         rec = records[item]
+        for notice in records[1].meta.get("notices", []):  # the first one's are shown above
+            st.info(notice)
         reference = base if item == 0 else attend(name, device, text2, mask="auto",
                                                   scores=True, layers=[block])
     else:

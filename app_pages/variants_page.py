@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -89,8 +90,8 @@ T = {
         "仍然不同,因为查询不同。",
     ),
     "ex_diff": (
-        "Difference against MHA, head by head (orange: more weight than MHA, purple: less).",
-        "与 MHA 的逐头差异(橙色:比 MHA 权重更大,紫色:更小)。",
+        "Difference against MHA, head by head (purple: more weight than MHA, orange: less).",
+        "与 MHA 的逐头差异(紫色:比 MHA 权重更大,橙色:更小)。",
     ),
     "output": ("Output", "输出"),
     "diff_title": ("{v} − MHA", "{v} − MHA"),
@@ -135,20 +136,30 @@ T = {
     "context": ("Context length (tokens)", "上下文长度(词元)"),
     "measure": ("Measure now", "立即测量"),
     "measuring": ("Measuring…", "正在测量…"),
+    "converting": ("Converting MiniLM to {g} K/V groups…", "正在把 MiniLM 转换为 {g} 个 K/V 组…"),
     "latency_hint": (
         "Press the button to measure (a few seconds).", "点击按钮开始测量(需几秒钟)。"
     ),
     "gpu_none": (
-        "No GPU benchmark results yet. The decode benchmark of issue 8 writes "
-        "bench/results/*.csv and *.json on a GPU machine; they appear here once committed.",
-        "还没有 GPU 基准测试结果。第 8 号议题的解码基准测试会在 GPU 机器上生成 "
-        "bench/results/*.csv 和 *.json;提交后会显示在这里。",
+        "No KV benchmark results yet. bench/bench_kv.py (issue 8) writes "
+        "bench/results/kv_<device>.json and .csv; they appear here once committed.",
+        "还没有 KV 基准测试结果。bench/bench_kv.py(第 8 号议题)会生成 "
+        "bench/results/kv_<设备>.json 和 .csv;提交后会显示在这里。",
     ),
     "gpu_run": ("Run it with:", "运行命令:"),
-    "x": ("x", "x"),
-    "y": ("y", "y"),
-    "color": ("colour by", "按此着色"),
-    "plot_cols": ("Plot columns of {f}", "绘制 {f} 的列"),
+    "device": ("Device", "设备"),
+    "gpu_meta": ("Measured on {name} · torch {torch} · {date} · `{cmd}`",
+                 "测量设备:{name} · torch {torch} · {date} · `{cmd}`"),
+    "gpu_config": (
+        "Decoder-only, random weights: d_model {d_model}, {heads} query heads of {d_head}, "
+        "K/V heads {kv}, {layers} layers, {dtype}.",
+        "仅解码器、随机权重:d_model {d_model},{heads} 个 {d_head} 维查询头,K/V 头 {kv},"
+        "{layers} 层,{dtype}。",
+    ),
+    "gpu_bw": ("Copy bandwidth measured in the same run: {bw:,.0f} GB/s.",
+               "同一次运行中测得的拷贝带宽:{bw:,.0f} GB/s。"),
+    "gpu_headline": ("Headline point", "关键数据点"),
+    "gpu_points": ("Every measured point ({n})", "全部测量点({n} 个)"),
 }
 
 
@@ -266,42 +277,49 @@ def time_decode(model: Transformer, context: int, steps: int, repeats: int = 5,
     return min(runs), statistics.median(runs)
 
 
-def read_results() -> dict[str, pd.DataFrame]:
-    """Every table in bench/results/ (*.csv, and *.json holding a list of records or a dict
-    with one such list)."""
-    tables: dict[str, pd.DataFrame] = {}
+def kv_results() -> dict[str, dict]:
+    """The KV benchmark of issue 8 (bench/bench_kv.py): {device: result} from every
+    bench/results/kv_<device>.json that holds measured points."""
+    out: dict[str, dict] = {}
     if not RESULTS.is_dir():
-        return tables
-    for path in sorted(RESULTS.glob("*.csv")):
-        try:
-            tables[path.name] = pd.read_csv(path)
-        except (OSError, ValueError, pd.errors.ParserError):
+        return out
+    for path in sorted(RESULTS.glob("kv_*.json")):
+        if path.name.startswith("kv_figures_"):
             continue
-    for path in sorted(RESULTS.glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict):
-            lists = [v for v in data.values() if isinstance(v, list) and v
-                     and all(isinstance(r, dict) for r in v)]
-            data = lists[0] if lists else None
-        if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
-            tables[path.name] = pd.json_normalize(data)
-    return tables
+        if isinstance(data, dict) and isinstance(data.get("points"), list) and data["points"]:
+            out[path.stem.removeprefix("kv_")] = data
+    return out
 
 
-def bench_scripts() -> list[str]:
-    mine = {"bench_browser.py", "minilm_gqa_drift.py"}
-    return [f"bench/{p.name}" for p in sorted((ROOT / "bench").glob("*.py"))
-            if p.name not in mine and any(w in p.name for w in ("decode", "kv", "variant",
-                                                                 "gqa", "mqa", "gpu"))]
+def kv_figures(device: str) -> dict[str, dict]:
+    """The Plotly figures bench/plot_results.py wrote for a device (latency, memory,
+    bandwidth), as figure dicts; empty when it has not been run."""
+    path = RESULTS / f"kv_figures_{device}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and "data" in v}
+
+
+def headline_table(result: dict) -> pd.DataFrame | None:
+    """One row per variant of the benchmark's headline point (its batch and context)."""
+    head = result.get("headline")
+    if not isinstance(head, dict):
+        return None
+    rows = [{"variant": v, "batch": head.get("batch"), "context": head.get("context"), **m}
+            for v, m in head.items() if isinstance(m, dict)]
+    return pd.DataFrame(rows) if rows else None
 
 
 # ----------------------------------------------------------------------------- page
 
 persist(("var_tab", "var_date", "var_text", "var_groups", "var_kind", "var_layer", "var_mlayer",
-         "var_context", "var_log"))
+         "var_context", "var_log", "var_gpu_device"))
 one_thread()  # every model on this page is small
 settings = current_settings()
 style = Style(palette=settings.colorscale, shared_range=settings.shared_range,
@@ -432,7 +450,7 @@ with tabs["tab_minilm"]:
                                          key="var_mlayer")
                 key = f"encoder.self.{layer}"
                 try:
-                    with st.spinner("…"):
+                    with st.spinner(tr(T, "converting", g=g)):
                         base = attend("minilm", settings.device, text)
                         conv = attend("minilm", settings.device, text, kv_heads=g)
                 except (engine.InputError, ValueError) as exc:
@@ -574,49 +592,58 @@ with tabs["tab_latency"]:
             st.dataframe(table.round(3), hide_index=True)
             download_menu(fig, key="dl_latency", name="latency_here", table=table)
 
-# -- GPU benchmark results -------------------------------------------------------------
+# -- GPU benchmark results (issue 8) ---------------------------------------------------
 with tabs["tab_gpu"]:
     if tabs["tab_gpu"].open:
-        tables = read_results()
-        images = sorted(p for ext in ("png", "svg") for p in RESULTS.glob(f"*.{ext}")) \
-            if RESULTS.is_dir() else []
-        if not tables and not images:
+        results = kv_results()
+        if not results:
             st.info(tr(T, "gpu_none"))
-            scripts = bench_scripts()
-            if scripts:
-                st.caption(tr(T, "gpu_run"))
-                for s in scripts:
-                    st.code(f".venv/bin/python {s}", language="bash")
-        for fname, table in tables.items():
-            st.subheader(fname)
-            st.dataframe(table, hide_index=True, width="stretch")
-            numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-            if len(numeric) >= 2:
-                with st.expander(tr(T, "plot_cols", f=fname), expanded=True):
-                    pc = st.columns(3)
-                    guess_x = next((c for c in numeric if any(w in c.lower() for w in (
-                        "context", "seq", "length", "tokens"))), numeric[0])
-                    guess_y = next((c for c in numeric if c != guess_x and any(
-                        w in c.lower() for w in ("latency", "ms", "tok", "bandwidth"))),
-                        next(c for c in numeric if c != guess_x))
-                    cats = [None] + [c for c in table.columns if c not in numeric]
-                    guess_c = next((c for c in cats[1:] if any(
-                        w in str(c).lower() for w in ("variant", "attention", "kv"))), None)
-                    x = pc[0].selectbox(tr(T, "x"), numeric, index=numeric.index(guess_x),
-                                        key=f"var_gx_{fname}")
-                    y = pc[1].selectbox(tr(T, "y"), numeric, index=numeric.index(guess_y),
-                                        key=f"var_gy_{fname}")
-                    color = pc[2].selectbox(tr(T, "color"), cats, index=cats.index(guess_c),
-                                            key=f"var_gc_{fname}")
-                    groups = ({str(v): table[table[color] == v] for v in table[color].unique()}
-                              if color else {"all": table})
-                    series = {k: (g[x].to_numpy(), g[y].to_numpy())
-                              for k, g in groups.items()}
-                    fig = bytes_vs_length_figure(
-                        {k: (np.asarray(a), np.asarray(b)) for k, (a, b) in series.items()},
-                        style=style, y_title=y, log=False, title=f"{fname}: {y} vs {x}")
-                    fig.update_xaxes(title=dict(text=x))
-                    st.plotly_chart(fig, key=f"var_gfig_{fname}", width="content")
-                    download_menu(fig, key=f"dl_gpu_{fname}", name=fname, table=table)
-        for img in images:
-            st.image(str(img), caption=img.name)
+            st.caption(tr(T, "gpu_run"))
+            st.code("python bench/bench_kv.py            # on a GPU machine\n"
+                    "python bench/plot_results.py        # the figures shown here",
+                    language="bash")
+        else:
+            devices = sorted(results, key=lambda d: (d != "cuda", d))
+            keep_valid("var_gpu_device", devices)
+            device = st.segmented_control(tr(T, "device"), devices, key="var_gpu_device",
+                                          required=True) or devices[0]
+            result = results[device]
+            meta = result.get("meta", {})
+            cfg = meta.get("scale_settings", {})
+            st.caption(tr(T, "gpu_meta", name=meta.get("device_name") or device,
+                          torch=meta.get("torch", "?"), date=str(meta.get("date", "?"))[:10],
+                          cmd=meta.get("command", "python bench/bench_kv.py")))
+            if cfg:
+                st.caption(tr(T, "gpu_config", d_model=cfg.get("d_model"),
+                              heads=cfg.get("n_heads"), d_head=cfg.get("d_head"),
+                              kv=", ".join(str(k) for k in cfg.get("kv_heads", [])),
+                              layers=cfg.get("n_layers"), dtype=cfg.get("dtype")))
+            bw = result.get("copy_bandwidth", {})
+            if bw.get("copy_GBps"):
+                st.caption(tr(T, "gpu_bw", bw=bw["copy_GBps"]))
+            points = pd.DataFrame(result["points"])
+            head = headline_table(result)
+            if head is not None:
+                st.subheader(tr(T, "gpu_headline"))
+                st.dataframe(head.round(3), hide_index=True, width="stretch")
+            figs = kv_figures(device)
+            for fname, spec in figs.items():
+                fig = go.Figure(spec)
+                st.plotly_chart(fig, key=f"var_gpu_{device}_{fname}", width="content")
+                download_menu(fig, key=f"dl_gpu_{device}_{fname}", table=points,
+                              name=f"kv_{fname}_{device}")
+            if not figs:  # plot_results.py not run: draw latency against context here
+                batch = int(points["batch"].min())
+                sel = points[(points["batch"] == batch) & (points["status"] == "ok")] \
+                    if "status" in points else points[points["batch"] == batch]
+                series = {v: (g["context"].to_numpy(), g["decode_ms"].to_numpy())
+                          for v, g in sel.groupby("variant")}
+                fig = bytes_vs_length_figure(series, style=style, y_title="decode ms / token",
+                                             log=True, title=f"{device}: decode latency, "
+                                             f"batch {batch}")
+                fig.update_xaxes(title=dict(text="context (tokens)"), type="log")
+                st.plotly_chart(fig, key=f"var_gpu_{device}_latency", width="content")
+                download_menu(fig, key=f"dl_gpu_{device}_latency", table=points,
+                              name=f"kv_latency_{device}")
+            with st.expander(tr(T, "gpu_points", n=len(points))):
+                st.dataframe(points, hide_index=True, width="stretch")

@@ -200,7 +200,16 @@ def bench_model(name: str, device: torch.device, real: bool, repeats: int,
 
 
 # -- cold start and long context, each in a fresh process ---------------------------------
-COLD = """
+# ru_maxrss survives exec on Linux (a child would report its parent's peak); VmHWM is the
+# peak of this process's own memory.
+PEAK = """
+def peak_rss_gib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+"""
+
+COLD = PEAK + """
 import json, resource, sys, time
 t0 = time.perf_counter()
 import engine
@@ -210,10 +219,10 @@ t2 = time.perf_counter()
 rec = m.attend("The animal didn't cross the street because it was too tired.")
 t3 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_attend_s": t3 - t2,
-                  "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+                  "peak_rss_GiB": peak_rss_gib()}))
 """
 
-LONG = """
+LONG = PEAK + """
 import json, resource, sys, time
 import torch
 import engine
@@ -221,7 +230,7 @@ from engine.transformer import Request
 n, layer = int(sys.argv[1]), int(sys.argv[2])
 m = engine.load("gemma3-270m", device="cpu")
 ids = torch.randint(5, 30000, (1, n), generator=torch.Generator().manual_seed(0))
-rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+rss_loaded = peak_rss_gib()
 t0 = time.perf_counter()
 with torch.inference_mode():
     record = {}
@@ -231,8 +240,7 @@ with torch.inference_mode():
 elapsed = time.perf_counter() - t0
 print(json.dumps({"tokens": n, "layer": layer, "seconds": elapsed,
                   "head_map_shape": list(head.shape), "rss_after_load_GiB": rss_loaded,
-                  "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                  "threads": torch.get_num_threads()}))
+                  "peak_rss_GiB": peak_rss_gib(), "threads": torch.get_num_threads()}))
 """
 
 
@@ -295,8 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--random", action="store_true", help="random weights even where installed")
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-long", action="store_true")
-    ap.add_argument("--long-only", action="store_true",
-                    help="only Gemma's 8,192-token run; merged into an existing models_cpu.json")
+    ap.add_argument("--only", choices=["cold", "long"],
+                    help="only the cold starts or Gemma's 8,192-token run, merged into an "
+                         "existing models_cpu.json")
     ap.add_argument("--lengths", type=int, nargs="*", help="override the token counts")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=None,
@@ -324,13 +333,15 @@ def main(argv: list[str] | None = None) -> dict:
                  ".venv/bin/pip install -c constraints.txt -r requirements-dev.txt")
     print(f"# {result['meta']['device_name']} · torch {torch.__version__} · transformers "
           f"{result['meta']['transformers']}", flush=True)
-    if args.long_only:
+    if args.only:
         path = args.out / f"models_{device.type}.json"
         saved = json.loads(path.read_text()) if path.exists() else result
-        saved["long_context"] = long_context()
-        saved["long_context"].update(command=result["meta"]["command"],
-                                     date=result["meta"]["date"],
-                                     load_average_1min=result["meta"]["load_average_1min"])
+        run = {k: result["meta"][k] for k in ("command", "date", "load_average_1min", "threads")}
+        if args.only == "long":
+            saved["long_context"] = {**long_context(), **run}
+        else:
+            saved["cold_start"] = {name: cold_start(name) for name in ("minilm", "gemma3-270m")}
+            saved["cold_start_run"] = run
         path.write_text(json.dumps(saved, indent=1))
         return saved
     for name in args.models:

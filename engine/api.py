@@ -7,6 +7,7 @@ outputs: a sentence embedding (encoder), next-token probabilities and greedy tex
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from engine.transformer import Request, Transformer
 Progress = Callable[[float, str], None]
 VERSION = "0.1.0"
 MAX_GENERATE = 256
+# Memory the recorded maps of one call may take (ATTENTION_STUDIO_MAX_RECORD_GIB overrides).
+MAX_RECORD_BYTES = int(float(os.environ.get("ATTENTION_STUDIO_MAX_RECORD_GIB", "4")) * 2**30)
 
 
 def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, str | None]:
@@ -165,19 +168,22 @@ class LoadedModel:
                 if self.kind == "encoder-decoder":
                     target_enc = self._targets(model, encoded, target, outputs)
                     tgt, tgt_real = self._pad([e.ids for e in target_enc])
-                    out = model(ids, real, tgt, tgt_real, req=req)
+                    self._check_budget(req, len(texts), ids.shape[1], tgt.shape[1])
+                    out = model(ids, real, tgt, tgt_real, req=req, logits=False)
                 else:
-                    out = model(ids, real, req=req)
-        except torch.OutOfMemoryError as exc:
-            raise InputError(
-                f"out of memory on {self.device} for {ids.shape[1]} tokens: shorten the text, "
-                "record fewer layers, or use a device with more memory"
-            ) from exc
+                    self._check_budget(req, len(texts), ids.shape[1], ids.shape[1])
+                    out = model(ids, real, req=req, logits=False)
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise self._oom(ids.shape[1]) from exc
+        except RuntimeError as exc:  # the CPU allocator reports a failure as RuntimeError
+            if "can't allocate memory" not in str(exc):
+                raise
+            raise self._oom(ids.shape[1]) from exc
         except IndexError as exc:
             raise InputError(f"knock-out position out of range: {exc}") from exc
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        self._outputs(out, real, outputs, top_k)
+        self._outputs(model, out, real, outputs, top_k)
         return [
             self._record(i, out, encoded, target_enc, outputs[i], dict(
                 mask=mask, kv_heads=kv_heads or self.config.kv_heads, window=window,
@@ -185,6 +191,32 @@ class LoadedModel:
                 target=None if target is None else target[i], text=texts[i]))
             for i in range(len(texts))
         ]
+
+    def _oom(self, n_tokens: int) -> InputError:
+        return InputError(
+            f"out of memory on {self.device} for {n_tokens} tokens: shorten the text, "
+            "record fewer layers (layers=[k]), or use a device with more memory"
+        )
+
+    def _check_budget(self, req: Request, batch: int, t_src: int, t_tgt: int) -> None:
+        """Refuse, before any work, a record whose maps alone would exceed the budget: the
+        maps grow with the square of the length, and an 8,192-token Gemma text recorded at
+        every layer would need ~19 GiB and take the whole process down."""
+        keys = req.record if req.record is not None else self.block_keys()
+        cells = 0
+        for key in keys:
+            kind = key.rsplit(".", 1)[0]
+            t_q = t_tgt if kind != "encoder.self" and self.kind == "encoder-decoder" else t_src
+            t_k = t_tgt if kind == "decoder.self" and self.kind == "encoder-decoder" else t_src
+            cells += t_q * t_k
+        copies = 1 + req.scores + 2  # kept maps (+ scores) + transient scores/weights
+        need = cells * batch * self.config.n_heads * 4 * copies
+        if need > MAX_RECORD_BYTES:
+            raise InputError(
+                f"recording {len(list(keys))} blocks at {t_src} tokens needs about "
+                f"{need / 2**30:.1f} GiB (the limit is {MAX_RECORD_BYTES / 2**30:.0f} GiB): "
+                "record fewer layers (layers=[k]) or shorten the text"
+            )
 
     def _pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
         t = max(len(s) for s in seqs)
@@ -211,9 +243,10 @@ class LoadedModel:
         bos_token = codec.tok.id_to_token(bos) if hasattr(codec, "tok") else "[BOS]"
         result = []
         for i, enc in enumerate(encoded):
+            cut, n = False, 0
             if target is not None:
                 t = codec.encode(target[i], add_special=False)
-                ids, toks = t.ids, t.tokens
+                ids, toks, cut, n = t.ids, t.tokens, t.truncated, t.n_original
             else:
                 src = torch.tensor([enc.ids], device=self.device)
                 limit = min(self.max_target_tokens, self.config.max_len - 1)
@@ -223,10 +256,10 @@ class LoadedModel:
                 toks = [codec.tok.id_to_token(j) if hasattr(codec, "tok") else str(j)
                         for j in ids]
                 outputs[i]["generated"] = codec.decode(ids)
-            result.append(Encoded([bos] + ids, [bos_token] + toks))
+            result.append(Encoded([bos] + ids, [bos_token] + toks, cut, n))
         return result
 
-    def _outputs(self, out, real, outputs, top_k: int) -> None:
+    def _outputs(self, model, out, real, outputs, top_k: int) -> None:
         c = self.config
         if c.arch == "encoder" and c.extra.get("pooling") == "mean":
             h = out.hidden.float()
@@ -239,7 +272,8 @@ class LoadedModel:
         if c.arch == "decoder":
             lengths = [h.shape[0] for h in out.hidden] if real is None else real.sum(1).tolist()
             for b, o in enumerate(outputs):
-                logits = out.logits[b, int(lengths[b]) - 1].float()
+                with torch.inference_mode():  # only the last real position's logits
+                    logits = model.lm_head(out.hidden[b, int(lengths[b]) - 1]).float()
                 probs = torch.softmax(logits, -1)
                 p, idx = probs.topk(top_k)
                 o["top_k"] = [(self.codec.tok.id_to_token(int(i)), float(v))
@@ -264,6 +298,12 @@ class LoadedModel:
                 f"the text was cut to {len(enc.ids)} tokens (it had {enc.n_original}); "
                 f"{self.name} reads at most {self.codec.max_tokens}"
             )
+        if target_enc is not None and target_enc[b].truncated:
+            notices.append(
+                f"the target was cut to {len(target_enc[b].ids) - 1} tokens (it had "
+                f"{target_enc[b].n_original}); {self.name} reads at most "
+                f"{(self.target_codec or self.codec).max_tokens}"
+            )
         if self.input_notes is not None:
             notices += [n for n in self.input_notes(settings["text"]) if n not in notices]
         if self.output_notes is not None and "generated" in outputs:
@@ -277,7 +317,8 @@ class LoadedModel:
         meta = {
             "model": self.name, "settings": settings, "device": str(self.device),
             "engine_version": VERSION, "torch_version": torch.__version__,
-            "weights_hash": self.weights_hash, "truncated": enc.truncated,
+            "weights_hash": self.weights_hash,
+            "truncated": enc.truncated or bool(target_enc and target_enc[b].truncated),
             "n_real": len(enc.ids), "notices": notices,
         }
         rec = out.record

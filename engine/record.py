@@ -84,9 +84,12 @@ class AttentionRecord:
 
     def to_npz(self, path) -> None:
         arrays = {key: arr.astype(np.float32) for key, arr in self.maps.items()}
+        # numpy's str arrays drop trailing NULs, so the exact tokens also travel as JSON.
         arrays["tokens"] = np.array(self.tokens, dtype=str)
+        arrays["tokens_json"] = np.array(json.dumps(self.tokens))
         if self.target_tokens is not None:
             arrays["target_tokens"] = np.array(self.target_tokens, dtype=str)
+            arrays["target_tokens_json"] = np.array(json.dumps(self.target_tokens))
         for key, arr in self.scores.items():
             arrays[f"scores.{key}"] = arr.astype(np.float32)
         arrays["meta"] = np.array(json.dumps(self.meta, ensure_ascii=False, default=str))
@@ -100,11 +103,15 @@ class AttentionRecord:
                 if k.split(".")[0] in ("encoder", "decoder")
             }
             scores = {k[len("scores."):]: data[k] for k in data.files if k.startswith("scores.")}
-            target = list(data["target_tokens"]) if "target_tokens" in data.files else None
+            def tokens(name: str) -> list[str] | None:
+                if f"{name}_json" in data.files:
+                    return json.loads(str(data[f"{name}_json"]))
+                return [str(t) for t in data[name]] if name in data.files else None
+
             return cls(
-                tokens=[str(t) for t in data["tokens"]],
+                tokens=tokens("tokens"),
                 maps=maps,
-                target_tokens=None if target is None else [str(t) for t in target],
+                target_tokens=tokens("target_tokens"),
                 scores=scores,
                 meta=json.loads(str(data["meta"])),
             )

@@ -9,7 +9,7 @@ import hashlib
 import importlib.util
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -140,6 +140,6 @@ def load(name: str, device: str = "auto", progress: Progress | None = None) -> L
                                         "re-clone it; assets/ is missing)")
             _cache[key] = timed(lambda: e.build(dev, progress))
     model = _cache[key]
-    if notice and notice not in model.notices:
-        model.notices.append(notice)
+    if notice:  # this caller's notice only: the cached model is shared by every caller
+        return replace(model, notices=[*model.notices, notice])
     return model

@@ -270,9 +270,12 @@ class Transformer(nn.Module):
         return x if self.decoder.norm is None else self.decoder.norm(x)
 
     def forward(self, input_ids, input_is_real=None, target_ids=None, target_is_real=None,
-                req: Request | None = None, cache: KVCache | None = None) -> ModelOutput:
+                req: Request | None = None, cache: KVCache | None = None,
+                logits: bool = True) -> ModelOutput:
         """Shapes: input_ids [B, T] (encoder input, or decoder input for decoder-only);
-        *_is_real [B, T] bool, False at padding; target_ids [B, Tt] (encoder-decoder)."""
+        *_is_real [B, T] bool, False at padding; target_ids [B, Tt] (encoder-decoder).
+        `logits=False` skips the output projection (at 8,192 tokens and Gemma's 262,144-word
+        vocabulary the full logits alone take 8.6 GB)."""
         req = req or Request()
         record: dict[str, AttentionOutput] = {}
         if self.cfg.arch == "encoder":
@@ -280,12 +283,12 @@ class Transformer(nn.Module):
             return ModelOutput(None, h, h, record)
         if self.cfg.arch == "decoder":
             h = self.decode(input_ids, input_is_real, req=req, record=record, cache=cache)
-            return ModelOutput(self.lm_head(h), h, None, record)
+            return ModelOutput(self.lm_head(h) if logits else None, h, None, record)
         if target_ids is None:
             raise ValueError("an encoder-decoder needs target_ids for the decoder")
         memory = self.encode(input_ids, input_is_real, req, record)
         h = self.decode(target_ids, target_is_real, memory, input_is_real, req, record, cache)
-        return ModelOutput(self.lm_head(h), h, memory, record)
+        return ModelOutput(self.lm_head(h) if logits else None, h, memory, record)
 
     # -- decoding -----------------------------------------------------------------------
     def new_cache(self, capacity: int = 256, batch: int | None = None) -> KVCache:

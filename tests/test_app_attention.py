@@ -139,12 +139,16 @@ def test_model_view_has_every_head_and_opens_one(minilm):
     at = open_tab(open_page(), "Model view")
     rec = minilm.attend(TEXT)
     spec = specs(at)[0]
-    assert len(spec["data"]) == 6 * 12
-    for i, trace in enumerate(spec["data"]):
+    heat = [t for t in spec["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 6 * 12
+    # one click target per thumbnail, pointing back at its heatmap (l · 12 + h)
+    targets = [t for t in spec["data"] if t["type"] == "scatter"]
+    assert [int(arr(t["customdata"])[0]) for t in targets] == list(range(72))
+    for i, trace in enumerate(heat):
         layer, head = divmod(i, 12)
         np.testing.assert_allclose(arr(trace["z"]), rec[f"encoder.self.{layer}"][head],
                                    atol=1e-6)
-    assert all(t["coloraxis"] == "coloraxis" for t in spec["data"])  # one shared scale
+    assert all(t["coloraxis"] == "coloraxis" for t in heat)  # one shared scale
     at.selectbox(key="attn_open_choice").set_value((4, 7))
     rerun(at)
     at.button(key="attn_open_btn").click()
@@ -256,7 +260,7 @@ def test_language_switch_keeps_the_open_tab(minilm):
     rerun(at)
     assert at.session_state["attn_tab"] == "模型总览"
     assert at.title[0].value == "每个注意力头在看哪里?"
-    assert len(specs(at)[0]["data"]) == 72
+    assert sum(t["type"] == "heatmap" for t in specs(at)[0]["data"]) == 72
 
 
 def test_hostile_text_is_shown_as_text(minilm):
@@ -296,8 +300,8 @@ def test_512_token_minilm_renders_long_views(minilm):
     rerun(at)
     assert specs(at)[0]["data"][0]["type"] == "scatter"
     open_tab(at, "Model view")
-    spec = specs(at)[0]
-    assert len(spec["data"]) == 72 and arr(spec["data"][0]["z"]).shape == (64, 64)
+    heat = [t for t in specs(at)[0]["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 72 and arr(heat[0]["z"]).shape == (64, 64)
 
 
 def test_download_menu_offers_formats_and_exports_only_on_click(minilm, monkeypatch):
@@ -406,6 +410,6 @@ def test_2048_token_gemma_renders(gemma):
     z = arr(specs(at)[0]["data"][0]["z"])
     assert z.shape[0] <= 128 and z.shape[1] <= 128 and np.isfinite(z).all()
     open_tab(at, "Model view")
-    spec = specs(at)[0]
-    assert len(spec["data"]) == 18 * 4
-    assert all(arr(t["z"]).shape[0] <= 64 for t in spec["data"])
+    heat = [t for t in specs(at)[0]["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 18 * 4
+    assert all(arr(t["z"]).shape[0] <= 64 for t in heat)

@@ -171,11 +171,28 @@ def test_latency_is_measured_on_request():
 def test_gpu_tab_shows_results_or_how_to_make_them():
     at = open_tab(open_page(), "GPU benchmark")
     results = ROOT / "bench" / "results"
-    has = results.is_dir() and any(p.suffix in (".csv", ".json") for p in results.iterdir())
-    if has:
-        assert at.dataframe
+    found = {}
+    for path in sorted(results.glob("kv_*.json")) if results.is_dir() else []:
+        data = json.loads(path.read_text())
+        if not path.name.startswith("kv_figures_") and data.get("points"):
+            found[path.stem.removeprefix("kv_")] = data
+    if not found:
+        assert any("No KV benchmark results" in i.value for i in at.info)
+        assert any("bench_kv.py" in c.value for c in at.code)
+        return
+    device = at.session_state["var_gpu_device"]
+    result = found[device]
+    head = result.get("headline")
+    if head:
+        table = at.dataframe[0].value
+        for _, row in table.iterrows():
+            assert row["decode_ms"] == pytest.approx(head[row["variant"]]["decode_ms"], abs=1e-3)
+    assert len(at.dataframe[-1].value) == len(result["points"])
+    figs = results / f"kv_figures_{device}.json"
+    if figs.exists():
+        assert len(specs(at)) == len(json.loads(figs.read_text()))
     else:
-        assert any("No GPU benchmark results" in i.value for i in at.info)
+        assert specs(at)
 
 
 def test_language_switch(minilm):

@@ -10,6 +10,7 @@ Screenshots go to a temporary directory (printed) and one is copied to docs/scre
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -103,7 +104,7 @@ def shots(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, app_url):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1500})
     pg = ctx.new_page()
     pg.dialogs = []
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
@@ -169,6 +170,17 @@ def test_type_sentence_change_layer_and_head(page, shots):
     wait_idle(page)
     page.screenshot(path=str(shots / "attention_model_view.png"), full_page=True)
     shutil.copy(shots / "attention_model_view.png", dest / "attention_model_view.png")
+    # clicking a thumbnail opens that head in the Head tab
+    target = page.locator(".js-plotly-plot .scatterlayer .point").nth(30)
+    box = target.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "() => (document.querySelector('.hoverlayer')?.textContent || '').includes('open')",
+        timeout=STEP_TIMEOUT)
+    label = page.locator(".hoverlayer").text_content()
+    layer, head = re.search(r"L(\d+) H(\d+)", label).groups()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    wait_title(page, f"encoder.self.{layer} · head {head}")
 
 
 def test_toggle_a_mask(page, shots):

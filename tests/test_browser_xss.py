@@ -116,6 +116,14 @@ def wait_for_tick(page, token: str) -> None:
         ".some(e => e.textContent === t)", arg=token, timeout=STEP)
 
 
+def wait_for_ticks_within(page, allowed: list[str]) -> None:
+    """Until every drawn x tick is one of `allowed` (the previous run's figure is gone)."""
+    page.wait_for_function(
+        "ok => { const t = Array.from(document.querySelectorAll('.js-plotly-plot .xtick text'))"
+        ".map(e => e.textContent); return t.length > 0 && t.every(x => ok.includes(x)); }",
+        arg=allowed, timeout=STEP)
+
+
 def x_ticks(page) -> list[str]:
     return page.eval_on_selector_all(
         ".js-plotly-plot .xtick text", "els => els.map(e => e.textContent)")
@@ -126,12 +134,13 @@ def test_html_typed_into_the_text_box_runs_nothing_and_shows_as_text(browser, ap
     page = open_page(browser, app_url)
     try:
         type_text(page, XSS)
+        expected = minilm_tokens(XSS)
         wait_for_tick(page, "##rro")  # the heatmap now shows the typed text's tokens
+        wait_for_ticks_within(page, expected)
         page.wait_for_timeout(1500)  # time for any injected handler to fire
         assert page.dialogs == [], page.dialogs
         assert page.locator('img[src="x"]').count() == 0
         ticks = x_ticks(page)
-        expected = minilm_tokens(XSS)
         assert "<" in ticks and ">" in ticks  # literal characters, not markup
         assert set(ticks) <= set(expected), (ticks, expected)
         # the token list (plain text in a code block) holds them literally too
@@ -158,6 +167,7 @@ def test_four_concurrent_sessions_each_get_their_own_sentence(browser, app_url, 
             type_text(page, sentences[word])
         for word, page in pages.items():
             wait_for_tick(page, word)
+            wait_for_ticks_within(page, minilm_tokens(sentences[word]))
             ticks = x_ticks(page)
             assert set(ticks) <= set(minilm_tokens(sentences[word])), (word, ticks)
             others = {w for w in sentences if w != word}

@@ -433,8 +433,6 @@ def test_cuda_asked_for_but_absent_runs_on_cpu_with_a_notice(no_cuda, fresh, mon
     assert any("CUDA" in n for n in rec.meta["notices"]), rec.meta["notices"]
 
 
-@pytest.mark.xfail(strict=False, reason="bug (reported): engine.registry.load appends the CUDA "
-                   "notice to the shared cached model, so later CPU callers get it too")
 def test_cuda_notice_does_not_leak_to_cpu_callers(no_cuda, fresh, monkeypatch):
     keep_notices(monkeypatch, "transformer-base")
     engine.load("transformer-base", device="cuda")
@@ -467,9 +465,6 @@ def test_out_of_memory_is_a_clear_message_and_the_model_survives(monkeypatch):
     run_ok(model)
 
 
-@pytest.mark.xfail(strict=False, reason="bug (reported): on CPU, torch reports a failed "
-                   "allocation as RuntimeError('DefaultCPUAllocator: can't allocate memory'), "
-                   "not torch.OutOfMemoryError, and LoadedModel.attend_batch lets it through")
 def test_cpu_allocation_failure_is_a_clear_message(monkeypatch):
     model = engine.load("transformer-base", device="cpu")
 

@@ -9,6 +9,7 @@ Bad arguments exit 2 with one line on stderr; other failures exit 1 with one lin
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def _check(args) -> str:
         v = getattr(args, name)
         if v is not None and v < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.scale <= 0 or (args.dpi is not None and args.dpi <= 0):
-        raise UsageError("--scale and --dpi must be > 0")
+    for name in ("scale", "dpi"):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):  # nan <= 0 is False
+            raise UsageError(f"--{name} must be a finite number > 0")
     if not args.text:
         raise UsageError("--text is empty")
     return fmt

@@ -181,6 +181,26 @@ def heads_row(
     return apply_style(fig, style, title)
 
 
+def add_click_targets(fig: go.Figure, labels: Sequence[str] | None = None) -> go.Figure:
+    """Make every heatmap of a grid figure (e.g. viz.model_view) clickable: Plotly selects
+    only marker-like traces, so each heatmap gets one near-invisible marker at its centre,
+    on the same axes, whose customdata is the heatmap's index in fig.data.
+
+    Shapes: one Scatter of 1 point per Heatmap, appended after the existing traces.
+    """
+    heatmaps = [(i, t) for i, t in enumerate(fig.data) if t.type == "heatmap"]
+    for j, (i, t) in enumerate(heatmaps):
+        z = np.asarray(t.z)
+        name = safe_label(labels[j]) if labels is not None else f"#{i}"
+        fig.add_trace(go.Scatter(
+            x=[(z.shape[1] - 1) / 2], y=[(z.shape[0] - 1) / 2], customdata=[i],
+            xaxis=t.xaxis, yaxis=t.yaxis, mode="markers", showlegend=False,
+            marker=dict(size=16, color="#ffffff", opacity=0.02, symbol="square"),
+            hovertemplate=f"{name}: click to open<extra></extra>",
+        ))
+    return fig
+
+
 def kv_sharing_figure(n_heads: int, n_kv_heads: int, *, title: str | None = None,
                       style: Style = DEFAULT) -> go.Figure:
     """Query heads (top row) joined to the K/V head each one reads (bottom row), one colour
@@ -367,7 +387,7 @@ def topk_compare_figure(before: Sequence[tuple[str, float]],
 
 
 __all__ = [
-    "bars_figure", "bytes_vs_length_figure", "difference_maps", "group_of_heads",
-    "heads_row", "kv_sharing_figure", "kv_steps_figure", "step_figure",
+    "add_click_targets", "bars_figure", "bytes_vs_length_figure", "difference_maps",
+    "group_of_heads", "heads_row", "kv_sharing_figure", "kv_steps_figure", "step_figure",
     "topk_compare_figure", "window_heatmap",
 ]

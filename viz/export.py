@@ -403,6 +403,9 @@ def data_bytes(data: AttentionData, fmt: str) -> bytes:
         arrays: dict[str, np.ndarray] = {
             "tokens": np.asarray(data.tokens, dtype=str),
             "target_tokens": np.asarray(data.target_tokens or [], dtype=str),
+            # numpy str arrays drop trailing NULs: the exact tokens also travel as JSON
+            "tokens_json": np.asarray(json.dumps(list(data.tokens))),
+            "target_tokens_json": np.asarray(json.dumps(list(data.target_tokens or []))),
         }
         arrays.update({k: np.asarray(a, dtype=np.float32) for k, a in data.attn.items()})
         if data.heads is not None:
