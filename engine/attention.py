@@ -243,6 +243,35 @@ class Capture:
 NO_CAPTURE = Capture()
 
 
+def _local_pays(spec: MaskSpec, t_q: int, t_k: int) -> bool:
+    """A causal sliding window over a long prefill: query blocks beat one dense T×T call."""
+    return (spec.window is not None and spec.causal and spec.offset == 0 and t_q == t_k
+            and t_q > 2 * spec.window)
+
+
+def _local_attention(q, k, v, spec: MaskSpec, scale: float) -> torch.Tensor:
+    """Causal sliding-window attention in query blocks of `window` rows, each reading only the
+    keys its rows may see: O(T·w) work and memory instead of O(T²).
+
+        block of queries [s, e) reads keys [s - w + 1, e): at most 2w - 1 of them
+
+    Shapes: q [B, H, T, D]; k, v [B, Hkv, T, D] → [B, H, T, D].
+    """
+    w, t = spec.window, q.shape[2]
+    out = torch.empty_like(q)
+    for s in range(0, t, w):
+        e = min(s + w, t)
+        ks = max(0, s - w + 1)
+        local = MaskSpec(causal=True, window=w, offset=s - ks,
+                         key_is_real=None if spec.key_is_real is None
+                         else spec.key_is_real[:, ks:e],
+                         keep_keys=None if spec.keep_keys is None else spec.keep_keys[ks:e])
+        mask = local.dense(e - s, e - ks, q.device)
+        out[:, :, s:e] = attention(q[:, :, s:e], k[:, :, ks:e], v[:, :, ks:e], mask=mask,
+                                   scale=scale, need_weights=False).out
+    return out
+
+
 class Attention(nn.Module):
     """Multi-head attention with H query heads and Hkv K/V heads, RoPE/ALiBi, q/k norm, cache."""
 
@@ -325,11 +354,15 @@ class Attention(nn.Module):
         plain_causal = spec.causal and spec.window is None and spec.key_is_real is None
         plain_causal = plain_causal and spec.keep_keys is None
         causal_tail = plain_causal and spec.offset == t_k - t_q
-        dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
-        result = attention(
-            q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
-            need_weights=capture.weights or capture.scores, is_causal=causal_tail,
-        )
+        need_weights = capture.weights or capture.scores
+        if not need_weights and bias is None and _local_pays(spec, t_q, t_k):
+            result = AttentionOutput(out=_local_attention(q, k, v, spec, self.cfg.scale))
+        else:
+            dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
+            result = attention(
+                q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
+                need_weights=need_weights, is_causal=causal_tail,
+            )
         out = result.out  # [B, H, Tq, D]
         if heads_off:
             keep = torch.ones(self.n_heads, device=out.device, dtype=out.dtype)

@@ -141,3 +141,17 @@ def test_invalid_configs_say_what_to_change(bad, match):
     base.update(bad)
     with pytest.raises(ValueError, match=match):
         ModelConfig(**base)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(knockout=[4, 17]), dict(window=5)])
+def test_local_window_blocks_equal_the_dense_path(kw):
+    """Long prefills of sliding layers run in query blocks (O(T·w)); they must equal the
+    explicit path, padding and knock-outs included."""
+    m = tiny("decoder", positions="rope", window=(3, None), n_kv_heads=2, max_len=256)
+    ids = torch.randint(3, 61, (2, 50))
+    real = torch.ones(2, 50, dtype=torch.bool)
+    real[1, 40:] = False
+    fused = m(ids, real, req=Request(record=(), **kw))
+    explicit = m(ids, real, req=Request(record=None, **kw))
+    assert torch.allclose(fused.hidden[0], explicit.hidden[0], atol=1e-5)
+    assert torch.allclose(fused.hidden[1, :40], explicit.hidden[1, :40], atol=1e-5)
