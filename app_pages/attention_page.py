@@ -19,7 +19,14 @@ import streamlit as st
 import torch
 
 import engine
-from app_pages.common import Settings, attend, get_model, model_picker, show_notices
+from app_pages.common import (
+    Settings,
+    attend,
+    current_style,
+    get_model,
+    model_picker,
+    show_notices,
+)
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, lang, tr
 from engine.transformer import Request
@@ -38,14 +45,12 @@ from viz.long_input import LONG_INPUT, block_average, block_size, overview_figur
 from viz.metrics import METRIC_TITLES, METRICS, head_metrics, metrics_figure
 from viz.model_view import model_view
 from viz.qk_view import qk_view
-from viz.style import Style
 
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 DEFAULT_DATE = "March 3rd, 2021"
 FULL_HEATMAP_MAX = 512  # up to here the full map is drawn (zoom/pan in the browser)
 WINDOW_MAX = 256  # the zoom window of a longer map
 ROLLOUT_MAX = 512  # rollout is a T×T product per layer: skipped above this
-GREEDY_MAX_LEN = 128  # enc-dec models whose greedy decode (max_len − 1 steps) stays quick
 MAX_GENERATE = 64
 MEASURE_STEPS = 32  # greedy steps run to read the real KV cache (the formula covers the rest)
 SMALL_INPUT = 256  # up to here one CPU thread is faster than several (no sync overhead)
@@ -70,10 +75,10 @@ T = {
         "在记录注意力之前,先把贪心生成的词元接在文本后面。",
     ),
     "no_greedy": (
-        "{name} has random weights and would greedy-decode up to {n} tokens: the source text "
-        "is used as the decoder input instead. Type a target to change it.",
-        "{name} 的权重是随机的,贪心解码会生成多达 {n} 个词元:因此改用源文本作为解码器输入。"
-        "可在上方输入目标序列。",
+        "{name} has random weights: its greedy decode is meaningless (and would run {n} "
+        "steps), so the source text is used as the decoder input. Type a target to change it.",
+        "{name} 的权重是随机的:它的贪心解码没有意义(而且要运行 {n} 步),因此改用源文本作为"
+        "解码器输入。可在上方输入目标序列。",
     ),
     "block": ("Attention block", "注意力模块"),
     "layer": ("Layer", "层"),
@@ -416,8 +421,7 @@ persist(("attn_model", "attn_text", "attn_target", "attn_generate", "attn_kind",
          "attn_head", "attn_tab", "attn_lines_heads", "attn_qk_query", "attn_metric",
          "attn_ablate", "attn_long_view"), {"attn_text": DEFAULT_TEXT})
 settings = current_settings()
-style = Style(palette=settings.colorscale, shared_range=settings.shared_range,
-              precision=settings.precision)
+style = current_style()
 st.title(tr(T, "title"))
 st.caption(tr(T, "intro"))
 
@@ -449,8 +453,9 @@ if arch == "encoder-decoder":
         target = st.text_input(tr(COMMON, "target"), key="attn_target",
                                placeholder=tr(T, "target_placeholder"), help=tr(T, "target_help"))
     target = (target or "").strip() or None
-    if target is None and cfg.max_len > GREEDY_MAX_LEN:
-        st.info(tr(T, "no_greedy", name=name, n=cfg.max_len - 1))
+    if target is None and model.weights_hash.startswith("init:"):  # random weights
+        limit = min(getattr(model, "max_target_tokens", cfg.max_len - 1), cfg.max_len - 1)
+        st.info(tr(T, "no_greedy", name=name, n=limit))
         target = text
 elif arch == "decoder":
     with cols[1]:
@@ -733,7 +738,7 @@ with tabs["tab_ablation"]:
                                   columns=["model", "token", "probability"]))
             elif arch == "encoder-decoder":
                 # a random-weight model never says [EOS]: keep its decode short
-                n = min(cfg.max_len - 1, 32) if cfg.max_len <= GREEDY_MAX_LEN else 8
+                n = 8 if model.weights_hash.startswith("init:") else min(cfg.max_len - 1, 32)
                 with st.spinner(tr(T, "decoding")):
                     before = greedy_text(name, settings.device, text, (), n)
                     after = greedy_text(name, settings.device, text, pairs, n)

@@ -21,7 +21,7 @@ import streamlit as st
 import torch
 
 import engine
-from app_pages.common import Settings, attend, get_model, show_notices
+from app_pages.common import Settings, attend, current_style, get_model, show_notices
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tr
 from engine.config import ModelConfig
@@ -36,7 +36,6 @@ from viz.attention_extras import (
     heads_row,
     kv_sharing_figure,
 )
-from viz.style import Style
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -322,8 +321,7 @@ persist(("var_tab", "var_date", "var_text", "var_groups", "var_kind", "var_layer
          "var_context", "var_log", "var_gpu_device"))
 one_thread()  # every model on this page is small
 settings = current_settings()
-style = Style(palette=settings.colorscale, shared_range=settings.shared_range,
-              precision=settings.precision)
+style = current_style()
 st.title(tr(T, "title"))
 st.caption(tr(T, "intro"))
 names = ["tab_trained", "tab_minilm", "tab_memory", "tab_latency", "tab_gpu"]
