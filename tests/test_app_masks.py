@@ -6,11 +6,7 @@ a harness with the same sidebar (see test_app_steps.open_page).
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,57 +14,22 @@ from streamlit.testing.v1 import AppTest
 
 import engine
 from engine.registry import MODELS
+from tests import app_helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/masks_page.py"
 TEXT = "The cat sat on the mat because it was tired."
 TEXT2 = "A second, longer sentence in the same batch makes the first one padded."
-HARNESS = """
-import sys
-sys.path.insert(0, {root!r})
-import streamlit as st
-from app_pages.common import sidebar
-st.set_page_config(layout="wide")
-sidebar()
-st.navigation([st.Page({page!r})]).run()
-"""
 HOSTILE = ["", "   ", "<script>alert(1)</script>", "**bold** __x__", "$$x^2$$ $y$",
            "<img src=x onerror=alert(1)>"]
 
 
 def open_page(page: str = PAGE, timeout: float = 180) -> AppTest:
-    app = ROOT / "app.py"
-    pages = re.findall(r'st\.Page\(\s*"([^"]+)"', app.read_text())
-    if pages and all((ROOT / p).is_file() for p in pages):
-        # switch_page needs one run first: st.navigation registers pages by url_path
-        at = AppTest.from_file(str(app), default_timeout=timeout).run()
-        at.switch_page(page)
-    else:
-        at = AppTest.from_string(
-            HARNESS.format(root=str(ROOT), page=str(ROOT / page)), default_timeout=timeout
-        )
-    return at.run()
-
-
-def decode(obj):
-    """Plotly JSON → plain objects; typed arrays ({dtype, bdata, shape}) → numpy."""
-    if isinstance(obj, dict):
-        if "bdata" in obj and "dtype" in obj:
-            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
-            if obj.get("shape"):
-                a = a.reshape([int(n) for n in str(obj["shape"]).split(",")])
-            return a
-        return SimpleNamespace(**{k: decode(v) for k, v in obj.items()})
-    if isinstance(obj, list):
-        return [decode(v) for v in obj]
-    return obj
+    return app_helpers.open_page(page, timeout)
 
 
 def figure(at: AppTest, key: str = "fig_masks"):
-    for el in at.get("plotly_chart"):
-        if el.proto.id.endswith("-" + key):
-            return decode(json.loads(el.proto.spec))
-    raise AssertionError(f"no figure {key!r}")
+    return app_helpers.figure(at, key)
 
 
 def panels(at: AppTest):

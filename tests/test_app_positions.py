@@ -8,11 +8,7 @@ state ("pos_tab") to the tab's label.
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,55 +18,16 @@ from streamlit.testing.v1 import AppTest
 import engine
 from engine.positions import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, sinusoidal_table
 from engine.registry import MODELS
+from tests import app_helpers
 from viz.positions import similarity
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/positions_page.py"
-HARNESS = """
-import sys
-sys.path.insert(0, {root!r})
-import streamlit as st
-from app_pages.common import sidebar
-st.set_page_config(layout="wide")
-sidebar()
-st.navigation([st.Page({page!r})]).run()
-"""
 TAB = {"sin": "Sinusoidal", "learned": "Learned (MiniLM)", "rope": "RoPE", "alibi": "ALiBi"}
 
 
 def open_page(page: str = PAGE, timeout: float = 180) -> AppTest:
-    app = ROOT / "app.py"
-    pages = re.findall(r'st\.Page\(\s*"([^"]+)"', app.read_text())
-    if pages and all((ROOT / p).is_file() for p in pages):
-        # switch_page needs one run first: st.navigation registers pages by url_path
-        at = AppTest.from_file(str(app), default_timeout=timeout).run()
-        at.switch_page(page)
-    else:
-        at = AppTest.from_string(
-            HARNESS.format(root=str(ROOT), page=str(ROOT / page)), default_timeout=timeout
-        )
-    return at.run()
-
-
-def decode(obj):
-    """Plotly JSON → plain objects; typed arrays ({dtype, bdata, shape}) → numpy."""
-    if isinstance(obj, dict):
-        if "bdata" in obj and "dtype" in obj:
-            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
-            if obj.get("shape"):
-                a = a.reshape([int(n) for n in str(obj["shape"]).split(",")])
-            return a
-        return SimpleNamespace(**{k: decode(v) for k, v in obj.items()})
-    if isinstance(obj, list):
-        return [decode(v) for v in obj]
-    return obj
-
-
-def figure(at: AppTest, key: str):
-    for el in at.get("plotly_chart"):
-        if el.proto.id.endswith("-" + key):
-            return decode(json.loads(el.proto.spec))
-    raise AssertionError(f"no figure {key!r}; have {[e.proto.id for e in at.get('plotly_chart')]}")
+    return app_helpers.open_page(page, timeout)
 
 
 def z(fig, i: int = 0) -> np.ndarray:
@@ -95,20 +52,20 @@ def page() -> AppTest:
 
 def test_sinusoidal_views_equal_the_engine_table(page):
     table = sinusoidal_table(64, 64, 10_000.0).numpy()
-    np.testing.assert_allclose(z(figure(page, "fig_pos_sinusoidal")), table, atol=1e-7)
-    curves = figure(page, "fig_pos_curves")
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_sinusoidal")), table, atol=1e-7)
+    curves = app_helpers.figure(page, "fig_pos_curves")
     dims = page.multiselect(key="pos_dims_64").value
     assert len(curves.data) == len(dims) == 5
     for trace, d in zip(curves.data, dims, strict=True):
         np.testing.assert_allclose(np.asarray(trace.y, dtype=np.float64), table[:, d],
                                    atol=1e-7)
-    np.testing.assert_allclose(z(figure(page, "fig_pos_similarity")),
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_similarity")),
                                similarity(table, "dot"), rtol=1e-5, atol=1e-5)
     page.radio(key="pos_sim").set_value("cosine").run()
-    np.testing.assert_allclose(z(figure(page, "fig_pos_similarity")),
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_similarity")),
                                similarity(table, "cosine"), atol=1e-6)
     # independent check of the cosine similarity on the diagonal
-    assert np.allclose(np.diag(z(figure(page, "fig_pos_similarity"))), 1.0, atol=1e-6)
+    assert np.allclose(np.diag(z(app_helpers.figure(page, "fig_pos_similarity"))), 1.0, atol=1e-6)
 
 
 def test_d_model_length_and_base_are_editable(page):
@@ -117,10 +74,10 @@ def test_d_model_length_and_base_are_editable(page):
     page.number_input(key="pos_base").set_value(100.0)
     page.run()
     no_exception(page)
-    np.testing.assert_allclose(z(figure(page, "fig_pos_sinusoidal")),
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_sinusoidal")),
                                sinusoidal_table(20, 32, 100.0).numpy(), atol=1e-7)
     page.multiselect(key="pos_dims_32").set_value([3, 31]).run()
-    curves = figure(page, "fig_pos_curves")
+    curves = app_helpers.figure(page, "fig_pos_curves")
     assert [t.name for t in curves.data] == ["dim 3", "dim 31"]
 
 
@@ -131,8 +88,8 @@ def test_learned_positions_of_minilm(page):
     no_exception(page)
     weight = engine.load("minilm", "auto").model.encoder.embed.positions.weight
     table = weight.detach().float().numpy()[:64]
-    np.testing.assert_allclose(z(figure(page, "fig_pos_learned")), table, atol=1e-7)
-    np.testing.assert_allclose(z(figure(page, "fig_pos_learned_similarity")),
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_learned")), table, atol=1e-7)
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_learned_similarity")),
                                similarity(table, "cosine"), atol=1e-5)
 
 
@@ -140,7 +97,7 @@ def test_rope_rotation_and_relative_distance(page):
     open_tab(page, "rope")
     no_exception(page)
     cos, sin = (a.numpy() for a in rope_cos_sin(torch.arange(64), 64, 10_000.0))
-    circle = figure(page, "fig_pos_rope_circle")
+    circle = app_helpers.figure(page, "fig_pos_rope_circle")
     pairs = page.multiselect(key="pos_rope_pairs_64").value
     assert pairs == [0, 8, 31]
     arrows = [t for t in circle.data if getattr(t, "name", "").startswith("position")]
@@ -155,9 +112,9 @@ def test_rope_rotation_and_relative_distance(page):
     c, s = rope_cos_sin(torch.arange(64), 64, 10_000.0)
     want = (apply_rope(q.expand(1, 1, 64, 64), c, s)[0, 0]
             @ apply_rope(k.expand(1, 1, 64, 64), c, s)[0, 0].T).numpy()
-    np.testing.assert_allclose(z(figure(page, "fig_pos_rope_matrix")), want, rtol=1e-5,
+    np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_rope_matrix")), want, rtol=1e-5,
                                atol=1e-5)
-    curves = figure(page, "fig_pos_rope_distance")
+    curves = app_helpers.figure(page, "fig_pos_rope_distance")
     by_distance: dict[int, list[float]] = {}
     for trace in curves.data:
         for x, y in zip(trace.x, trace.y, strict=True):
@@ -166,13 +123,13 @@ def test_rope_rotation_and_relative_distance(page):
     assert max(np.ptp(v) for v in by_distance.values()) < 1e-3  # only n − m matters
     page.number_input(key="pos_rope_seed").set_value(7).run()
     no_exception(page)
-    assert not np.allclose(z(figure(page, "fig_pos_rope_matrix")), want)
+    assert not np.allclose(z(app_helpers.figure(page, "fig_pos_rope_matrix")), want)
 
 
 def test_alibi_bias_per_head(page):
     open_tab(page, "alibi")
     no_exception(page)
-    fig = figure(page, "fig_pos_alibi")
+    fig = app_helpers.figure(page, "fig_pos_alibi")
     bias = alibi_bias(8, 64, 64).numpy()
     for h in range(8):
         np.testing.assert_allclose(z(fig, h), bias[h], atol=1e-7)
@@ -185,7 +142,7 @@ def test_alibi_bias_per_head(page):
     page.toggle(key="pos_alibi_causal").set_value(True)
     page.run()
     no_exception(page)
-    fig = figure(page, "fig_pos_alibi")
+    fig = app_helpers.figure(page, "fig_pos_alibi")
     bias = alibi_bias(6, 64, 64).numpy()
     upper = np.triu(np.ones((64, 64), dtype=bool), 1)
     for h in range(6):
@@ -199,7 +156,7 @@ def test_language_switch_keeps_the_open_tab(page):
     page.radio(key="lang").set_value("zh").run()
     no_exception(page)
     assert page.title[0].value.startswith("位置编码")
-    figure(page, "fig_pos_rope_matrix")  # still on the RoPE tab
+    app_helpers.figure(page, "fig_pos_rope_matrix")  # still on the RoPE tab
 
 
 @pytest.mark.parametrize("d_model,length,base", [(2, 2, 1.0001), (7, 3, 2.0), (1024, 512, 1e8)])

@@ -7,44 +7,22 @@ sidebar and navigates to this one page.
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.worked_example import worked_example
+from tests import app_helpers
 from viz.steps import fmt
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/steps_page.py"
-HARNESS = """
-import sys
-sys.path.insert(0, {root!r})
-import streamlit as st
-from app_pages.common import sidebar
-st.set_page_config(layout="wide")
-sidebar()
-st.navigation([st.Page({page!r})]).run()
-"""
 
 
 def open_page(page: str = PAGE, timeout: float = 120) -> AppTest:
-    app = ROOT / "app.py"
-    pages = re.findall(r'st\.Page\(\s*"([^"]+)"', app.read_text())
-    if pages and all((ROOT / p).is_file() for p in pages):
-        # switch_page needs one run first: st.navigation registers pages by url_path
-        at = AppTest.from_file(str(app), default_timeout=timeout).run()
-        at.switch_page(page)
-    else:
-        at = AppTest.from_string(
-            HARNESS.format(root=str(ROOT), page=str(ROOT / page)), default_timeout=timeout
-        )
-    return at.run()
+    return app_helpers.open_page(page, timeout)
 
 
 def table(at: AppTest, key: str):
@@ -61,29 +39,6 @@ def table(at: AppTest, key: str):
     block = walk(at.main)
     assert block is not None, f"no table {key!r}"
     return block.dataframe[0].value
-
-
-def decode(obj):
-    """Plotly JSON → plain objects; typed arrays ({dtype, bdata, shape}) → numpy."""
-    if isinstance(obj, dict):
-        if "bdata" in obj and "dtype" in obj:
-            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
-            shape = obj.get("shape")
-            if shape:
-                a = a.reshape([int(n) for n in str(shape).split(",")])
-            return a
-        return SimpleNamespace(**{k: decode(v) for k, v in obj.items()})
-    if isinstance(obj, list):
-        return [decode(v) for v in obj]
-    return obj
-
-
-def figure(at: AppTest, key: str):
-    """The figure sent to the browser by st.plotly_chart(key=key): .data, .layout."""
-    for el in at.get("plotly_chart"):
-        if el.proto.id.endswith("-" + key):
-            return decode(json.loads(el.proto.spec))
-    raise AssertionError(f"no figure {key!r}")
 
 
 def no_exception(at: AppTest) -> None:
@@ -121,16 +76,16 @@ def test_default_tables_equal_the_worked_example(page):
 
 def test_default_figures_equal_the_worked_example(page):
     ex = worked_example()
-    fig = figure(page, "fig_steps_weights")
+    fig = app_helpers.figure(page, "fig_steps_weights")
     np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=np.float64), ex["weights"].numpy(),
                                rtol=1e-6)
     # cell text at the sidebar's default precision (3 significant digits)
     assert fig.data[0].text[0][0] == "0.0634" and fig.data[0].text[1][0] == "6.03e-06"
-    heads = figure(page, "fig_steps_heads")
+    heads = app_helpers.figure(page, "fig_steps_heads")
     for h in range(2):
         np.testing.assert_allclose(np.asarray(heads.data[h].z, dtype=np.float64),
                                    ex["multi_head"]["head_weights"][h].numpy(), rtol=1e-6)
-    compare = figure(page, "fig_steps_compare")
+    compare = app_helpers.figure(page, "fig_steps_compare")
     bars = [np.asarray(t.y, dtype=np.float64) for t in compare.data]
     np.testing.assert_allclose(bars[0], ex["outputs"][0].numpy())
     np.testing.assert_allclose(bars[1], ex["seed_outputs"][0].numpy())
@@ -190,7 +145,7 @@ def test_empty_cell_shows_an_error_not_an_exception():
 def test_precision_query_and_language_widgets():
     at = open_page()
     at.slider(key="precision").set_value(5).run()
-    fig = figure(at, "fig_steps_weights")
+    fig = app_helpers.figure(at, "fig_steps_weights")
     assert fig.data[0].text[0][0] == fmt(0.0633789, 5) == "0.063379"
     at.radio(key="steps_query").set_value(2).run()
     no_exception(at)

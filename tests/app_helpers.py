@@ -1,0 +1,42 @@
+"""Shared AppTest helpers: open one page of the real app, read a figure's data back."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def open_page(page: str, timeout: float = 180) -> AppTest:
+    """Run app.py once (st.navigation registers the pages), then switch to `page`."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).run()
+    at.switch_page(page)
+    return at.run()
+
+
+def decode(obj):
+    """Plotly JSON → plain objects; typed arrays ({dtype, bdata, shape}) → numpy."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            if obj.get("shape"):
+                a = a.reshape([int(n) for n in str(obj["shape"]).split(",")])
+            return a
+        return SimpleNamespace(**{k: decode(v) for k, v in obj.items()})
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
+def figure(at: AppTest, key: str):
+    """The plotly chart whose key is `key`, decoded."""
+    for el in at.get("plotly_chart"):
+        if el.proto.id.endswith("-" + key):
+            return decode(json.loads(el.proto.spec))
+    raise AssertionError(f"no figure {key!r}; have {[e.proto.id for e in at.get('plotly_chart')]}")
