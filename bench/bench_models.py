@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             saved["cold_start"] = {name: cold_start(name) for name in ("minilm", "gemma3-270m")}
             saved["cold_start_run"] = run
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved, indent=1))
         return saved
     for name in args.models:
