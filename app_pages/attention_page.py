@@ -11,7 +11,6 @@ Long inputs (> viz.LONG_INPUT tokens) record one layer at a time; the all-layer 
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -53,9 +52,6 @@ WINDOW_MAX = 256  # the zoom window of a longer map
 ROLLOUT_MAX = 512  # rollout is a T×T product per layer: skipped above this
 MAX_GENERATE = 64
 MEASURE_STEPS = 32  # greedy steps run to read the real KV cache (the formula covers the rest)
-SMALL_INPUT = 256  # up to here one CPU thread is faster than several (no sync overhead)
-ALL_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else (os.cpu_count() or 1))
 
 T = {
     "title": ("Where does each head look?", "每个注意力头在看哪里?"),
@@ -273,15 +269,6 @@ def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
     st.session_state[key] = min(max(int(value), lo), hi)
 
 
-def threads_for(n_tokens: int) -> None:
-    """One intra-op thread for short inputs, every core for long ones. On a small shared
-    CPU, several OpenMP threads on a 16-token MiniLM pass spend more time waiting for each
-    other than computing (measured here: 240 ms with 2 threads vs 23 ms with 1 under load)."""
-    want = 1 if n_tokens <= SMALL_INPUT else ALL_THREADS
-    if torch.get_num_threads() != want:
-        torch.set_num_threads(want)
-
-
 def frame(*args, **kwargs):
     """A pandas DataFrame; pandas is imported on first use (it is not needed to draw the
     first heatmap, and importing it costs cold-start time)."""
@@ -469,7 +456,6 @@ except (engine.InputError, ValueError) as exc:
     st.warning(tr(T, "bad_input", msg=str(exc)))
     st.stop()
 long = n_tokens > LONG_INPUT
-threads_for(n_tokens)
 
 kinds = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in model.block_keys()))
 keep_valid("attn_kind", kinds)

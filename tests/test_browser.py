@@ -160,16 +160,18 @@ def test_type_sentence_change_layer_and_head(page, shots):
     wait_title(page, "encoder.self.3 · head 5")
     wait_idle(page)
     page.screenshot(path=str(shots / "attention_head.png"), full_page=True)
-    dest = ROOT / "docs" / "screenshots"
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shots / "attention_head.png", dest / "attention_head.png")
+    if os.environ.get("ATTENTION_STUDIO_SAVE_SCREENSHOTS"):  # refresh the README's pictures
+        dest = ROOT / "docs" / "screenshots"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shots / "attention_head.png", dest / "attention_head.png")
     page.get_by_role("tab", name="Model view").click()
     page.wait_for_function(
         "() => document.querySelectorAll('.js-plotly-plot .hm image').length >= 72",
         timeout=STEP_TIMEOUT)
     wait_idle(page)
     page.screenshot(path=str(shots / "attention_model_view.png"), full_page=True)
-    shutil.copy(shots / "attention_model_view.png", dest / "attention_model_view.png")
+    if os.environ.get("ATTENTION_STUDIO_SAVE_SCREENSHOTS"):
+        shutil.copy(shots / "attention_model_view.png", dest / "attention_model_view.png")
     # clicking a thumbnail opens that head in the Head tab
     target = page.locator(".js-plotly-plot .scatterlayer .point").nth(30)
     box = target.bounding_box()
