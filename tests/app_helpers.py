@@ -40,3 +40,29 @@ def figure(at: AppTest, key: str):
         if el.proto.id.endswith("-" + key):
             return decode(json.loads(el.proto.spec))
     raise AssertionError(f"no figure {key!r}; have {[e.proto.id for e in at.get('plotly_chart')]}")
+
+
+def arr(value) -> np.ndarray:
+    """A Plotly JSON array: a typed-array dict {dtype, bdata, shape} or a nested list."""
+    if isinstance(value, dict) and "bdata" in value:
+        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if shape:
+            a = a.reshape([int(s) for s in str(shape).split(",")])
+        return a
+    return np.asarray(value, dtype=float)
+
+
+def specs(at: AppTest) -> list[dict]:
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+def title(spec: dict) -> str:
+    t = spec["layout"].get("title") or {}
+    return t.get("text", "") if isinstance(t, dict) else str(t)
+
+
+def chart(at: AppTest, part: str) -> dict:
+    found = [s for s in specs(at) if part in title(s)]
+    assert found, f"no chart titled with {part!r}: {[title(s) for s in specs(at)]}"
+    return found[0]

@@ -3,8 +3,6 @@ equal the engine's record for that input (decoded from the Plotly spec Streamlit
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import engine
+from tests.app_helpers import arr, chart, specs
 from viz.aggregate import rollout_layers
 from viz.metrics import head_metrics, metrics_grid
 from viz.style import safe_labels
@@ -56,32 +55,6 @@ def rerun(at: AppTest) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def arr(value) -> np.ndarray:
-    """A Plotly JSON array: a typed-array dict {dtype, bdata, shape} or a nested list."""
-    if isinstance(value, dict) and "bdata" in value:
-        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        if shape:
-            a = a.reshape([int(s) for s in str(shape).split(",")])
-        return a
-    return np.asarray(value, dtype=float)
-
-
-def specs(at: AppTest) -> list[dict]:
-    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
-
-
-def title(spec: dict) -> str:
-    t = spec["layout"].get("title") or {}
-    return t.get("text", "") if isinstance(t, dict) else str(t)
-
-
-def chart(at: AppTest, part: str) -> dict:
-    found = [s for s in specs(at) if part in title(s)]
-    assert found, f"no chart titled with {part!r}: {[title(s) for s in specs(at)]}"
-    return found[0]
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:

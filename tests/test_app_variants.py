@@ -3,7 +3,6 @@ figures' data equal the engine's records and the KV-cache formula."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import engine
 from engine.registry import MODELS
+from tests.app_helpers import arr, chart, specs
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/variants_page.py"
@@ -52,31 +52,6 @@ def rerun(at: AppTest) -> AppTest:
 def open_tab(at: AppTest, label: str) -> AppTest:
     at.session_state["var_tab"] = label
     return rerun(at)
-
-
-def arr(value) -> np.ndarray:
-    if isinstance(value, dict) and "bdata" in value:
-        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        if shape:
-            a = a.reshape([int(s) for s in str(shape).split(",")])
-        return a
-    return np.asarray(value, dtype=float)
-
-
-def specs(at: AppTest) -> list[dict]:
-    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
-
-
-def title(spec: dict) -> str:
-    t = spec["layout"].get("title") or {}
-    return t.get("text", "") if isinstance(t, dict) else str(t)
-
-
-def chart(at: AppTest, part: str) -> dict:
-    found = [s for s in specs(at) if part in title(s)]
-    assert found, f"no chart titled with {part!r}: {[title(s) for s in specs(at)]}"
-    return found[0]
 
 
 def heatmaps(spec: dict) -> list[np.ndarray]:

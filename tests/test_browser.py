@@ -12,23 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app, stop_app
+
 HOSTILE = "<img src=x onerror=alert(1)>"
-START_TIMEOUT = 180  # seconds: a cold start on a busy 2-core machine
 STEP_TIMEOUT = 120_000  # ms
 
 pytestmark = pytest.mark.browser
@@ -38,45 +28,6 @@ if not Path(CHROMIUM).exists():
                 "suite (apt-get install -y chromium)", allow_module_level=True)
 playwright_api = pytest.importorskip("playwright.sync_api",
                                      reason="the playwright Python package is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(port: int, log: Path) -> subprocess.Popen:
-    """The README's run command on a free port; returns once /_stcore/health answers.
-    The server's output goes to `log` (a pipe nobody reads would fill up and stall it)."""
-    streamlit = ROOT / ".venv" / "bin" / "streamlit"
-    launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
-    # The file watcher is off: an edit to engine/ during the run (other work in this tree)
-    # would otherwise reload modules under the cached model and break result caching.
-    cmd = [*launcher, "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-           "--server.fileWatcherType", "none"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + START_TIMEOUT
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    stop_app(proc)
-    raise RuntimeError("the app did not start in time")
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")

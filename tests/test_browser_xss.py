@@ -9,24 +9,13 @@ free port) and Playwright drives Debian's Chromium (never a downloaded browser):
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
+
 XSS = "<img src=x onerror=alert(1)>"
-START_TIMEOUT = 180  # s: a cold start (torch, the first model) on a busy 2-core machine
 STEP = 120_000  # ms
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,42 +27,12 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the playwright Python package is not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app_url():
+def app_url(tmp_path_factory):
     port = free_port()
-    streamlit = ROOT / ".venv" / "bin" / "streamlit"
-    launcher = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
-    proc = subprocess.Popen(
-        [*launcher, "run", "app.py", "--server.headless", "true", "--server.port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.time() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited: {proc.stdout.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("the app did not answer in time") from None
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    proc = start_app(port, tmp_path_factory.mktemp("app") / "streamlit.log")
+    yield f"http://127.0.0.1:{port}/"
+    stop_app(proc)
 
 
 @pytest.fixture(scope="module")
