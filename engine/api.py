@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from engine.codecs import Encoded, InputError
@@ -358,6 +357,3 @@ def timed(build: Callable[[], LoadedModel]) -> LoadedModel:
     model.load_seconds = time.perf_counter() - start
     return model
 
-
-def as_numpy(x) -> np.ndarray:
-    return x.detach().float().cpu().numpy()

@@ -7,8 +7,6 @@ group) reproduces the model exactly; it lets an MQA model be shown in MHA form.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from engine.transformer import Transformer
@@ -51,6 +49,3 @@ def convert_kv_heads(model: Transformer, n_kv_heads: int) -> Transformer:
     param = next(model.parameters())
     return new.to(device=param.device, dtype=param.dtype).eval()
 
-
-def clone(model: Transformer) -> Transformer:
-    return copy.deepcopy(model)
