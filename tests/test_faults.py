@@ -506,6 +506,10 @@ def no_chromium(monkeypatch):
 
     export.shutdown()
     monkeypatch.setattr(Chromium, "find_browser", classmethod(lambda cls, **kw: None))
+    # the app remembers the answer for a minute: forget an earlier test's "found"
+    from app_pages import download
+
+    monkeypatch.setattr(download, "_chromium_seen", (-float("inf"), False))
     monkeypatch.delenv("BROWSER_PATH", raising=False)
     yield export
     export.shutdown()
