@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -56,3 +58,32 @@ def stop_app(proc: subprocess.Popen) -> None:
         proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def require_browser():
+    """Skip the calling module unless Debian's Chromium and the playwright package are
+    here; returns playwright.sync_api."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing, so the browser checks cannot run: install "
+                    "Debian's chromium package (apt-get install -y chromium)",
+                    allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api",
+                               reason="the playwright Python package is not installed")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app, started with the README's command on a free port, for one test module."""
+    port = free_port()
+    proc = start_app(port, tmp_path_factory.mktemp("app") / "streamlit.log")
+    yield f"http://127.0.0.1:{port}/"
+    stop_app(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    with require_browser().sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

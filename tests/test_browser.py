@@ -12,38 +12,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app, stop_app
+from tests.browser_helpers import (
+    ROOT,
+    require_browser,
+)
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 STEP_TIMEOUT = 120_000  # ms
 
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser "
-                "suite (apt-get install -y chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="the playwright Python package is not installed")
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    port = free_port()
-    proc = start_app(port, tmp_path_factory.mktemp("app") / "streamlit.log")
-    yield f"http://127.0.0.1:{port}/"
-    stop_app(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+playwright_api = require_browser()
 
 
 @pytest.fixture(scope="module")

@@ -9,38 +9,18 @@ free port) and Playwright drives Debian's Chromium (never a downloaded browser):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app
+from tests.browser_helpers import (
+    require_browser,
+)
 
 XSS = "<img src=x onerror=alert(1)>"
 STEP = 120_000  # ms
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing, so the browser checks cannot run: install Debian's "
-                "chromium package (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="the playwright Python package is not installed")
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    port = free_port()
-    proc = start_app(port, tmp_path_factory.mktemp("app") / "streamlit.log")
-    yield f"http://127.0.0.1:{port}/"
-    stop_app(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+sync_api = require_browser()
 
 
 @pytest.fixture(scope="module")
