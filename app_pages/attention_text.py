@@ -1,0 +1,168 @@
+"""Interface text of the Attention page, English and 中文: {key: (en, zh)}."""
+
+T = {
+    "title": ("Where does each head look?", "每个注意力头在看哪里?"),
+    "intro": (
+        "Type a sentence. Every head of every layer turns each token (query) into a "
+        "probability distribution over the tokens it may read (keys).",
+        "输入一句话。每一层的每个头都会把每个词元(查询)变成它可读取的词元(键)上的概率分布。",
+    ),
+    "target_help": (
+        "Decoder input. Empty: the model's own greedy decode.",
+        "解码器的输入。留空:使用模型自己的贪心解码结果。",
+    ),
+    "target_placeholder": ("empty → greedy decode", "留空 → 贪心解码"),
+    "generate": ("Generate N tokens first", "先生成 N 个词元"),
+    "generate_help": (
+        "Greedy tokens appended to the text before the maps are recorded.",
+        "在记录注意力之前,先把贪心生成的词元接在文本后面。",
+    ),
+    "no_greedy": (
+        "{name} has random weights: its greedy decode is meaningless (and would run {n} "
+        "steps), so the source text is used as the decoder input. Type a target to change it.",
+        "{name} 的权重是随机的:它的贪心解码没有意义(而且要运行 {n} 步),因此改用源文本作为"
+        "解码器输入。可在上方输入目标序列。",
+    ),
+    "block": ("Attention block", "注意力模块"),
+    "layer": ("Layer", "层"),
+    "head": ("Head", "头"),
+    "tokens": ("Tokens ({n})", "词元({n} 个)"),
+    "long": (
+        "{n} tokens: long input. Views record one layer at a time and offer an overview, "
+        "top-k and a zoom window.",
+        "{n} 个词元:长输入。各视图每次只记录一层,并提供概览、top-k 和缩放窗口。",
+    ),
+    "generated": ("Generated", "生成结果"),
+    "next_tokens": ("Next-token top-k", "下一个词元 top-k"),
+    "tab_head": ("Head", "单个头"),
+    "tab_model": ("Model view", "模型总览"),
+    "tab_lines": ("Head view", "连线视图"),
+    "tab_qk": ("Q·K", "Q·K"),
+    "tab_metrics": ("Head metrics", "头指标"),
+    "tab_agg": ("Aggregations", "聚合"),
+    "tab_ablation": ("Ablation", "消融"),
+    "tab_cross": ("Cross-attention", "交叉注意力"),
+    "tab_steps": ("Generation steps", "逐步生成"),
+    "ex_head": (
+        "Row = query token, column = key token; each row sums to 1. Hover a cell for the "
+        "query, the key and the weight. Repeated tokens keep their own row and column. "
+        "Drag to zoom, double-click to reset.",
+        "行是查询词元,列是键词元;每一行的和为 1。悬停在格子上可看到查询、键和权重。重复的词元"
+        "各占一行一列。拖动可放大,双击复原。",
+    ),
+    "ex_model": (
+        "Every head of every layer on one colour scale: vertical stripes are heads that "
+        "look at one token (often [CLS]/[SEP] or the first token), diagonals look at "
+        "neighbours. Click a thumbnail (or pick one below) to open it.",
+        "所有层、所有头,共用一个色标:竖条纹表示头集中看某一个词元(常是 [CLS]/[SEP] 或首个"
+        "词元),对角线表示看相邻词元。点击缩略图(或在下方选择)即可打开该头。",
+    ),
+    "ex_lines": (
+        "BertViz-style: a line from each query (left) to the keys it attends (right), "
+        "thicker and darker for larger weights; several heads in distinct colours.",
+        "BertViz 风格:从每个查询(左)连到它关注的键(右),权重越大线越粗越深;多个头用不同"
+        "颜色。",
+    ),
+    "ex_qk": (
+        "Why this head looks where it does: the scores q·k/√d before softmax, the weights "
+        "after, and the dimensions d whose products q_d·k_d contribute most to the top keys.",
+        "这个头为什么这样看:softmax 之前的分数 q·k/√d、之后的权重,以及对得分最高的键贡献"
+        "最大的维度 d 上的乘积 q_d·k_d。",
+    ),
+    "ex_metrics": (
+        "Entropy: how spread out (0 = one key). Distance: how far it looks. Previous-token, "
+        "first-token (\"sink\") and self share: how much weight goes there. Click a column "
+        "header to sort.",
+        "熵:注意力有多分散(0 = 只看一个键)。距离:看多远。前一个词元、首个词元(“汇聚点”)和"
+        "自身的占比:权重有多少落在那里。点击列标题可排序。",
+    ),
+    "ex_agg": (
+        "Mean over heads: the layer's average map. Rollout (Abnar & Zuidema, 2020): "
+        "0.5·A + 0.5·I multiplied through the layers up to this one, a rough estimate of "
+        "how much each input token flows into each position.",
+        "头平均:该层的平均注意力图。注意力展开(Abnar & Zuidema, 2020):把 0.5·A + 0.5·I "
+        "从第一层连乘到当前层,粗略估计每个输入词元流入每个位置的程度。",
+    ),
+    "ex_ablation": (
+        "Switch heads off (their output set to zero) and compare the model's output with "
+        "the intact model, and how the attention of every layer changes.",
+        "关闭若干头(把它们的输出置零),比较模型输出与完整模型的差别,以及各层注意力的变化。",
+    ),
+    "ex_cross": (
+        "Cross-attention: each decoder (target) token, as a query, reads the encoder's "
+        "source tokens. For a translation or date model it shows an alignment.",
+        "交叉注意力:每个解码器(目标)词元作为查询,读取编码器的源词元。对翻译或日期模型,"
+        "它显示出一种对齐。",
+    ),
+    "ex_steps": (
+        "Greedy generation, one token at a time: at step i the decoder's query is token i; "
+        "it attends to the decoder tokens 0..i (masked self-attention) and to every source "
+        "token (cross-attention), and its output is token i+1. The KV cache holds K and V "
+        "of i+1 positions per decoder layer.",
+        "贪心生成,一次一个词元:第 i 步解码器的查询是第 i 个词元;它关注解码器的 0..i 个词元"
+        "(掩码自注意力)和所有源词元(交叉注意力),输出第 i+1 个词元。KV 缓存为每个解码器层"
+        "保存 i+1 个位置的 K 和 V。",
+    ),
+    "long_view": ("View", "视图"),
+    "summarising": (
+        "Reading every layer once for the all-layer views (long input: this takes a while)…",
+        "正在为全层视图逐层读取一次(长输入,需要一些时间)…",
+    ),
+    "v_full": ("full (zoom/pan)", "完整(可缩放平移)"),
+    "v_overview": ("block-averaged overview", "分块平均概览"),
+    "v_topk": ("top-k per query", "每个查询的 top-k"),
+    "v_window": ("zoom window", "缩放窗口"),
+    "k": ("k (keys per query)", "k(每个查询保留的键数)"),
+    "q_window": ("Query positions", "查询位置"),
+    "k_window": ("Key positions", "键位置"),
+    "open": ("Open head", "打开这个头"),
+    "open_btn": ("Open", "打开"),
+    "heads": ("Heads", "头"),
+    "query": ("Query token", "查询词元"),
+    "all_queries": ("all queries", "所有查询"),
+    "min_weight": ("Hide lines below weight", "隐藏权重低于此值的连线"),
+    "metric": ("Metric", "指标"),
+    "mean_heads": ("Mean over heads", "头平均"),
+    "rollout": ("Attention rollout through layer {l}", "到第 {l} 层的注意力展开"),
+    "no_rollout_cross": (
+        "Rollout needs self-attention (square maps): pick an encoder or decoder "
+        "self-attention block.",
+        "注意力展开需要自注意力(方阵):请选择编码器或解码器的自注意力模块。",
+    ),
+    "no_rollout_long": (
+        "Rollout is computed for inputs of up to {n} tokens.",
+        "注意力展开只对不超过 {n} 个词元的输入计算。",
+    ),
+    "heads_off": ("Heads to switch off", "要关闭的头"),
+    "pick_heads": ("Pick at least one head to switch off.", "请至少选择一个要关闭的头。"),
+    "cosine": ("Embedding cosine to the intact model", "与完整模型的句向量余弦相似度"),
+    "before": ("Intact", "完整模型"),
+    "after": ("Heads off", "关闭头之后"),
+    "changed": ("Mean |Δ weight| per head, {kind}", "每个头的平均 |Δ 权重|,{kind}"),
+    "decoded": ("Greedy decode (up to {n} tokens)", "贪心解码(最多 {n} 个词元)"),
+    "step": ("Step", "步骤"),
+    "step_info": ("step {i}: query token → next token", "第 {i} 步:查询词元 → 下一个词元"),
+    "kv_bytes": (
+        "KV cache after this step: {b:,} bytes = {per:,} bytes per position × {n} position(s)",
+        "此步之后的 KV 缓存:{b:,} 字节 = 每个位置 {per:,} 字节 × {n} 个位置",
+    ),
+    "kv_formula": (
+        "per token: 2 (K and V) × {layers} decoder layers × {kv} KV heads × {d} dims × 4 bytes",
+        "每个词元:2(K 和 V)× {layers} 个解码器层 × {kv} 个 KV 头 × {d} 维 × 4 字节",
+    ),
+    "decoding": ("Decoding…", "正在解码…"),
+    "measuring_kv": ("Decoding {n} steps to read the KV cache…", "解码 {n} 步以读取 KV 缓存…"),
+    "measured_first": (
+        "Crosses: cache.bytes_used read during a greedy decode of the first {n} steps.",
+        "叉号:贪心解码前 {n} 步时读取的 cache.bytes_used。",
+    ),
+    "all_heads_cross": ("All heads of this cross-attention layer", "该交叉注意力层的所有头"),
+    "no_cross": ("This model has no cross-attention.", "该模型没有交叉注意力。"),
+    "bad_input": ("Cannot show this input: {msg}", "无法显示此输入:{msg}"),
+}
+
+KIND_NAMES = {
+    "encoder.self": ("encoder self", "编码器自注意力"),
+    "decoder.self": ("decoder self (masked)", "解码器自注意力(掩码)"),
+    "decoder.cross": ("cross (decoder → encoder)", "交叉(解码器 → 编码器)"),
+}
