@@ -28,7 +28,7 @@ from app_pages.common import (
     show_notices,
 )
 from app_pages.download import download_menu
-from app_pages.i18n import COMMON, lang, tr
+from app_pages.i18n import COMMON, lang, tabs_keeping_choice, tr
 from engine.transformer import Request
 from viz.aggregate import mean_heads, rollout_layers
 from viz.attention_extras import (
@@ -128,15 +128,6 @@ def matrix_table(z: np.ndarray, q_tokens: list, k_tokens: list, value: str):
 def kind_name(kind: str) -> str:
     en, zh = KIND_NAMES.get(kind, (kind, kind))
     return zh if lang() == "zh" else en
-
-
-def tabs_keeping_choice(key: str, names: list[str]):
-    """Lazy tabs whose choice survives a language switch (labels change with language)."""
-    current = st.session_state.get(key)
-    for n in names:
-        if current in T[n]:
-            st.session_state[key] = tr(T, n)
-    return st.tabs([tr(T, n) for n in names], key=key, on_change="rerun")
 
 
 def explain(key: str) -> None:
@@ -347,7 +338,7 @@ def summary() -> dict:
 weights = rec[key]  # [H, Tq, Tk]
 
 names = list(TABS if arch == "encoder-decoder" else TABS[:-2])
-tabs = dict(zip(names, tabs_keeping_choice("attn_tab", names), strict=True))
+tabs = dict(zip(names, tabs_keeping_choice(T, "attn_tab", names), strict=True))
 
 
 def open_head(layer_: int, head_: int) -> None:

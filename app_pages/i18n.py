@@ -22,6 +22,15 @@ def tr(table: dict[str, tuple[str, str]], key: str, **fmt) -> str:
     return text.format(**fmt) if fmt else text
 
 
+def tabs_keeping_choice(table: dict[str, tuple[str, str]], key: str, names: list[str]):
+    """Lazy tabs whose open tab survives a language switch (their labels change with it)."""
+    current = st.session_state.get(key)
+    for n in names:
+        if current in table[n]:
+            st.session_state[key] = tr(table, n)
+    return st.tabs([tr(table, n) for n in names], key=key, on_change="rerun")
+
+
 COMMON = {
     "app_title": ("Attention Studio", "注意力工作室"),
     "language": ("Language / 语言", "语言 / Language"),

@@ -23,7 +23,7 @@ import torch
 import engine
 from app_pages.common import Settings, attend, current_style, get_model, show_notices
 from app_pages.download import download_menu
-from app_pages.i18n import COMMON, tr
+from app_pages.i18n import COMMON, tabs_keeping_choice, tr
 from app_pages.variants_text import T
 from engine.config import ModelConfig
 from engine.convert import allowed_kv_heads
@@ -71,14 +71,6 @@ def keep_valid(key: str, options: list, default=None) -> None:
 
 def variant_label(n_heads: int, kv: int) -> str:
     return "MHA" if kv == n_heads else ("MQA" if kv == 1 else f"GQA-{kv}")
-
-
-def tabs_keeping_choice(key: str, names: list[str]):
-    current = st.session_state.get(key)
-    for n in names:
-        if current in T[n]:
-            st.session_state[key] = tr(T, n)
-    return st.tabs([tr(T, n) for n in names], key=key, on_change="rerun")
 
 
 def side_caption(key: str) -> None:
@@ -211,7 +203,7 @@ style = current_style()
 st.title(tr(T, "title"))
 st.caption(tr(T, "intro"))
 names = ["tab_trained", "tab_minilm", "tab_memory", "tab_latency", "tab_gpu"]
-tabs = dict(zip(names, tabs_keeping_choice("var_tab", names), strict=True))
+tabs = dict(zip(names, tabs_keeping_choice(T, "var_tab", names), strict=True))
 
 # -- the three trained encoder-decoders ------------------------------------------------
 with tabs["tab_trained"]:

@@ -13,11 +13,31 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def open_page(page: str, timeout: float = 180) -> AppTest:
-    """Run app.py once (st.navigation registers the pages), then switch to `page`."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).run()
+def open_page(page: str, timeout: float = 180, **state) -> AppTest:
+    """Run app.py once (st.navigation registers the pages) with `state` in session_state,
+    then switch to `page`."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
     at.switch_page(page)
     return at.run()
+
+
+def keyed(at: AppTest, key: str):
+    """The element or container whose widget/container key is `key` (depth-first)."""
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "key", None) == key:
+                return child
+            found = walk(child)
+            if found is not None:
+                return found
+        return None
+
+    found = walk(at.main)
+    assert found is not None, f"nothing keyed {key!r}"
+    return found
 
 
 def decode(obj):

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import engine
+from tests import app_helpers
 from tests.app_helpers import arr, chart, specs
 from viz.aggregate import rollout_layers
 from viz.metrics import head_metrics, metrics_grid
@@ -24,29 +25,10 @@ TIMEOUT = 300
 
 # ----------------------------------------------------------------------------- helpers
 
-def app_pages_complete() -> bool:
-    """app.py lists five pages; it only runs once every page file exists."""
-    src = (ROOT / "app.py").read_text()
-    pages = [p for p in ("masks_page", "variants_page", "positions_page", "steps_page",
-                         "attention_page") if f"app_pages/{p}.py" in src]
-    return all((ROOT / "app_pages" / f"{p}.py").is_file() for p in pages)
-
 
 def open_page(page: str = PAGE, **state) -> AppTest:
-    """The page as a user sees it: through app.py (sidebar + navigation) when every page
-    of app.py exists, else the page file alone with the sidebar's defaults."""
-    if app_pages_complete():
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-        for k, v in state.items():
-            at.session_state[k] = v
-        at.run()
-        at.switch_page(page)
-    else:
-        at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
-        for k, v in {"lang": "en", "device": "cpu", "colorscale": "cividis",
-                     "shared_range": True, "precision": 3, **state}.items():
-            at.session_state[k] = v
-    at.run()
+    """The page as a user sees it: through app.py (sidebar + navigation)."""
+    at = app_helpers.open_page(page, TIMEOUT, **state)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -48,16 +48,7 @@ def no_exception(at: AppTest) -> None:
 
 
 def metric(at: AppTest, key: str) -> str:
-    def walk(node):
-        for child in getattr(node, "children", {}).values():
-            if getattr(child, "key", None) == key:
-                return child
-            found = walk(child)
-            if found is not None:
-                return found
-        return None
-
-    return walk(at.main).metric[0].value
+    return app_helpers.keyed(at, key).metric[0].value
 
 
 @pytest.fixture(scope="module")
@@ -197,14 +188,7 @@ def test_decoder_next_token_top_k_changes_without_the_causal_mask(page):
     base = gemma.attend(TEXT, mask="auto", layers=["decoder.self.5"])
 
     def topk(key):
-        def walk(node):
-            for child in getattr(node, "children", {}).values():
-                if getattr(child, "key", None) == key:
-                    return child
-                found = walk(child)
-                if found is not None:
-                    return found
-        return walk(page.main).dataframe[0].value
+        return app_helpers.keyed(page, key).dataframe[0].value
 
     shown_default, shown_masked = topk("masks_topk_default"), topk("masks_topk_masked")
     np.testing.assert_allclose(shown_default.iloc[:, 1].to_numpy(),

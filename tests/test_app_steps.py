@@ -27,18 +27,7 @@ def open_page(page: str = PAGE, timeout: float = 120) -> AppTest:
 
 def table(at: AppTest, key: str):
     """The DataFrame inside the keyed container `key`."""
-    def walk(node):
-        for child in getattr(node, "children", {}).values():
-            if getattr(child, "key", None) == key:
-                return child
-            found = walk(child)
-            if found is not None:
-                return found
-        return None
-
-    block = walk(at.main)
-    assert block is not None, f"no table {key!r}"
-    return block.dataframe[0].value
+    return app_helpers.keyed(at, key).dataframe[0].value
 
 
 def no_exception(at: AppTest) -> None:

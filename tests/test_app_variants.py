@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import engine
 from engine.registry import MODELS
+from tests import app_helpers
 from tests.app_helpers import arr, chart, specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,26 +22,11 @@ TIMEOUT = 300
 TRAINED = ("seq2seq-mha", "seq2seq-gqa", "seq2seq-mqa")
 
 
-def app_pages_complete() -> bool:
-    src = (ROOT / "app.py").read_text()
-    pages = [p for p in ("masks_page", "variants_page", "positions_page", "steps_page",
-                         "attention_page") if f"app_pages/{p}.py" in src]
-    return all((ROOT / "app_pages" / f"{p}.py").is_file() for p in pages)
-
 
 def open_page(**state) -> AppTest:
-    if app_pages_complete():
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-        for k, v in state.items():
-            at.session_state[k] = v
-        at.run()
-        at.switch_page(PAGE)
-    else:
-        at = AppTest.from_file(str(ROOT / PAGE), default_timeout=TIMEOUT)
-        for k, v in {"lang": "en", "device": "cpu", "colorscale": "cividis",
-                     "shared_range": True, "precision": 3, **state}.items():
-            at.session_state[k] = v
-    return rerun(at)
+    at = app_helpers.open_page(PAGE, TIMEOUT, **state)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def rerun(at: AppTest) -> AppTest:
