@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention.bias import CausalBias, causal_lower_right
 
 from engine.config import ModelConfig
 from engine.kv_cache import LayerCache
@@ -78,6 +77,8 @@ def _fused(
         if (t_q == 1 and attn_mask is None and not is_causal
                 and q.dtype in (torch.bfloat16, torch.float16)):
             return _decode_step(q, k, v, scale)
+        from torch.nn.attention.bias import CausalBias  # imported late: ~1 s at start-up
+
         if h == h_kv or attn_mask is None or isinstance(attn_mask, CausalBias):
             return F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale,
@@ -171,6 +172,8 @@ def attention(
         elif t_q == 1:
             out = _fused(q, k, v, scale=scale)
         else:
+            from torch.nn.attention.bias import causal_lower_right  # ~1 s import, only here
+
             out = _fused(q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale)
         return AttentionOutput(out=out)
     if is_causal and mask is None:
