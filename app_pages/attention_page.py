@@ -456,7 +456,9 @@ with tabs["tab_qk"]:
         keep_valid("attn_qk_query", list(range(len(q_tok))), min(len(q_tok) - 1, 10))
         query = st.selectbox(tr(T, "query"), list(range(len(q_tok))), key="attn_qk_query",
                              format_func=lambda i: f"{i}: {q_tok[i]}")
-        rec_qk = attend(name, settings.device, text, scores=True, qk=True, layers=[key], **base)
+        # Maps only: the pass stops at this layer (its outputs are shown by the main record).
+        rec_qk = attend(name, settings.device, text, scores=True, qk=True, layers=[key],
+                        outputs=False, **base)
         fig = qk_view(rec_qk.q[key], rec_qk.k[key], query, k_tok, q_tok, head=head,
                       scores=rec_qk.scores[key], weights=rec_qk[key], scale=cfg.scale,
                       style=style, title=f"{key} · head {head} · query {query}")

@@ -143,24 +143,26 @@ class LoadedModel:
                kv_heads: int | None = None, window: int | None = None, layers=None,
                knockout: list[int] | None = None, scores: bool = False, qk: bool = False,
                heads_off: dict[str, list[int]] | None = None, generate: int = 0,
-               top_k: int = 10) -> AttentionRecord:
+               top_k: int = 10, outputs: bool = True) -> AttentionRecord:
         """Run `text` (and `target` for an encoder-decoder) and record attention.
 
         Returns an AttentionRecord whose maps are float32 [heads, Tq, Tk] per block key.
         `layers`: layer indices or block keys to record (None = all); the rest run fused.
         `generate`: decoder-only, greedy tokens to append before recording.
+        `outputs=False`: maps only. The pass stops after the deepest recorded layer and the
+        record has no embedding or next-token outputs (layers=[0] of 18 costs ~1/18 of a pass).
         """
         return self.attend_batch([text], target=None if target is None else [target],
                                  mask=mask, kv_heads=kv_heads, window=window, layers=layers,
                                  knockout=knockout, scores=scores, qk=qk, heads_off=heads_off,
-                                 generate=generate, top_k=top_k)[0]
+                                 generate=generate, top_k=top_k, outputs=outputs)[0]
 
     def attend_batch(self, texts: list[str], target: list[str] | None = None,
                      mask: str = "auto", kv_heads: int | None = None,
                      window: int | None = None, layers=None,
                      knockout: list[int] | None = None, scores: bool = False, qk: bool = False,
                      heads_off: dict[str, list[int]] | None = None, generate: int = 0,
-                     top_k: int = 10) -> list[AttentionRecord]:
+                     top_k: int = 10, outputs: bool = True) -> list[AttentionRecord]:
         """Several texts in one right-padded batch; each record spans the padded length
         (its tokens end with the pad token) and `meta["n_real"]` is its real length."""
         if mask not in ("auto", "causal", "none"):
@@ -173,17 +175,18 @@ class LoadedModel:
         encoded = [self.codec.encode(t) for t in texts]
         pick_threads(max(len(e.ids) for e in encoded) + generate, self.device)
         req = Request(record=self._record_keys(layers), weights=True, scores=scores, qk=qk,
-                      mask=mask, window=window, knockout=knockout, heads_off=heads_off or {})
-        outputs: list[dict] = [{} for _ in texts]
+                      mask=mask, window=window, knockout=knockout, heads_off=heads_off or {},
+                      maps_only=not outputs)
+        results: list[dict] = [{} for _ in texts]  # per text: embedding, top-k, ...
         target_enc: list[Encoded] | None = None
         try:
             with torch.inference_mode():
                 if self.kind == "decoder" and generate:
                     encoded = [self._generate(model, e, generate, o)
-                               for e, o in zip(encoded, outputs, strict=True)]
+                               for e, o in zip(encoded, results, strict=True)]
                 ids, real = self._pad([e.ids for e in encoded])
                 if self.kind == "encoder-decoder":
-                    target_enc = self._targets(model, encoded, target, outputs)
+                    target_enc = self._targets(model, encoded, target, results)
                     tgt, tgt_real = self._pad([e.ids for e in target_enc])
                     self._check_budget(req, len(texts), ids.shape[1], tgt.shape[1])
                     out = model(ids, real, tgt, tgt_real, req=req, logits=False)
@@ -200,12 +203,14 @@ class LoadedModel:
             raise InputError(f"knock-out position out of range: {exc}") from exc
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        self._outputs(model, out, real, outputs, top_k)
+        if not req.maps_only:  # else the pass stopped early: its hidden states are not final
+            self._outputs(model, out, real, results, top_k)
         return [
-            self._record(i, out, encoded, target_enc, outputs[i], dict(
+            self._record(i, out, encoded, target_enc, results[i], dict(
                 mask=mask, kv_heads=kv_heads or self.config.kv_heads, window=window,
                 layers=layers, knockout=knockout, heads_off=heads_off, generate=generate,
-                target=None if target is None else target[i], text=texts[i]))
+                target=None if target is None else target[i], text=texts[i],
+                outputs=outputs))
             for i in range(len(texts))
         ]
 

@@ -192,18 +192,86 @@ def attention(
         return AttentionOutput(out=out)
 
     g = h // h_kv
-    q_grouped = q.view(b, h_kv, g, t_q, d)  # [B, Hkv, G, Tq, D]
-    scores = q_grouped @ k.unsqueeze(2).transpose(-1, -2)  # [B, Hkv, G, Tq, Tk]
-    scores = (scores * scale).view(b, h, t_q, t_k)  # [B, H, Tq, Tk]
+    # The G query heads that share a K/V head are adjacent, so [B, H, Tq, D] reads as
+    # [B, Hkv, G·Tq, D]: one batched GEMM per K/V head, K/V never broadcast or copied.
+    q_grouped = q if g == 1 else q.reshape(b, h_kv, g * t_q, d)
+    scores = (q_grouped @ k.transpose(-1, -2)).view(b, h, t_q, t_k)
+    scores.mul_(scale)  # after the product, as the reference implementations scale
     if bias is not None:
-        scores = scores + bias
+        scores.add_(bias)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores.masked_fill_(~mask, float("-inf"))
     weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-    if row_has_key is not None:
-        weights = weights.masked_fill(~row_has_key, 0.0)  # softmax of all -inf is NaN
-    out = weights.view(b, h_kv, g, t_q, t_k) @ v.unsqueeze(2)  # [B, Hkv, G, Tq, D]
-    return AttentionOutput(out=out.view(b, h, t_q, d), weights=weights, scores=scores)
+    if row_has_key is not None and not bool(row_has_key.all()):
+        weights.masked_fill_(~row_has_key, 0.0)  # softmax of all -inf is NaN
+    w_grouped = weights if g == 1 else weights.view(b, h_kv, g * t_q, t_k)
+    out = (w_grouped @ v).view(b, h, t_q, d)
+    return AttentionOutput(out=out, weights=weights, scores=scores)
+
+
+QUERY_BLOCK = 128  # query rows per block of the recorded path: a block's scores stay in cache
+
+
+def _key_span(spec: MaskSpec, s: int, e: int, t_k: int) -> tuple[int, int]:
+    """Keys [lo, hi) that queries s .. e-1 may see at all under the causal and window parts
+    of `spec` (query i sits at absolute position spec.offset + i, key j at j)."""
+    lo, hi = 0, t_k
+    if spec.causal:
+        hi = min(hi, spec.offset + e)
+    if spec.window is not None:
+        lo = max(0, spec.offset + s - spec.window + 1)
+        if not spec.causal:
+            hi = min(hi, spec.offset + e - 1 + spec.window)
+    return lo, max(lo, hi)
+
+
+def _block_spec(spec: MaskSpec, s: int, lo: int, hi: int) -> MaskSpec:
+    """`spec` for queries from s on against keys lo .. hi-1 only."""
+    return MaskSpec(causal=spec.causal, window=spec.window, offset=spec.offset + s - lo,
+                    key_is_real=None if spec.key_is_real is None else spec.key_is_real[:, lo:hi],
+                    keep_keys=None if spec.keep_keys is None else spec.keep_keys[lo:hi])
+
+
+def _block_of(t: torch.Tensor, s: int, e: int, lo: int, hi: int) -> torch.Tensor:
+    """Rows s..e-1, columns lo..hi-1 of a tensor broadcastable to [.., Tq, Tk]."""
+    rows = slice(s, e) if t.shape[-2] > 1 else slice(None)
+    cols = slice(lo, hi) if t.shape[-1] > 1 else slice(None)
+    return t[..., rows, cols]
+
+
+def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = QUERY_BLOCK,
+                      bias: torch.Tensor | None = None, need_weights: bool = True,
+                      want_scores: bool = False) -> AttentionOutput:
+    """`attention` in blocks of `rows` queries, each reading only the keys its rows may see
+    (`_key_span`): a causal map costs half the products of a dense one, a sliding window
+    O(T·w), and every block's scores stay in cache. Recorded maps are [B, H, Tq, Tk] and
+    exactly 0 (scores -inf) outside each block's span, as the dense path gives them.
+
+        causal, rows = 2:   q 0-1 read keys 0-1 · q 2-3 read keys 0-3 · q 4-5 read keys 0-5
+        window w = 2:       q 4-5 read keys 3-5 only
+
+    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] → out [B, H, Tq, D].
+    """
+    b, h, t_q, _ = q.shape
+    t_k = k.shape[2]
+    out = torch.zeros_like(q)
+    weights = q.new_zeros(b, h, t_q, t_k) if need_weights else None
+    scores = q.new_full((b, h, t_q, t_k), float("-inf")) if want_scores else None
+    for s in range(0, t_q, rows):
+        e = min(s + rows, t_q)
+        lo, hi = _key_span(spec, s, e, t_k)
+        if hi == lo:
+            continue  # no key visible to these queries: zero output and weights
+        part = attention(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
+                         mask=_block_spec(spec, s, lo, hi).dense(e - s, hi - lo, q.device),
+                         bias=None if bias is None else _block_of(bias, s, e, lo, hi),
+                         scale=scale, need_weights=need_weights)
+        out[:, :, s:e] = part.out
+        if weights is not None:
+            weights[:, :, s:e, lo:hi] = part.weights
+        if scores is not None:
+            scores[:, :, s:e, lo:hi] = part.scores
+    return AttentionOutput(out=out, weights=weights, scores=scores)
 
 
 _ROPE_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -250,29 +318,6 @@ def _local_pays(spec: MaskSpec, t_q: int, t_k: int) -> bool:
     """A causal sliding window over a long prefill: query blocks beat one dense T×T call."""
     return (spec.window is not None and spec.causal and spec.offset == 0 and t_q == t_k
             and t_q > 2 * spec.window)
-
-
-def _local_attention(q, k, v, spec: MaskSpec, scale: float) -> torch.Tensor:
-    """Causal sliding-window attention in query blocks of `window` rows, each reading only the
-    keys its rows may see: O(T·w) work and memory instead of O(T²).
-
-        block of queries [s, e) reads keys [s - w + 1, e): at most 2w - 1 of them
-
-    Shapes: q [B, H, T, D]; k, v [B, Hkv, T, D] → [B, H, T, D].
-    """
-    w, t = spec.window, q.shape[2]
-    out = torch.empty_like(q)
-    for s in range(0, t, w):
-        e = min(s + w, t)
-        ks = max(0, s - w + 1)
-        local = MaskSpec(causal=True, window=w, offset=s - ks,
-                         key_is_real=None if spec.key_is_real is None
-                         else spec.key_is_real[:, ks:e],
-                         keep_keys=None if spec.keep_keys is None else spec.keep_keys[ks:e])
-        mask = local.dense(e - s, e - ks, q.device)
-        out[:, :, s:e] = attention(q[:, :, s:e], k[:, :, ks:e], v[:, :, ks:e], mask=mask,
-                                   scale=scale, need_weights=False).out
-    return out
 
 
 class Attention(nn.Module):
@@ -358,8 +403,15 @@ class Attention(nn.Module):
         plain_causal = plain_causal and spec.keep_keys is None
         causal_tail = plain_causal and spec.offset == t_k - t_q
         need_weights = capture.weights or capture.scores
-        if not need_weights and bias is None and _local_pays(spec, t_q, t_k):
-            result = AttentionOutput(out=_local_attention(q, k, v, spec, self.cfg.scale))
+        if need_weights and t_q > QUERY_BLOCK and (spec.causal or spec.window is not None):
+            # Causal or windowed maps are partly structural zeros: blocks skip those products.
+            # (Unmasked, one dense call is faster: bench/README.md.)
+            result = blocked_attention(q, k, v, spec, self.cfg.scale, bias=bias,
+                                       want_scores=capture.scores)
+        elif not need_weights and bias is None and _local_pays(spec, t_q, t_k):
+            # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
+            result = blocked_attention(q, k, v, spec, self.cfg.scale, rows=spec.window,
+                                       need_weights=False)
         else:
             dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
             result = attention(

@@ -162,6 +162,8 @@ class Request:
     `window`: overrides every self-attention layer's sliding window.
     `knockout`: key positions of the input text that no query may attend to.
     `heads_off`: {block key: [heads]} whose outputs are zeroed (ablation).
+    `maps_only`: stop after the deepest recorded block (attention in layer L depends on the
+    layers below it alone); the model's outputs (hidden states, logits) are then not computed.
     """
 
     record: Iterable[str] | None = ()
@@ -172,6 +174,14 @@ class Request:
     window: int | None = None
     knockout: list[int] | None = None
     heads_off: dict[str, list[int]] = field(default_factory=dict)
+    maps_only: bool = False
+
+    def layers_needed(self, stack: str, n_layers: int) -> int:
+        """How many of `stack`'s layers ("encoder" or "decoder") this request must run."""
+        if not self.maps_only or self.record is None:
+            return n_layers
+        return max((int(k.rsplit(".", 1)[1]) + 1 for k in self.record
+                    if k.startswith(stack + ".")), default=0)
 
     def capture(self, key: str) -> Capture:
         if self.record is not None and key not in set(self.record):
@@ -228,7 +238,10 @@ class Transformer(nn.Module):
         record = {} if record is None else record
         x = self.encoder.embed(ids)
         spec = self._self_spec("encoder", req, key_is_real, ids.shape[1], text_side=True)
-        for i, layer in enumerate(self.encoder.layers):
+        n_run = req.layers_needed("encoder", len(self.encoder.layers))
+        if self.decoder is not None and req.layers_needed("decoder", self.cfg.n_decoder_layers):
+            n_run = len(self.encoder.layers)  # the decoder reads the whole encoder's memory
+        for i, layer in enumerate(self.encoder.layers[:n_run]):
             key = f"encoder.self.{i}"
             x, rec, _ = layer(x, spec, capture_self=req.capture(key),
                               heads_off_self=req.heads_off.get(key))
@@ -252,7 +265,8 @@ class Transformer(nn.Module):
                 keep_keys_mask(memory.shape[1], req.knockout) if req.knockout else None
             )
             cross_spec = MaskSpec(key_is_real=memory_is_real, keep_keys=keep)
-        for i, layer in enumerate(self.decoder.layers):
+        n_run = req.layers_needed("decoder", len(self.decoder.layers))
+        for i, layer in enumerate(self.decoder.layers[:n_run]):
             self_key, cross_key = f"decoder.self.{i}", f"decoder.cross.{i}"
             x, self_rec, cross_rec = layer(
                 x, spec, memory=memory, cross_mask=cross_spec,
@@ -275,8 +289,11 @@ class Transformer(nn.Module):
         """Shapes: input_ids [B, T] (encoder input, or decoder input for decoder-only);
         *_is_real [B, T] bool, False at padding; target_ids [B, Tt] (encoder-decoder).
         `logits=False` skips the output projection (at 8,192 tokens and Gemma's 262,144-word
-        vocabulary the full logits alone take 8.6 GB)."""
+        vocabulary the full logits alone take 8.6 GB). Under `req.maps_only` only the record
+        is meaningful: hidden states stop at the deepest recorded layer and logits are None."""
         req = req or Request()
+        if req.maps_only:
+            logits = False
         record: dict[str, AttentionOutput] = {}
         if self.cfg.arch == "encoder":
             h = self.encode(input_ids, input_is_real, req, record)
@@ -287,6 +304,8 @@ class Transformer(nn.Module):
         if target_ids is None:
             raise ValueError("an encoder-decoder needs target_ids for the decoder")
         memory = self.encode(input_ids, input_is_real, req, record)
+        if not req.layers_needed("decoder", self.cfg.n_decoder_layers):
+            return ModelOutput(None, memory, memory, record)
         h = self.decode(target_ids, target_is_real, memory, input_is_real, req, record, cache)
         return ModelOutput(self.lm_head(h) if logits else None, h, memory, record)
 

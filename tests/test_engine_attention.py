@@ -118,3 +118,40 @@ def test_mask_spec_combines_padding_causal_window_and_knockout():
 def test_knockout_out_of_range_is_a_clear_error():
     with pytest.raises(ValueError, match="outside"):
         keep_keys_mask(4, [7])
+
+
+@pytest.mark.parametrize("h_kv", [4, 2, 1])
+@pytest.mark.parametrize("spec", [
+    MaskSpec(),
+    MaskSpec(causal=True),
+    MaskSpec(causal=True, window=3),
+    MaskSpec(window=3),
+    MaskSpec(causal=True, offset=4),  # queries after 4 cached keys
+    MaskSpec(causal=True, window=5, offset=4),
+    MaskSpec(causal=True, keep_keys=keep_keys_mask(17, [0, 9]),
+             key_is_real=torch.arange(17)[None].expand(2, 17) < torch.tensor([[17], [12]])),
+], ids=["none", "causal", "window-causal", "window-both", "offset", "window-offset", "pad-ko"])
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_blocked_attention_equals_one_dense_call(spec, h_kv, need_weights):
+    """Query blocks that read only their visible keys give the dense result: the same output,
+    the same weights, exactly 0 (scores exactly -inf) wherever the dense mask is False."""
+    from engine.attention import blocked_attention
+
+    t_k = 17
+    t_q = t_k - spec.offset
+    q, k, v = qkv(h_kv=h_kv, t_q=t_q, t_k=t_k)
+    bias = torch.randn(1, 4, t_q, t_k)
+    dense = spec.dense(t_q, t_k)
+    ref = attention(q, k, v, mask=dense, bias=bias, need_weights=need_weights)
+    for rows in (1, 3, 5, 64):
+        got = blocked_attention(q, k, v, spec, q.shape[-1] ** -0.5, rows=rows, bias=bias,
+                                need_weights=need_weights, want_scores=need_weights)
+        torch.testing.assert_close(got.out, ref.out, atol=1e-6, rtol=1e-5)
+        if not need_weights:
+            assert got.weights is None
+            continue
+        torch.testing.assert_close(got.weights, ref.weights, atol=1e-6, rtol=1e-5)
+        masked = torch.isinf(ref.scores)
+        assert torch.equal(torch.isinf(got.scores), masked)
+        assert (got.weights[masked] == 0).all()
+        torch.testing.assert_close(got.scores[~masked], ref.scores[~masked])

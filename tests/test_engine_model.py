@@ -155,3 +155,58 @@ def test_local_window_blocks_equal_the_dense_path(kw):
     explicit = m(ids, real, req=Request(record=None, **kw))
     assert torch.allclose(fused.hidden[0], explicit.hidden[0], atol=1e-5)
     assert torch.allclose(fused.hidden[1, :40], explicit.hidden[1, :40], atol=1e-5)
+
+
+def test_long_recorded_maps_run_in_blocks_and_equal_the_fused_outputs():
+    """Past QUERY_BLOCK queries, recorded causal/windowed maps are built block by block; the
+    block output must equal the fused path's, and the maps stay exact distributions."""
+    from engine.attention import QUERY_BLOCK
+
+    t = QUERY_BLOCK + 72
+    m = tiny("decoder", positions="rope", window=(9, None), n_kv_heads=2, max_len=t)
+    ids = torch.randint(3, 61, (2, t))
+    real = torch.ones(2, t, dtype=torch.bool)
+    real[1, t - 30:] = False
+    fused = m(ids, real, req=Request(record=(), knockout=[3]))
+    explicit = m(ids, real, req=Request(record=None, scores=True, knockout=[3]))
+    assert torch.allclose(fused.hidden[0], explicit.hidden[0], atol=1e-5)
+    assert torch.allclose(fused.hidden[1, : t - 30], explicit.hidden[1, : t - 30], atol=1e-5)
+    for rec in explicit.record.values():
+        rows, masked = rec.weights.sum(-1), torch.isinf(rec.scores)
+        has_key = ~masked.all(-1)  # padded queries whose window holds only padding see nothing
+        assert torch.allclose(rows[has_key], torch.ones_like(rows[has_key]), atol=1e-5)
+        assert (rows[~has_key] == 0).all()
+        assert (rec.weights[masked] == 0).all()
+        assert (rec.weights[..., 3] == 0).all()  # the knocked-out key
+    assert torch.isinf(explicit.record["decoder.self.0"].scores[1]).all(-1).any()
+    seen = (explicit.record["decoder.self.0"].weights[0, 0] > 0).sum(-1)
+    expected = [min(i + 1, 9) - (i - 9 < 3 <= i) for i in range(t)]  # key 3 is knocked out
+    assert seen.tolist() == expected
+
+
+@pytest.mark.parametrize("arch,key,stack", [
+    ("encoder", "encoder.self.0", "encoder"),
+    ("decoder", "decoder.self.0", "decoder"),
+    ("encoder-decoder", "encoder.self.0", "encoder"),
+    ("encoder-decoder", "decoder.cross.0", "decoder"),
+])
+def test_maps_only_stops_after_the_deepest_recorded_layer(arch, key, stack):
+    """Attention in layer L depends on the layers below it alone: `maps_only` returns the
+    same map without running any later layer (nor the decoder, for encoder maps)."""
+    m = tiny(arch)
+    ids, tgt = torch.randint(3, 61, (1, 7)), torch.randint(3, 61, (1, 5))
+    kw = dict(target_ids=tgt) if arch == "encoder-decoder" else {}
+    ran: list[str] = []
+    for name in ("encoder", "decoder"):
+        stack_mod = getattr(m, name)
+        for i, layer in enumerate([] if stack_mod is None else stack_mod.layers):
+            layer.register_forward_hook(lambda *_, n=f"{name}.{i}": ran.append(n))
+    whole = m(ids, req=Request(record=[key]), **kw)
+    everything = list(ran)
+    ran.clear()
+    short = m(ids, req=Request(record=[key], maps_only=True), **kw)
+    assert torch.equal(short.record[key].weights, whole.record[key].weights)
+    assert short.logits is None
+    expected = ["encoder.0", "encoder.1", "decoder.0"] if key == "decoder.cross.0" else [
+        f"{stack}.0"]
+    assert ran == expected and len(everything) > len(expected)

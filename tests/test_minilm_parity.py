@@ -94,3 +94,15 @@ def test_kv_heads_12_reproduces_and_fewer_groups_drift(ours):
     cos = float(np.dot(base.outputs["embedding"], g1.outputs["embedding"]))
     assert cos < 0.9999  # pooling all K/V heads into one changes the model
     assert np.allclose(g1["encoder.self.0"].sum(-1), 1.0, atol=1e-5)
+
+
+def test_maps_only_gives_the_same_layer_without_outputs(ours, ref):
+    """attend(..., outputs=False) stops after the recorded layer: the same map as the
+    reference's, and no sentence embedding (the pass never reached the last layer)."""
+    text = TEXTS["short"]
+    rec = ours.attend(text, layers=[1], outputs=False)
+    out, _ = reference(ref, [ours.codec.encode(text).ids])
+    assert rec.keys() == ["encoder.self.1"]
+    np.testing.assert_allclose(rec["encoder.self.1"], out.attentions[1][0].numpy(), atol=1e-5)
+    assert "embedding" not in rec.outputs and rec.meta["settings"]["outputs"] is False
+    assert "embedding" in ours.attend(text, layers=[1]).outputs
