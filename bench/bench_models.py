@@ -5,7 +5,14 @@ For each model and length:
 - full record: the engine with every attention map (`Request(record=None)`) against the
   reference with `output_attentions=True` (eager attention, float32);
 - one layer: the engine asked for one block (`layers=[k]`, here the last layer) against the same
-  reference call (transformers has no per-layer switch: it forms every map either way).
+  reference call (transformers has no per-layer switch: it forms every map either way);
+- the reference without maps (the same weights, PyTorch's fused attention, no
+  `output_attentions`): the floor that the matrix products shared by both sides set;
+- one layer, maps only: `layers=[k]` at the middle layer with `outputs=False`, which stops the
+  pass after layer k (attention in layer k depends on the layers below it alone).
+Both sides compute what `attend` returns: for Gemma the next-token logits of the last position
+only (the reference with `logits_to_keep=1`; all 2,048 positions × 262,144 words would be a
+GEMM as large as the rest of the model, and the same on both sides).
 Targets (issue 3): full ≤ 0.8×, one layer ≤ 0.4× the reference's time.
 
 Also, on the CPU: cold start (a fresh process's `engine.load`, first with an empty cache
@@ -135,6 +142,15 @@ def gemma_pair(device: torch.device, real: bool):
     return ours.to(device).eval(), ref.to(device).eval(), GEMMA_META["vocab_size"], source
 
 
+def without_maps(ref):
+    """The reference sharing `ref`'s weights but running SDPA and returning no maps."""
+    import copy
+
+    twin = copy.deepcopy(ref, memo={id(p): p for p in ref.parameters()})
+    twin.set_attn_implementation("sdpa")
+    return twin
+
+
 # -- timing --------------------------------------------------------------------------------
 def timed(fn, device: torch.device) -> float:
     sync(device)
@@ -164,39 +180,56 @@ def bench_model(name: str, device: torch.device, real: bool, repeats: int,
     ours, ref, vocab, source = pair(device, real)
     setup_s = time.perf_counter() - t0
     stack = "encoder" if ours.cfg.arch == "encoder" else "decoder"
-    last = (ours.cfg.n_encoder_layers or ours.cfg.n_decoder_layers) - 1
-    one = Request(record=[f"{stack}.self.{last}"])
+    n_layers = ours.cfg.n_encoder_layers or ours.cfg.n_decoder_layers
+    last, middle = n_layers - 1, n_layers // 2 - 1
+    decoder = stack == "decoder"
+
+    def engine(req: Request):
+        def run(ids):  # what attend computes: the record, and the last position's logits
+            out = ours(ids, req=req, logits=False)
+            return ours.lm_head(out.hidden[:, -1]) if decoder and not req.maps_only else out
+        return run
+
+    calls = {
+        "engine_full": engine(Request(record=None)),
+        "engine_one_layer": engine(Request(record=[f"{stack}.self.{last}"])),
+        "engine_maps_only": engine(Request(record=[f"{stack}.self.{middle}"], maps_only=True)),
+    }
+    kw = {"use_cache": False, "logits_to_keep": 1} if decoder else {}
+    floor = without_maps(ref)
     rows = []
     for n in lengths:
         g = torch.Generator().manual_seed(n)
         ids = torch.randint(5, min(vocab, 30000), (1, n), generator=g).to(device)
-        kw = {"use_cache": False} if stack == "decoder" else {}
         with torch.inference_mode():
-            mine = ours(ids, req=Request(record=None)).record
+            mine = ours(ids, req=Request(record=None), logits=False).record
             theirs = ref(input_ids=ids, output_attentions=True, **kw).attentions
             shapes_agree = all(mine[f"{stack}.self.{i}"].weights.shape == a.shape
                                for i, a in enumerate(theirs))
             del mine, theirs
             t = interleaved({
-                "engine_full": lambda ids=ids: ours(ids, req=Request(record=None)),
-                "engine_one_layer": lambda ids=ids: ours(ids, req=one),
-                "reference": lambda ids=ids, kw=kw: ref(input_ids=ids, output_attentions=True,
-                                                        **kw),
+                **{k: lambda ids=ids, f=f: f(ids) for k, f in calls.items()},
+                "reference": lambda ids=ids: ref(input_ids=ids, output_attentions=True, **kw),
+                "reference_no_maps": lambda ids=ids: floor(input_ids=ids, **kw),
             }, device, repeats)
-        row = {"model": name, "tokens": n, "engine_full_ms": t["engine_full"] * 1e3,
-               "engine_one_layer_ms": t["engine_one_layer"] * 1e3,
-               "reference_ms": t["reference"] * 1e3,
-               "full_ratio": t["engine_full"] / t["reference"],
-               "one_layer_ratio": t["engine_one_layer"] / t["reference"],
+        row = {"model": name, "tokens": n, "reference_ms": t["reference"] * 1e3,
+               "reference_no_maps_ms": t["reference_no_maps"] * 1e3,
+               "reference_no_maps_ratio": t["reference_no_maps"] / t["reference"],
                "map_shapes_agree": shapes_agree, "repeats": repeats}
+        for k in calls:
+            row[f"{k}_ms"] = t[k] * 1e3
+            row[k.replace("engine_", "") + "_ratio"] = t[k] / t["reference"]
         rows.append(row)
-        print(f"{name:7s} {n:5d} tokens  reference {row['reference_ms']:9.1f} ms   "
-              f"engine full {row['engine_full_ms']:9.1f} ms = {row['full_ratio']:.2f}×   "
-              f"layers=[{last}] {row['engine_one_layer_ms']:9.1f} ms = "
-              f"{row['one_layer_ratio']:.2f}×", flush=True)
+        print(f"{name:7s} {n:5d} tokens  reference {row['reference_ms']:8.1f} ms   "
+              f"full {row['engine_full_ms']:8.1f} ms = {row['full_ratio']:.2f}×   "
+              f"layers=[{last}] {row['engine_one_layer_ms']:8.1f} ms = "
+              f"{row['one_layer_ratio']:.2f}×   layers=[{middle}] maps only "
+              f"{row['engine_maps_only_ms']:8.1f} ms = {row['maps_only_ratio']:.2f}×   "
+              f"(reference without maps {row['reference_no_maps_ratio']:.2f}×)", flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    return {"source": source, "setup_s": setup_s, "recorded_layer": last, "rows": rows}
+    return {"source": source, "setup_s": setup_s, "recorded_layer": last,
+            "maps_only_layer": middle, "rows": rows}
 
 
 # -- cold start and long context, each in a fresh process ---------------------------------
@@ -304,8 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-long", action="store_true")
     ap.add_argument("--only", choices=["cold", "long"],
-                    help="only the cold starts or Gemma's 8,192-token run, merged into an "
-                         "existing models_cpu.json")
+                    help="only the cold starts or Gemma's 8,192-token run (every run merges "
+                         "its parts into the existing results file)")
     ap.add_argument("--lengths", type=int, nargs="*", help="override the token counts")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=None,
@@ -333,37 +366,41 @@ def main(argv: list[str] | None = None) -> dict:
                  ".venv/bin/pip install -c constraints.txt -r requirements-dev.txt")
     print(f"# {result['meta']['device_name']} · torch {torch.__version__} · transformers "
           f"{result['meta']['transformers']}", flush=True)
-    if args.only:
-        path = args.out / f"models_{device.type}.json"
-        saved = json.loads(path.read_text()) if path.exists() else result
-        run = {k: result["meta"][k] for k in ("command", "date", "load_average_1min", "threads")}
-        if args.only == "long":
-            saved["long_context"] = {**long_context(), **run}
-        else:
-            saved["cold_start"] = {name: cold_start(name) for name in ("minilm", "gemma3-270m")}
-            saved["cold_start_run"] = run
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(saved, indent=1))
-        return saved
-    for name in args.models:
+    run = {k: result["meta"][k] for k in ("command", "date", "load_average_1min", "threads")}
+    models = [] if args.only else args.models
+    for name in models:
         real = not gpu and not args.random and installed(name)
         repeats = args.repeats or (20 if gpu else (5 if name == "minilm" else 3))
         lengths = tuple(args.lengths) if args.lengths else LENGTHS[name]
         try:
-            result["models"][name] = bench_model(name, device, real, repeats, lengths)
+            result["models"][name] = {**bench_model(name, device, real, repeats, lengths),
+                                      "run": run}
         except Exception as exc:  # one model's failure must not lose the other's numbers
-            result["models"][name] = {"error": repr(exc)[:500]}
+            result["models"][name] = {"error": repr(exc)[:500], "run": run}
             print(f"{name}: failed: {exc!r}"[:500], flush=True)
-    if not gpu and not args.skip_cold:
+    if not gpu and (args.only == "cold" or not (args.only or args.skip_cold)):
         for name, registry_name in (("minilm", "minilm"), ("gemma", "gemma3-270m")):
             if name in args.models and installed(name):
-                result["cold_start"][registry_name] = cold_start(registry_name)
-    if not gpu and not args.skip_long and "gemma" in args.models and installed("gemma"):
-        result["long_context"] = long_context()
+                result["cold_start"][registry_name] = {**cold_start(registry_name), "run": run}
+    if not gpu and (args.only == "long" or not (args.only or args.skip_long)) \
+            and "gemma" in args.models and installed("gemma"):
+        result["long_context"] = {**long_context(), "run": run}
     result["meta"]["peak_rss_GiB_this_process"] = peak_rss_gb()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"models_{device.type}.json").write_text(json.dumps(result, indent=1))
-    return result
+    return save(result, args.out / f"models_{device.type}.json")
+
+
+def save(result: dict, path: Path) -> dict:
+    """Merge this run's parts into the results file: a run of one model (or of the cold
+    starts, or the long context) keeps what earlier runs wrote for the others. Each part
+    carries its own `run` (command, date, load average)."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    merged = {"meta": result["meta"],
+              "models": {**saved.get("models", {}), **result["models"]},
+              "cold_start": {**saved.get("cold_start", {}), **result["cold_start"]},
+              "long_context": result["long_context"] or saved.get("long_context")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(merged, indent=1))
+    return merged
 
 
 if __name__ == "__main__":
