@@ -13,6 +13,10 @@ variant, context length and batch size it records
   2 · layers · KV heads · head dim · bytes · tokens · batch;
 - achieved bandwidth = (weight bytes + KV bytes a decode step must read) / step time, as a
   fraction of the device's copy bandwidth measured in the same run;
+- the same decode continued through `engine.graph_decode.GraphDecoder`: one fixed-shape step
+  (fused norms, one q/k/v matmul, split-keys attention over the valid keys) captured once as a
+  CUDA graph and replayed per token (on the CPU: the same step, eager), with its own step time,
+  tokens/s and bandwidth fraction;
 - on CUDA, which SDPA kernel ran for a prefill, a prefill chunk and a decode step (a kernel that
   widened K/V to every query head would erase the saving), and how much of a decode step the
   GPU spent in kernels (the rest is the CPU launching them).
@@ -45,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.config import ModelConfig  # noqa: E402
+from engine.graph_decode import GraphDecoder  # noqa: E402
 from engine.kv_cache import KVCache  # noqa: E402
 from engine.transformer import Transformer  # noqa: E402
 
@@ -216,6 +221,14 @@ class Point:
     bandwidth_fraction: float = math.nan
     graph_step_ms: float = math.nan  # the same step replayed as one CUDA graph (no launches)
     graph_bandwidth_fraction: float = math.nan
+    # Decoding continued through engine.graph_decode (CUDA: graph replays; CPU: eager steps).
+    graph_decode_ms: float = math.nan  # median per step
+    graph_decode_ms_p10: float = math.nan
+    graph_decode_ms_p90: float = math.nan
+    graph_decode_tokens_per_s: float = math.nan
+    graph_decode_kv_bytes_read: float = 0.0  # mean over timed steps
+    graph_decode_bandwidth_fraction: float = math.nan
+    graph_decode_splits: int = 0  # parts the keys are cut into (split-keys attention)
     notes: list[str] = field(default_factory=list)
 
 
@@ -225,7 +238,8 @@ def run_point(model: Transformer, s: Scale, batch: int, context: int, device: to
     dtype = model.lm_head.weight.dtype
     point = Point(cfg.variant, cfg.kv_heads, batch, context)
     n_fed = s.warmup + s.steps  # decode steps; each feeds one token into the cache
-    capacity = context + n_fed + (GRAPH_TOKENS if graph else 0)
+    # Eager steps, then the one-length graph diagnostic, then as many graph-decode steps.
+    capacity = context + n_fed + (GRAPH_TOKENS if graph else 0) + n_fed
     point.capacity = capacity
     point.prefill_chunk = max(1, min(context, s.prefill_tokens // batch))
     ids = torch.randint(0, cfg.vocab_size, (batch, context), device=device)
@@ -245,37 +259,18 @@ def run_point(model: Transformer, s: Scale, batch: int, context: int, device: to
     point.kv_agree = point.kv_bytes_allocator == point.kv_bytes_formula
 
     # Generate: step 0 is the prefill and the first token, steps 1.. are decode steps.
-    stamps: list = []
-
-    def on_step(step: int, _cache) -> None:
-        if device.type == "cuda":
-            e = torch.cuda.Event(enable_timing=True)
-            e.record()
-            stamps.append(e)
-        else:
-            stamps.append(time.perf_counter())
-
     sync(device)
-    if device.type == "cuda":
-        start = torch.cuda.Event(enable_timing=True)
-        start.record()
-    else:
-        start = time.perf_counter()
-    model.generate(ids, n_fed + 1, cache=cache, prefill_chunk=point.prefill_chunk,
-                   on_step=on_step)
+    stamps: list = [_stamp(device)]
+    new_ids = model.generate(ids, n_fed + 1, cache=cache, prefill_chunk=point.prefill_chunk,
+                             on_step=lambda _step, _cache: stamps.append(_stamp(device)))
     sync(device)
-    if device.type == "cuda":
-        seconds = [start.elapsed_time(stamps[0]) / 1e3] + [
-            a.elapsed_time(b) / 1e3 for a, b in zip(stamps, stamps[1:], strict=False)
-        ]
-    else:
-        marks = [start, *stamps]
-        seconds = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    seconds = _intervals(stamps, device)
     if graph:
         try:
             point.graph_step_ms = graph_step_seconds(model, cache, batch, device) * 1e3
         except Exception as exc:  # a diagnostic; never lose the point to it
             point.notes.append(f"graph replay failed: {exc!r}"[:300])
+    graph_decode(point, model, cache, new_ids[:, -1:], s, device, copy_GBps)
     if cache.capacity != capacity or cache.length != capacity:
         point.notes.append(f"cache grew: capacity {cache.capacity}, length {cache.length}")
 
@@ -293,13 +288,57 @@ def run_point(model: Transformer, s: Scale, batch: int, context: int, device: to
     point.achieved_GBps = (point.weight_bytes + point.kv_bytes_read) / (point.decode_ms / 1e3) / 1e9
     point.bandwidth_fraction = point.achieved_GBps / copy_GBps
     if not math.isnan(point.graph_step_ms):
-        step_bytes = point.weight_bytes + kv_formula(cfg, dtype.itemsize, capacity, batch)
+        replayed = context + n_fed + GRAPH_TOKENS  # keys the replayed step reads
+        step_bytes = point.weight_bytes + kv_formula(cfg, dtype.itemsize, replayed, batch)
         point.graph_bandwidth_fraction = step_bytes / (point.graph_step_ms / 1e3) / 1e9 / copy_GBps
     del cache
     return point
 
 
 GRAPH_TOKENS = 2  # cache slots the graph measurement uses: one warm-up step, one capture
+
+
+def graph_decode(point: Point, model: Transformer, cache: KVCache, next_ids: torch.Tensor,
+                 s: Scale, device: torch.device, copy_GBps: float) -> None:
+    """Continue the point's decoding through `GraphDecoder` on the same cache: warm-up steps,
+    then `s.steps` timed ones, each one real step at a growing length (on CUDA a replay of the
+    captured graph; on the CPU the same step, eager), stamped between steps as the eager ones
+    are. On CUDA it starts after the one-length diagnostic's two slots. Fills the
+    graph_decode_* fields; the bytes a step must read are counted at its own length, as for the
+    eager path."""
+    cfg, itemsize = model.cfg, model.lm_head.weight.dtype.itemsize
+    stamps: list = []
+
+    def on_step(_i: int) -> None:
+        stamps.append(_stamp(device))
+
+    try:
+        dec = GraphDecoder(model, cache)
+        dec.start(next_ids)
+        if device.type == "cuda":
+            dec.capture()
+        first_length = dec.length
+        sync(device)
+        stamps.append(_stamp(device))
+        dec.decode(s.warmup + s.steps, on_step)
+        sync(device)
+        point.graph_decode_splits = dec.splits
+        del dec
+    except Exception as exc:  # never lose the point's eager numbers to it
+        point.notes.append(f"graph decode failed: {exc!r}"[:300])
+        return
+    seconds = _intervals(stamps, device)[s.warmup :]
+    ms = statistics.median(seconds) * 1e3
+    point.graph_decode_ms = ms
+    point.graph_decode_ms_p10 = _quantile(seconds, 0.1) * 1e3
+    point.graph_decode_ms_p90 = _quantile(seconds, 0.9) * 1e3
+    point.graph_decode_tokens_per_s = point.batch / (ms / 1e3)
+    # Timed step j (0-based) feeds the token at position first_length + warmup + j.
+    point.graph_decode_kv_bytes_read = statistics.mean(
+        kv_formula(cfg, itemsize, first_length + s.warmup + j + 1, point.batch)
+        for j in range(s.steps))
+    step_bytes = weight_bytes_per_step(model, point.batch) + point.graph_decode_kv_bytes_read
+    point.graph_decode_bandwidth_fraction = step_bytes / (ms / 1e3) / 1e9 / copy_GBps
 
 
 def graph_step_seconds(model: Transformer, cache: KVCache, batch: int, device: torch.device,
@@ -328,6 +367,22 @@ def graph_step_seconds(model: Transformer, cache: KVCache, batch: int, device: t
             times.append(start.elapsed_time(end) / 1e3)
     del g
     return statistics.median(times)
+
+
+def _stamp(device: torch.device):
+    """A CUDA event recorded now in the stream (CUDA), or the host clock."""
+    if device.type != "cuda":
+        return time.perf_counter()
+    e = torch.cuda.Event(enable_timing=True)
+    e.record()
+    return e
+
+
+def _intervals(stamps: list, device: torch.device) -> list[float]:
+    """Seconds between consecutive stamps of `_stamp` (synchronise before reading CUDA ones)."""
+    if device.type == "cuda":
+        return [a.elapsed_time(b) / 1e3 for a, b in zip(stamps, stamps[1:], strict=False)]
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -359,10 +414,28 @@ def sdpa_kernels(model: Transformer, device: torch.device) -> dict:
                                                            "_math", "expand"))})
         found[name] = [o[:120] for o in ops]
         if name.startswith("decode"):
-            found["kernels per decode step"] = sum(
-                1 for e in prof.events() if e.name.startswith(("cudaLaunchKernel",
-                                                               "cuLaunchKernel")))
+            found["kernels per decode step"] = _launches(prof)
+    # The fixed-shape step of engine.graph_decode (what the graph replays), run eagerly once.
+    dec = GraphDecoder(model, cache)
+    dec.start(ids[:, :1])
+    dec.step()
+    sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        dec.step()
+        sync(device)
+    found["graph decode step kernels"] = _launches(prof)
+    found["graph decode attention kernels"] = sorted(
+        {e.key[:120] for e in prof.key_averages()
+         if any(w in e.key for w in ("_partial_kernel", "_combine_kernel", "flash", "fmha",
+                                     "attention"))})
     return found
+
+
+def _launches(prof) -> int:
+    """Kernel launches a profiled region made (PyTorch's through the runtime, Triton's through
+    the driver API)."""
+    return sum(1 for e in prof.events() if e.name.startswith(("cudaLaunchKernel",
+                                                               "cuLaunchKernel")))
 
 
 DECODE_SHAPES = [  # (variant, B, Hkv, G = H / Hkv) with H = 32 query heads of 128
@@ -482,7 +555,8 @@ def fits(cfg: ModelConfig, s: Scale, batch: int, context: int, device: torch.dev
     free, _ = torch.cuda.mem_get_info(device)
     chunk_tokens = batch * max(1, min(context, s.prefill_tokens // batch))
     activations = chunk_tokens * (4 * cfg.d_ff + 8 * cfg.d_model) * 4
-    need = kv_formula(cfg, itemsize, context + s.warmup + s.steps + GRAPH_TOKENS, batch)
+    n_fed = s.warmup + s.steps
+    need = kv_formula(cfg, itemsize, context + n_fed + GRAPH_TOKENS + n_fed, batch)
     need += activations
     return need < 0.95 * free
 
@@ -501,6 +575,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="keys in the decode-kernel comparison (odd, as in decoding)")
     ap.add_argument("--kernels-only", action="store_true",
                     help="only compare the decode-attention kernels (CUDA)")
+    ap.add_argument("--profile-step", action="store_true",
+                    help="only profile one graph-decode step per variant at batch 1 and the "
+                         "longest context: where its GPU time goes (CUDA)")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (on a shared machine 1 avoids OpenMP stalls)")
     args = ap.parse_args(argv)
@@ -511,6 +588,8 @@ def main(argv: list[str] | None = None) -> dict:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if args.profile_step and device.type != "cuda":
+        ap.error("--profile-step profiles CUDA kernels")
     s = SCALES[args.scale or ("full" if device.type == "cuda" else "small")]
     if args.contexts:
         s = Scale(**{**asdict(s), "contexts": tuple(args.contexts)})
@@ -530,6 +609,8 @@ def main(argv: list[str] | None = None) -> dict:
     bw = copy_bandwidth(device, copy_bytes)
     bw["launch_us"] = launch_overhead_us(device)
     print(f"# one tiny op, launched from Python: {bw['launch_us']:.1f} µs", flush=True)
+    if args.profile_step:
+        return profile_steps(s, device, bw, info, args.out)
     kernels = []
     if device.type == "cuda" and scale_name == "full":
         kernels = decode_attention_kernels(device, bw["copy_GBps"], args.kernel_context)
@@ -577,8 +658,9 @@ def main(argv: list[str] | None = None) -> dict:
                       f"KV {p.kv_bytes_allocator / 2**30:7.3f} GiB "
                       f"(formula {'=' if p.kv_agree else '≠'})  "
                       f"bw {p.achieved_GBps:7.0f} GB/s = {p.bandwidth_fraction:5.1%}  "
-                      f"graph {p.graph_step_ms:7.3f} ms = {p.graph_bandwidth_fraction:5.1%}",
-                      flush=True)
+                      f"graph {p.graph_step_ms:7.3f} ms = {p.graph_bandwidth_fraction:5.1%}  "
+                      f"graph decode {p.graph_decode_ms:7.3f} ms = "
+                      f"{p.graph_decode_bandwidth_fraction:5.1%}", flush=True)
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -603,6 +685,68 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def graph_step_profile(model: Transformer, batch: int, context: int,
+                       device: torch.device) -> dict:
+    """Where one `GraphDecoder` step's GPU time goes: its kernels (profiled once, run eagerly)
+    grouped by name with their summed device time, next to the captured step's replay time
+    (median of 20). The cache holds `context` random keys and values (a prefill's K/V without
+    spending a prefill)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cache = model.new_cache(context + 64, batch=batch)
+    for layer in cache.self_attn:
+        layer.k.normal_()
+        layer.v.normal_()
+        layer.length = context
+    dec = GraphDecoder(model, cache)
+    first = torch.zeros(batch, 1, dtype=torch.long, device=device)
+    dec.start(first)
+    dec.step()
+    sync(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        dec.step()
+        sync(device)
+    by_name: dict[str, list] = {}
+    for e in prof.events():
+        if e.device_type.name == "CUDA":
+            entry = by_name.setdefault(e.name[:100], [0, 0.0])
+            entry[0] += 1
+            entry[1] += e.device_time
+    dec.start(first)
+    dec.capture()
+    stamps = [_stamp(device)]
+    dec.decode(23, lambda _i: stamps.append(_stamp(device)))
+    sync(device)
+    replay = statistics.median(_intervals(stamps, device)[3:])
+    rows = sorted(({"kernel": k, "count": n, "us": t} for k, (n, t) in by_name.items()),
+                  key=lambda r: -r["us"])
+    return {"batch": batch, "context": context, "splits": dec.splits,
+            "kernels": sum(r["count"] for r in rows), "busy_us": sum(r["us"] for r in rows),
+            "graph_step_ms": replay * 1e3, "by_kernel": rows}
+
+
+def profile_steps(s: Scale, device: torch.device, bw: dict, info: dict, out: Path) -> dict:
+    """`--profile-step`: graph_step_profile for every variant at batch 1 and the longest
+    context, written to kv_graph_step_profile_<device>.json."""
+    context = max(s.contexts)
+    found = {}
+    for kv in s.kv_heads:
+        model = build_model(model_config(s, kv, context + 128), device, getattr(torch, s.dtype))
+        found[model.cfg.variant] = prof = graph_step_profile(model, 1, context, device)
+        print(f"{model.cfg.variant:7s} B=1 T={context}: {prof['kernels']} kernels, "
+              f"{prof['busy_us']:.0f} µs busy, replay {prof['graph_step_ms']:.3f} ms", flush=True)
+        for r in prof["by_kernel"][:12]:
+            print(f"    {r['count']:3d} × {r['us']:7.1f} µs  {r['kernel'][:80]}")
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"meta": info, "copy_bandwidth": bw, "profiles": found}
+    (out / f"kv_graph_step_profile_{device.type}.json").write_text(
+        json.dumps(result, indent=1, default=str))
+    return result
+
+
 def headline(points: list[Point]) -> dict:
     """Speedup of GQA/MQA over MHA (per-token decode latency) and KV-memory ratio at the
     longest context measured for batch 8 (else the largest batch measured)."""
@@ -620,7 +764,11 @@ def headline(points: list[Point]) -> dict:
                       "kv_GiB": p.kv_bytes_allocator / 2**30,
                       "speedup_vs_MHA": at["MHA"].decode_ms / p.decode_ms,
                       "kv_memory_vs_MHA": p.kv_bytes_allocator / at["MHA"].kv_bytes_allocator,
-                      "bandwidth_fraction": p.bandwidth_fraction}
+                      "bandwidth_fraction": p.bandwidth_fraction,
+                      "graph_decode_ms": p.graph_decode_ms,
+                      "graph_tokens_per_s": p.graph_decode_tokens_per_s,
+                      "graph_speedup_vs_MHA": at["MHA"].graph_decode_ms / p.graph_decode_ms,
+                      "graph_bandwidth_fraction": p.graph_decode_bandwidth_fraction}
     return out
 
 
@@ -648,7 +796,9 @@ def summary(result: dict) -> str:
             lines.append(f"{v:7s} decode {r['decode_ms']:8.3f} ms/token  "
                          f"{r['tokens_per_s']:9.1f} tok/s  KV {r['kv_GiB']:7.3f} GiB  "
                          f"speedup vs MHA {r['speedup_vs_MHA']:5.2f}×  "
-                         f"bandwidth {r['bandwidth_fraction']:5.1%}")
+                         f"bandwidth {r['bandwidth_fraction']:5.1%}  |  graph decode "
+                         f"{r['graph_decode_ms']:8.3f} ms  {r['graph_speedup_vs_MHA']:5.2f}×  "
+                         f"bandwidth {r['graph_bandwidth_fraction']:5.1%}")
     ok = [p for p in result["points"] if p["status"] == "ok"]
     agree = sum(p["kv_agree"] for p in ok)
     lines.append(f"KV-cache bytes (allocator) equal the formula at {agree} of {len(ok)} points")

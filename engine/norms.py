@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.config import ModelConfig
@@ -21,9 +22,24 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _fused_keeps_float32(x, self.weight):
+            # One kernel instead of seven (cast, square, mean, add, rsqrt, two multiplies): a
+            # decode step runs two or more norms per layer, each a launch of its own.
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return (x32 * self.weight.float()).to(x.dtype)
+
+
+def _fused_keeps_float32(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether `F.rms_norm` computes what `RMSNorm` promises: mean, rsqrt and both multiplies
+    in float32, one rounding at the end. True in float32 anywhere, and for half/bf16 on CUDA,
+    whose fused kernel accumulates in float32 (bit-equal to the float32 formula on an H200 with
+    torch 2.11, bench/README.md). Half/bf16 on the CPU keeps the explicit float32 path: older
+    CPU versions of `rms_norm` may round to the input dtype before the weight multiply."""
+    if x.dtype != weight.dtype:
+        return False
+    return x.dtype == torch.float32 or x.device.type == "cuda"
 
 
 def make_norm(cfg: ModelConfig, dim: int | None = None) -> nn.Module:

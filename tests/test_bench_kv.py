@@ -1,6 +1,6 @@
 """The KV-cache benchmark's claims at tiny scale on the CPU: the cache holds exactly the formula's
 bytes for MHA, GQA and MQA; cached, chunked and batched decoding equal uncached decoding; and
-the benchmark and its plots run end to end (no timing asserted)."""
+the benchmark (eager and graph-decode paths) and its plots run end to end (no timing asserted)."""
 
 import json
 
@@ -113,6 +113,9 @@ def test_benchmark_and_plots_run_end_to_end(tmp_path):
     assert {p["variant"] for p in points} == {"MHA", "GQA-2", "MQA"}
     assert all(p["status"] == "ok" and p["kv_agree"] for p in points)
     assert all(p["kv_bytes_allocator"] == p["kv_bytes_formula"] > 0 for p in points)
+    # Decoding continued through engine.graph_decode on the same cache (eager on the CPU).
+    assert all(p["graph_decode_ms"] > 0 and p["graph_decode_splits"] == 1 for p in points)
+    assert all(not p["notes"] for p in points)  # nothing failed, the cache never grew
     assert (tmp_path / "kv_cpu.csv").read_text().startswith("device_name,date,torch")
     assert result["headline"]["MHA"]["speedup_vs_MHA"] == 1.0
 
