@@ -314,10 +314,23 @@ class Capture:
 NO_CAPTURE = Capture()
 
 
-def _local_pays(spec: MaskSpec, t_q: int, t_k: int) -> bool:
-    """A causal sliding window over a long prefill: query blocks beat one dense T×T call."""
+def _local_pays(spec: MaskSpec, t_q: int, t_k: int, device: torch.device) -> bool:
+    """A causal sliding window over a long prefill: query blocks beat one dense T×T call.
+    Measured (`bench/bench_blocks.py`, w = 512): at 4w tokens the blocks take 0.56× the dense
+    call's time on this CPU but 1.4× on an H200, where they win from 16w on (0.43×); so the
+    CPU switches above 2w and CUDA above 8w."""
+    longer_than = (2 if device.type == "cpu" else 8) * (spec.window or 0)
     return (spec.window is not None and spec.causal and spec.offset == 0 and t_q == t_k
-            and t_q > 2 * spec.window)
+            and t_q > longer_than)
+
+
+def _blocks_pay(spec: MaskSpec, t_q: int, device: torch.device) -> bool:
+    """Whether a recorded map is cheaper in query blocks: on the CPU, for a causal or windowed
+    map (partly structural zeros, whose products the blocks skip) of more than one block.
+    Unmasked, one dense call is faster; on a GPU the blocks' extra kernel launches cost more
+    than the skipped products (bench/README.md)."""
+    return (device.type == "cpu" and t_q > QUERY_BLOCK
+            and (spec.causal or spec.window is not None))
 
 
 class Attention(nn.Module):
@@ -403,12 +416,10 @@ class Attention(nn.Module):
         plain_causal = plain_causal and spec.keep_keys is None
         causal_tail = plain_causal and spec.offset == t_k - t_q
         need_weights = capture.weights or capture.scores
-        if need_weights and t_q > QUERY_BLOCK and (spec.causal or spec.window is not None):
-            # Causal or windowed maps are partly structural zeros: blocks skip those products.
-            # (Unmasked, one dense call is faster: bench/README.md.)
+        if need_weights and _blocks_pay(spec, t_q, x.device):
             result = blocked_attention(q, k, v, spec, self.cfg.scale, bias=bias,
                                        want_scores=capture.scores)
-        elif not need_weights and bias is None and _local_pays(spec, t_q, t_k):
+        elif not need_weights and bias is None and _local_pays(spec, t_q, t_k, x.device):
             # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
             result = blocked_attention(q, k, v, spec, self.cfg.scale, rows=spec.window,
                                        need_weights=False)
