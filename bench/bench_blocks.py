@@ -8,17 +8,15 @@ pay. Gemma 3's shape (4 query heads sharing 1 K/V head of 256), float32, random 
 The engine's rules (`_blocks_pay`, `_local_pays` in engine/attention.py) follow these numbers.
 
 Usage:
-    python bench/bench_blocks.py                  # CPU, 2,048 tokens
-    python bench/bench_blocks.py --device cuda    # 2,048 / 8,192 / 32,768 tokens
+    python bench/bench_blocks.py --out bench/results                  # CPU, 2,048 tokens
+    python bench/bench_blocks.py --device cuda --out bench/results    # 2,048 / 8,192 / 32,768
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,23 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.timing import add_common_args, apply_threads, interleaved  # noqa: E402
 from engine.attention import attention, blocked_attention  # noqa: E402
 from engine.masks import MaskSpec  # noqa: E402
-
-
-def median_ms(fn, device: torch.device, repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def measure(spec: MaskSpec, t: int, device: torch.device, repeats: int) -> dict:
@@ -59,16 +43,16 @@ def measure(spec: MaskSpec, t: int, device: torch.device, repeats: int) -> dict:
     if t <= 8192:  # a [4, T, T] float32 map is 1 GiB at 8,192 tokens
         calls["maps, dense"] = lambda: attention(q, k, v, mask=mask, scale=1 / 16)
         calls["maps, blocks"] = lambda: blocked_attention(q, k, v, spec, 1 / 16)
-    return {name: median_ms(fn, device, repeats) for name, fn in calls.items()}
+    return {name: s * 1e3 for name, s in interleaved(calls, device, repeats, warmup=2).items()}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu")
+    add_common_args(ap, out=None)
     ap.add_argument("--lengths", type=int, nargs="*")
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = ap.parse_args(argv)
+    apply_threads(args)
     device = torch.device(args.device)
     lengths = args.lengths or ((2048, 8192, 32768) if device.type == "cuda" else (2048,))
     rows = []
@@ -82,7 +66,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"window={spec.window} T={t}: " + ", ".join(
                 f"{name} {ms:.2f} ms" for name, ms in times.items()), flush=True)
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"blocks_{device.type}.json").write_text(json.dumps(rows, indent=1))
     return rows
 
 

@@ -26,9 +26,7 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,20 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.timing import add_common_args, apply_threads, interleaved  # noqa: E402
 from engine.presets import vaswani  # noqa: E402
 from engine.transformer import Request, Transformer, init_weights  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def copy_attention(ours, theirs: nn.MultiheadAttention) -> None:
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight,
-                                               ours.v_proj.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias,
-                                             ours.v_proj.bias]))
-        theirs.out_proj.weight.copy_(ours.o_proj.weight)
-        theirs.out_proj.bias.copy_(ours.o_proj.bias)
+from tests.torch_oracle import nn_transformer_like  # noqa: E402
 
 
 class TorchVaswani(nn.Module):
@@ -60,27 +48,9 @@ class TorchVaswani(nn.Module):
 
     def __init__(self, model: Transformer):
         super().__init__()
-        c = model.cfg
         self.src_embed, self.tgt_embed, self.out = (model.encoder.embed, model.decoder.embed,
                                                     model.lm_head)
-        self.core = nn.Transformer(c.d_model, c.n_heads, c.n_encoder_layers, c.n_decoder_layers,
-                                   c.d_ff, dropout=0.0, batch_first=True)
-        self.core.encoder.norm = None  # the paper's post-LN stacks end without a norm
-        self.core.decoder.norm = None
-        for ours, theirs in zip(model.encoder.layers, self.core.encoder.layers, strict=True):
-            copy_attention(ours.self_attn, theirs.self_attn)
-            theirs.norm1.load_state_dict(ours.self_norm.state_dict())
-            theirs.norm2.load_state_dict(ours.ffn_norm.state_dict())
-            theirs.linear1.load_state_dict(ours.ffn.up.state_dict())
-            theirs.linear2.load_state_dict(ours.ffn.down.state_dict())
-        for ours, theirs in zip(model.decoder.layers, self.core.decoder.layers, strict=True):
-            copy_attention(ours.self_attn, theirs.self_attn)
-            copy_attention(ours.cross_attn, theirs.multihead_attn)
-            theirs.norm1.load_state_dict(ours.self_norm.state_dict())
-            theirs.norm2.load_state_dict(ours.cross_norm.state_dict())
-            theirs.norm3.load_state_dict(ours.ffn_norm.state_dict())
-            theirs.linear1.load_state_dict(ours.ffn.up.state_dict())
-            theirs.linear2.load_state_dict(ours.ffn.down.state_dict())
+        self.core = nn_transformer_like(model)
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device)
@@ -112,28 +82,11 @@ class TorchVaswani(nn.Module):
         return self.out(y), maps
 
 
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - t0
-
-
 def compare(name: str, ours, theirs, device: torch.device, repeats: int) -> dict:
     """Interleaved timings (the order alternates each round), medians and their ratio."""
-    for _ in range(2):  # warm-up
-        ours()
-        theirs()
-    t_ours, t_theirs = [], []
-    for r in range(repeats):
-        pair = [(t_ours, ours), (t_theirs, theirs)]
-        for store, fn in pair if r % 2 == 0 else pair[::-1]:
-            store.append(timed(fn, device))
-    row = {"path": name, "engine_ms": statistics.median(t_ours) * 1e3,
-           "torch_ms": statistics.median(t_theirs) * 1e3, "repeats": repeats}
+    t = interleaved({"engine": ours, "torch": theirs}, device, repeats, warmup=2)
+    row = {"path": name, "engine_ms": t["engine"] * 1e3, "torch_ms": t["torch"] * 1e3,
+           "repeats": repeats}
     row["ratio"] = row["engine_ms"] / row["torch_ms"]
     print(f"{name:8s} engine {row['engine_ms']:9.2f} ms   nn.Transformer {row['torch_ms']:9.2f} ms"
           f"   engine/torch = {row['ratio']:.2f}×", flush=True)
@@ -142,17 +95,13 @@ def compare(name: str, ours, theirs, device: torch.device, repeats: int) -> dict
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_common_args(ap)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--length", type=int, default=None, help="source and target tokens")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--small", action="store_true", help="a 2-layer d_model 64 model (tests)")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="CPU threads for torch (on a shared machine 1 avoids OpenMP stalls)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     batch = args.batch or (32 if gpu else 8)

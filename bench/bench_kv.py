@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.timing import sync  # noqa: E402
 from engine.config import ModelConfig  # noqa: E402
 from engine.graph_decode import GraphDecoder  # noqa: E402
 from engine.kv_cache import KVCache  # noqa: E402
@@ -141,11 +142,6 @@ def allocator_reading(device: torch.device) -> tuple[int, int]:
         return 0, 0
     stats = torch.cuda.memory_stats(device)
     return stats.get("requested_bytes.all.current", 0), torch.cuda.memory_allocated(device)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def copy_bandwidth(device: torch.device, n_bytes: int, repeats: int = 20) -> dict:

@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,9 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.timing import add_common_args, apply_threads, interleaved  # noqa: E402
 from engine.transformer import Request, Transformer  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 LENGTHS = {"minilm": (16, 256, 512), "gemma": (16, 256, 2048)}
 
 MINILM_CONFIG = {  # all-MiniLM-L6-v2's config.json (for random weights where it is absent)
@@ -74,11 +73,6 @@ GEMMA_META = {  # what engine.loaders.gemma_files reads from the GGUF plus the f
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # -- the two sides -------------------------------------------------------------------------
@@ -149,28 +143,6 @@ def without_maps(ref):
     twin = copy.deepcopy(ref, memo={id(p): p for p in ref.parameters()})
     twin.set_attn_implementation("sdpa")
     return twin
-
-
-# -- timing --------------------------------------------------------------------------------
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t0
-
-
-def interleaved(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, run in rotating order after one warm-up round."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            times[name].append(timed(fns[name], device))
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def bench_model(name: str, device: torch.device, real: bool, repeats: int,
@@ -349,7 +321,7 @@ def installed(name: str) -> bool:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_common_args(ap)
     ap.add_argument("--models", nargs="*", default=["minilm", "gemma"],
                     choices=["minilm", "gemma"])
     ap.add_argument("--repeats", type=int, default=None)
@@ -360,12 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="only the cold starts or Gemma's 8,192-token run (every run merges "
                          "its parts into the existing results file)")
     ap.add_argument("--lengths", type=int, nargs="*", help="override the token counts")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="CPU threads for torch (on a shared machine 1 avoids OpenMP stalls)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     result = {"meta": {

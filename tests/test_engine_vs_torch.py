@@ -6,50 +6,16 @@ from torch import nn
 
 from engine.presets import vaswani
 from engine.transformer import Request, Transformer, init_weights
+from tests.torch_oracle import nn_transformer_like
 
 D, H, LAYERS, FF = 64, 4, 2, 128
-
-
-def copy_attention(ours, theirs: nn.MultiheadAttention) -> None:
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight,
-                                               ours.v_proj.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias,
-                                             ours.v_proj.bias]))
-        theirs.out_proj.weight.copy_(ours.o_proj.weight)
-        theirs.out_proj.bias.copy_(ours.o_proj.bias)
-
-
-def copy_norm(ours, theirs) -> None:
-    theirs.load_state_dict(ours.state_dict())
-
-
-def reference(model: Transformer) -> nn.Transformer:
-    ref = nn.Transformer(D, H, LAYERS, LAYERS, FF, dropout=0.0, batch_first=True).eval()
-    ref.encoder.norm = None  # the paper's post-LN stack has no final norm
-    ref.decoder.norm = None
-    for ours, theirs in zip(model.encoder.layers, ref.encoder.layers, strict=True):
-        copy_attention(ours.self_attn, theirs.self_attn)
-        copy_norm(ours.self_norm, theirs.norm1)
-        copy_norm(ours.ffn_norm, theirs.norm2)
-        theirs.linear1.load_state_dict(ours.ffn.up.state_dict())
-        theirs.linear2.load_state_dict(ours.ffn.down.state_dict())
-    for ours, theirs in zip(model.decoder.layers, ref.decoder.layers, strict=True):
-        copy_attention(ours.self_attn, theirs.self_attn)
-        copy_attention(ours.cross_attn, theirs.multihead_attn)
-        copy_norm(ours.self_norm, theirs.norm1)
-        copy_norm(ours.cross_norm, theirs.norm2)
-        copy_norm(ours.ffn_norm, theirs.norm3)
-        theirs.linear1.load_state_dict(ours.ffn.up.state_dict())
-        theirs.linear2.load_state_dict(ours.ffn.down.state_dict())
-    return ref
 
 
 @pytest.fixture(scope="module")
 def pair():
     torch.manual_seed(0)
     model = init_weights(Transformer(vaswani(100, D, H, LAYERS, FF)), seed=1).eval()
-    return model, reference(model)
+    return model, nn_transformer_like(model)
 
 
 def test_outputs_match_nn_transformer(pair):
