@@ -317,7 +317,7 @@ NO_CAPTURE = Capture()
 def _local_pays(spec: MaskSpec, t_q: int, t_k: int, device: torch.device) -> bool:
     """A causal sliding window over a long prefill: query blocks beat one dense T×T call.
     Measured (`bench/bench_blocks.py`, w = 512): at 4w tokens the blocks take 0.56× the dense
-    call's time on this CPU but 1.4× on an H200, where they win from 16w on (0.43×); so the
+    call's time on this CPU but 1.7× on an H200, where they win from 16w on (0.47×); so the
     CPU switches above 2w and CUDA above 8w."""
     longer_than = (2 if device.type == "cpu" else 8) * (spec.window or 0)
     return (spec.window is not None and spec.causal and spec.offset == 0 and t_q == t_k
