@@ -102,6 +102,9 @@ def table_bytes(table: pd.DataFrame | Callable[[], pd.DataFrame], fmt: str) -> b
     if callable(table):
         table = table()
     if fmt == "csv":
+        if _export is not None:  # text cells a spreadsheet would run as formulas
+            text = table.select_dtypes(include=["object", "string"]).columns
+            table = table.assign(**{c: table[c].map(_export.spreadsheet_safe) for c in text})
         return table.to_csv(index=False).encode("utf-8")
     if fmt == "json":
         return json.dumps(table.to_dict(orient="records"), ensure_ascii=False,

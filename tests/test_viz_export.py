@@ -16,6 +16,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import viz
@@ -325,3 +326,19 @@ def test_model_view_and_masks_export_vector():
     svg = ex.figure_bytes(viz.masks_figure(mask, scores, maps(1, t)[0], list("abcdef")), "svg")
     cells, images = svg_cells(svg)
     assert images == 0 and cells == 3 * t * t  # mask + (finite scores + -inf) + weights
+
+
+def test_csv_text_cannot_run_as_a_spreadsheet_formula():
+    """Tokens such as '=HYPERLINK(...)' or '@SUM' reach the CSV with a leading apostrophe
+    (spreadsheets show them as text); JSON and NPZ keep every token as it is."""
+    from app_pages.download import table_bytes
+
+    tokens = ["=HYPERLINK(1)", "+1", "-", "@SUM(A1)", "plain", "a=b"]
+    data = ex.AttentionData(tokens=tokens, attn={"encoder.self.0": np.full((1, 6, 6), 1 / 6,
+                                                                          dtype=np.float32)})
+    rows = list(csv.DictReader(io.StringIO(ex.data_bytes(data, "csv").decode())))
+    assert [r["key_token"] for r in rows[:6]] == ["'=HYPERLINK(1)", "'+1", "'-",
+                                                  "'@SUM(A1)", "plain", "a=b"]
+    assert [r["key_token"] for r in json.loads(ex.data_bytes(data, "json"))[:6]] == tokens
+    table = table_bytes(pd.DataFrame({"token": ["=1+1", "ok"], "value": [-1.5, 2.0]}), "csv")
+    assert table.decode().splitlines() == ["token,value", "'=1+1,-1.5", "ok,2.0"]

@@ -386,6 +386,18 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """A text cell a spreadsheet would run as a formula ("=HYPERLINK(…)", "+1", "@SUM…") with
+    a leading apostrophe, which spreadsheets show as text (OWASP's CSV-injection advice).
+    Only CSV text is changed; numbers, and every JSON and NPZ value, stay as they are."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def data_bytes(data: AttentionData, fmt: str) -> bytes:
     """Attention numbers as csv/json (tidy rows) or npz (engine layout: tokens,
     target_tokens, one float32 [H, Tq, Tk] per key, heads, meta JSON)."""
@@ -395,6 +407,8 @@ def data_bytes(data: AttentionData, fmt: str) -> bytes:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(COLUMNS)
         for cols in tidy_columns(data):
+            for token_column in ("query_token", "key_token"):
+                cols[token_column] = [spreadsheet_safe(t) for t in cols[token_column]]
             w.writerows(zip(*(cols[c] for c in COLUMNS), strict=True))
         return buf.getvalue().encode("utf-8")
     if fmt == "json":
