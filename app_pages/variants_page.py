@@ -25,7 +25,7 @@ from app_pages.common import Settings, attend, current_style, get_model, show_no
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tabs_keeping_choice, tr
 from app_pages.variants_text import T
-from engine.config import ModelConfig
+from engine.config import ModelConfig, variant_name
 from engine.convert import allowed_kv_heads
 from engine.registry import MODELS
 from engine.transformer import Transformer, count_parameters, init_weights
@@ -69,10 +69,6 @@ def keep_valid(key: str, options: list, default=None) -> None:
         st.session_state[key] = default if default in options else options[0]
 
 
-def variant_label(n_heads: int, kv: int) -> str:
-    return "MHA" if kv == n_heads else ("MQA" if kv == 1 else f"GQA-{kv}")
-
-
 def side_caption(key: str) -> None:
     st.caption(tr(T, key))
 
@@ -82,7 +78,7 @@ def small_config(kv: int) -> ModelConfig:
     return ModelConfig(arch="decoder", vocab_size=512, d_model=256, n_heads=8, n_kv_heads=kv,
                        d_ff=512, n_decoder_layers=4, positions="rope", norm="rmsnorm",
                        norm_position="pre", final_norm=True, max_len=2048, bias=False,
-                       activation="gelu", name=f"small-{variant_label(8, kv)}")
+                       activation="gelu", name=f"small-{variant_name(8, kv)}")
 
 
 @st.cache_resource(show_spinner=False)
@@ -256,7 +252,7 @@ with tabs["tab_trained"]:
                 for col, (n, m) in zip(sharing, models.items(), strict=True):
                     c = m.config
                     with col:
-                        st.markdown(f"**{n}** · {variant_label(c.n_heads, c.kv_heads)}")
+                        st.markdown(f"**{n}** · {c.variant}")
                         st.caption(tr(T, "output"))
                         st.code(own[n].outputs.get("generated", ""), language=None)
                         fig = kv_sharing_figure(c.n_heads, c.kv_heads, style=style)
@@ -283,7 +279,7 @@ with tabs["tab_trained"]:
                         for n in others:
                             c = models[n].config
                             diff = difference_maps(recs[n][key], ref[key])
-                            v = variant_label(c.n_heads, c.kv_heads)
+                            v = c.variant
                             fig = heads_row(diff, diverging=True, style=style,
                                             groups=group_of_heads(c.n_heads, c.kv_heads),
                                             title=tr(T, "diff_title", v=v) + f" · {key}")
@@ -320,7 +316,7 @@ with tabs["tab_minilm"]:
                     g = st.segmented_control(tr(T, "groups"), options, key="var_groups",
                                              required=True,
                                              format_func=lambda v: f"{v} "
-                                             f"({variant_label(cfg.n_heads, v)})") or 3
+                                             f"({variant_name(cfg.n_heads, v)})") or 3
                 with c2:
                     layer = st.selectbox(tr(T, "layer"), list(range(cfg.n_encoder_layers)),
                                          key="var_mlayer")
@@ -357,7 +353,7 @@ with tabs["tab_minilm"]:
                     diff = difference_maps(conv[key], base[key])
                     fig = heads_row(diff, groups=groups, diverging=True, style=style,
                                     title=tr(T, "diff_title",
-                                             v=variant_label(cfg.n_heads, g)) + f" · {key}")
+                                             v=variant_name(cfg.n_heads, g)) + f" · {key}")
                     st.plotly_chart(fig, key="var_minilm_diff", width="content")
                     download_menu(fig, key="dl_minilm_diff", name=f"minilm_G{g}_minus_mha",
                                   table=pd.DataFrame({
@@ -386,12 +382,12 @@ with tabs["tab_memory"]:
         except ImportError:
             pass
         if base_cfg is not None:
-            configs += [(f"transformer-base {variant_label(8, g)}", base_cfg.with_(n_kv_heads=g))
+            configs += [(f"transformer-base {variant_name(8, g)}", base_cfg.with_(n_kv_heads=g))
                         for g in (8, 2, 1)]
         configs += [(small_config(g).name, small_config(g)) for g in (8, 2, 1)]
         for label, c in configs:
             per = c.kv_cache_bytes_per_token(4)
-            rows.append({"model": label, "variant": variant_label(c.n_heads, c.kv_heads),
+            rows.append({"model": label, "variant": c.variant,
                          "query heads": c.n_heads, "K/V heads": c.kv_heads,
                          "head dim": c.head_dim, "decoder layers": c.n_decoder_layers,
                          "parameters": meta_params(c), "KV bytes / token (fp32)": per,

@@ -29,6 +29,14 @@ NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("sinusoidal", "learned", "rope", "alibi", "none")
 
 
+def variant_name(n_heads: int, kv_heads: int) -> str:
+    """The variant's name: MHA (a K/V head per query head), MQA (one K/V head shared by all)
+    or GQA-G (G K/V heads, each shared by a group of query heads)."""
+    if kv_heads == n_heads:
+        return "MHA"
+    return "MQA" if kv_heads == 1 else f"GQA-{kv_heads}"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Sizes and choices of one Transformer. Validated on construction."""
@@ -143,9 +151,7 @@ class ModelConfig:
 
     @property
     def variant(self) -> str:
-        if self.kv_heads == self.n_heads:
-            return "MHA"
-        return "MQA" if self.kv_heads == 1 else f"GQA-{self.kv_heads}"
+        return variant_name(self.n_heads, self.kv_heads)
 
     def _per_layer(self, value) -> tuple:
         return value if isinstance(value, tuple) else (value,) * self.n_layers_total
