@@ -20,8 +20,8 @@ import torch
 import engine
 from app_pages.attention_text import KIND_NAMES, T
 from app_pages.common import (
-    Settings,
     attend,
+    current_settings,
     current_style,
     get_model,
     model_picker,
@@ -29,6 +29,7 @@ from app_pages.common import (
 )
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, lang, tabs_keeping_choice, tr
+from app_pages.widget_state import keep_in_range, keep_subset, keep_valid, persist
 from engine.transformer import Request
 from viz.aggregate import mean_heads, rollout_layers
 from viz.attention_extras import (
@@ -59,50 +60,6 @@ TABS = ("tab_head", "tab_model", "tab_lines", "tab_qk", "tab_metrics", "tab_agg"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def current_settings() -> Settings:
-    """The sidebar's settings (app.py draws the sidebar); defaults when run on its own."""
-    s = st.session_state
-    return Settings(s.get("lang", "en"), s.get("device", "auto"), s.get("colorscale", "cividis"),
-                    bool(s.get("shared_range", True)), int(s.get("precision", 3)))
-
-
-def keep_valid(key: str, options: list, default=None) -> None:
-    """Reset a widget's stored value when it is not among this run's options (e.g. after
-    switching to a model with fewer layers)."""
-    if options and st.session_state.get(key) not in options:
-        st.session_state[key] = default if default in options else options[0]
-
-
-def persist(keys: tuple[str, ...], defaults: dict | None = None) -> None:
-    """Keep widget values across page switches: Streamlit drops a widget's state when its
-    page is not shown, so each run copies the values aside and restores missing ones."""
-    defaults = defaults or {}
-    for k in keys:
-        shadow = f"_keep_{k}"
-        if k in st.session_state:
-            st.session_state[shadow] = st.session_state[k]
-        elif shadow in st.session_state:
-            st.session_state[k] = st.session_state[shadow]
-        elif k in defaults:
-            st.session_state[k] = defaults[k]
-
-
-def keep_subset(key: str, options: list, default: list) -> None:
-    """A multiselect's stored choice, minus options this run no longer has."""
-    if key not in st.session_state:
-        st.session_state[key] = [d for d in default if d in options]
-    else:
-        kept = [v for v in st.session_state[key] if v in options]
-        if kept != st.session_state[key]:
-            st.session_state[key] = kept
-
-
-def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
-    """A slider's stored value, clamped to this run's range."""
-    value = st.session_state.get(key, default)
-    st.session_state[key] = min(max(int(value), lo), hi)
-
 
 def frame(*args, **kwargs):
     """A pandas DataFrame; pandas is imported on first use (it is not needed to draw the

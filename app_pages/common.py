@@ -42,6 +42,13 @@ def sidebar() -> Settings:
     return Settings(s["lang"], s["device"], s["colorscale"], s["shared_range"], s["precision"])
 
 
+def current_settings() -> Settings:
+    """The sidebar's settings (app.py draws the sidebar); defaults when a page runs alone."""
+    s = st.session_state
+    return Settings(s.get("lang", "en"), s.get("device", "auto"), s.get("colorscale", "cividis"),
+                    bool(s.get("shared_range", True)), int(s.get("precision", 3)))
+
+
 def current_style() -> Style:
     """The figure style the sidebar chose (palette, precision, shared colour range)."""
     s = st.session_state

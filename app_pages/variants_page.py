@@ -21,10 +21,11 @@ import streamlit as st
 import torch
 
 import engine
-from app_pages.common import Settings, attend, current_style, get_model, show_notices
+from app_pages.common import attend, current_settings, current_style, get_model, show_notices
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tabs_keeping_choice, tr
 from app_pages.variants_text import T
+from app_pages.widget_state import keep_valid, persist
 from engine.config import ModelConfig, variant_name
 from engine.convert import allowed_kv_heads
 from engine.registry import MODELS
@@ -46,27 +47,6 @@ DEFAULT_DATE = "March 3rd, 2021"
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 LENGTHS = (16, 64, 256, 1024)
 
-
-
-def current_settings() -> Settings:
-    s = st.session_state
-    return Settings(s.get("lang", "en"), s.get("device", "auto"), s.get("colorscale", "cividis"),
-                    bool(s.get("shared_range", True)), int(s.get("precision", 3)))
-
-
-def persist(keys: tuple[str, ...]) -> None:
-    """Keep widget values across page switches (see attention_page.persist)."""
-    for k in keys:
-        shadow = f"_keep_{k}"
-        if k in st.session_state:
-            st.session_state[shadow] = st.session_state[k]
-        elif shadow in st.session_state:
-            st.session_state[k] = st.session_state[shadow]
-
-
-def keep_valid(key: str, options: list, default=None) -> None:
-    if options and st.session_state.get(key) not in options:
-        st.session_state[key] = default if default in options else options[0]
 
 
 def side_caption(key: str) -> None:
