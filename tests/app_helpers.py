@@ -15,13 +15,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def open_page(page: str, timeout: float = 180, **state) -> AppTest:
     """Run app.py once (st.navigation registers the pages) with `state` in session_state,
-    then switch to `page`."""
+    then switch to `page`; the page must run without an exception."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     for k, v in state.items():
         at.session_state[k] = v
     at.run()
     at.switch_page(page)
-    return at.run()
+    return rerun(at)
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run the page again (after a widget change); it must not raise."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_tab(at: AppTest, state_key: str, label: str) -> AppTest:
+    """Open the tab labelled `label` of the tab row whose choice is kept in `state_key`."""
+    at.session_state[state_key] = label
+    return rerun(at)
 
 
 def keyed(at: AppTest, key: str):

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import engine
 from tests import app_helpers
-from tests.app_helpers import arr, chart, specs
+from tests.app_helpers import arr, chart, rerun, specs
 from viz.aggregate import rollout_layers
 from viz.metrics import head_metrics, metrics_grid
 from viz.style import safe_labels
@@ -27,21 +27,11 @@ TIMEOUT = 300
 
 
 def open_page(page: str = PAGE, **state) -> AppTest:
-    """The page as a user sees it: through app.py (sidebar + navigation)."""
-    at = app_helpers.open_page(page, TIMEOUT, **state)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return app_helpers.open_page(page, TIMEOUT, **state)
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:
-    at.session_state["attn_tab"] = label
-    return rerun(at)
+    return app_helpers.open_tab(at, "attn_tab", label)
 
 
 @pytest.fixture(scope="module")

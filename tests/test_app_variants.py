@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 import engine
 from engine.registry import MODELS
 from tests import app_helpers
-from tests.app_helpers import arr, chart, specs
+from tests.app_helpers import arr, chart, rerun, specs
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/variants_page.py"
@@ -24,20 +24,11 @@ TRAINED = ("seq2seq-mha", "seq2seq-gqa", "seq2seq-mqa")
 
 
 def open_page(**state) -> AppTest:
-    at = app_helpers.open_page(PAGE, TIMEOUT, **state)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return app_helpers.open_page(PAGE, TIMEOUT, **state)
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:
-    at.session_state["var_tab"] = label
-    return rerun(at)
+    return app_helpers.open_tab(at, "var_tab", label)
 
 
 def heatmaps(spec: dict) -> list[np.ndarray]:
