@@ -350,7 +350,7 @@ class Transformer(nn.Module):
                  req: Request | None = None,
                  on_step: Callable[[int, KVCache | None], None] | None = None,
                  input_is_real: torch.Tensor | None = None, cache: KVCache | None = None,
-                 prefill_chunk: int | None = None) -> torch.Tensor:
+                 prefill_chunk: int | None = None, graph: bool = False) -> torch.Tensor:
         """Greedy decoding of a batch. Decoder-only: continues input_ids [B, T] (rows of equal
         length, no padding). Encoder-decoder: encodes input_ids (`input_is_real` [B, S] marks
         source padding) and decodes from start_ids [B, t0] (default BOS). Returns the new ids
@@ -359,9 +359,15 @@ class Transformer(nn.Module):
         reference the cached path is tested against). `cache` (e.g. from
         `new_cache(capacity, batch)`) is used instead of a fresh one; `prefill_chunk` feeds the
         prompt in chunks (see `extend`). `on_step(step, cache)` runs after each new token;
-        step 0 includes the prefill."""
+        step 0 includes the prefill. `graph=True` decodes through `engine.graph_decode` (one
+        fixed-shape step, captured as a CUDA graph on a GPU): the same tokens, for the
+        decoder-only models it supports (no `use_cache=False`, `cache`, `req` or `on_step`)."""
         if self.lm_head is None:
             raise ValueError("an encoder-only model cannot generate text")
+        if graph:
+            if not use_cache or cache is not None or req is not None or on_step is not None:
+                raise ValueError("graph decoding takes no use_cache=False, cache, req or on_step")
+            return self._generate_fixed_shape(input_ids, max_new_tokens, eos_id, prefill_chunk)
         req = req or Request(record=())
         cfg = self.cfg
         b = input_ids.shape[0]
@@ -404,6 +410,34 @@ class Transformer(nn.Module):
                 break
             step_input = next_id
         return torch.cat(new, dim=1) if new else prefix[:, :0]
+
+    def _generate_fixed_shape(self, ids: torch.Tensor, n: int, eos_id: int | None,
+                              chunk: int | None) -> torch.Tensor:
+        """`generate` through GraphDecoder: prefill, then n - 1 replays of one captured step
+        (eager off CUDA); EOS handled afterwards, as `generate` would have stopped."""
+        from engine.graph_decode import GraphDecoder  # it builds on this module
+
+        if n < 1:
+            return ids[:, :0]
+        decoder = GraphDecoder(self, self.new_cache(ids.shape[1] + n, batch=ids.shape[0]))
+        first = decoder.prefill(ids, chunk).argmax(-1, keepdim=True)
+        if ids.is_cuda:
+            decoder.capture()
+        return pad_after_eos(torch.cat([first, decoder.decode(n - 1)], dim=1), eos_id,
+                             self.cfg.pad_id)
+
+
+def pad_after_eos(new: torch.Tensor, eos_id: int | None, pad_id: int) -> torch.Tensor:
+    """Greedy ids [B, n] as `generate` returns them: `pad_id` after a row's first EOS, and cut
+    after the step at which every row has produced one."""
+    if eos_id is None:
+        return new
+    eos = (new == eos_id).int()
+    new = new.masked_fill(eos.cumsum(1) - eos > 0, pad_id)  # an EOS earlier in the row
+    all_done = (eos.cumsum(1) > 0).all(0)  # [n]
+    if bool(all_done.any()):
+        new = new[:, : int(all_done.nonzero()[0]) + 1]
+    return new
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -146,6 +146,20 @@ def test_cuda_graph_replay_equals_cpu_generate(kv_heads):
 
 @needs_cuda
 @pytest.mark.gpu
+def test_cuda_generate_with_graph_equals_cpu_generate():
+    """`generate(graph=True)` on CUDA captures and replays the step; EOS handling included."""
+    m = decoder(2, d_model=64)
+    ids = torch.randint(3, 61, (3, 9), generator=torch.Generator().manual_seed(6))
+    want = m.generate(ids, 12)
+    g = copy.deepcopy(m).cuda()
+    assert torch.equal(g.generate(ids.cuda(), 12, graph=True).cpu(), want)
+    eos = int(want[1, 4])
+    assert torch.equal(g.generate(ids.cuda(), 12, eos_id=eos, graph=True).cpu(),
+                       m.generate(ids, 12, eos_id=eos))
+
+
+@needs_cuda
+@pytest.mark.gpu
 def test_cuda_graph_of_a_gemma_like_block_equals_cpu_generate():
     """Head dimension 8 (too narrow for the kernels' tiles): the masked SDPA path, in a graph."""
     m = tiny("decoder", **GEMMA_LIKE)
@@ -203,3 +217,24 @@ def test_fused_norm_and_rope_cache_kernels_equal_the_pytorch_path(dtype):
     assert torch.allclose(k_cache[:, :, 17], qk[:, h:], **tol)
     assert torch.equal(v_cache[:, :, 17], qkv[:, h + h_kv :])
     assert not k_cache[:, :, :17].any() and not v_cache[:, :, 18:].any()  # only slot 17
+
+
+@pytest.mark.parametrize("variant,kv_heads", VARIANTS.items())
+def test_generate_with_graph_equals_generate_eos_included(variant, kv_heads):
+    """`Transformer.generate(..., graph=True)` is the same greedy decoding: the same ids, and
+    with an EOS, the same padding after it and the same early stop."""
+    m = decoder(kv_heads)
+    ids = torch.randint(3, 61, (2, 9), generator=torch.Generator().manual_seed(kv_heads))
+    plain = m.generate(ids, 8)
+    assert torch.equal(m.generate(ids, 8, graph=True), plain)
+    eos = int(plain[0, 2])  # an id the first row produces at step 2
+    with_eos = m.generate(ids, 8, eos_id=eos)
+    assert torch.equal(m.generate(ids, 8, eos_id=eos, graph=True), with_eos)
+    assert (with_eos[0, 3:] == m.cfg.pad_id).all()
+
+
+def test_generate_with_graph_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="graph decoding"):
+        decoder(4).generate(torch.ones(1, 3, dtype=torch.long), 2, graph=True, use_cache=False)
+    with pytest.raises(ValueError, match="decoder-only"):
+        tiny("encoder-decoder").generate(torch.ones(1, 3, dtype=torch.long), 2, graph=True)
