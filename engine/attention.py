@@ -28,6 +28,7 @@ from engine.config import ModelConfig
 from engine.kv_cache import LayerCache
 from engine.masks import MaskSpec
 from engine.norms import make_norm
+from engine.packed import PackedLinears
 from engine.positions import alibi_bias, apply_rope, rope_cos_sin
 
 
@@ -350,14 +351,21 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(d_q, cfg.d_model, bias=cfg.bias)
         self.q_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
         self.k_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
+        self.packed = PackedLinears()  # q|k|v (self-attention) or k|v (cross) in one product
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         b, t, _ = x.shape
         return x.view(b, t, n, self.d_head).transpose(1, 2)  # [B, n, T, D]
 
-    def _keys_values(self, source: torch.Tensor, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self._heads(self.k_proj(source), self.n_kv_heads)  # [B, Hkv, Tk, D]
-        v = self._heads(self.v_proj(source), self.n_kv_heads)
+    def qkv_linears(self) -> list[nn.Linear]:
+        """The projections one product computes: q, k, v of x (self-attention)."""
+        return [self.q_proj, self.k_proj, self.v_proj]
+
+    def _keys_values(self, k: torch.Tensor, v: torch.Tensor,
+                     offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected keys and values [B, Tk, Hkv·D] → heads, k-norm and RoPE applied."""
+        k = self._heads(k, self.n_kv_heads)  # [B, Hkv, Tk, D]
+        v = self._heads(v, self.n_kv_heads)
         if self.k_norm is not None:
             k = self.k_norm(k)
         if self.cfg.positions == "rope" and not self.cross:
@@ -378,7 +386,11 @@ class Attention(nn.Module):
         ([B, Tq, d_model], the AttentionOutput when anything was captured)."""
         b, t_q, _ = x.shape
         offset = 0 if self.cross or cache is None else cache.length
-        q = self._heads(self.q_proj(x), self.n_heads)  # [B, H, Tq, D]
+        if self.cross:
+            q_flat = self.q_proj(x)
+        else:
+            q_flat, k_flat, v_flat = self.packed(x, self.qkv_linears())
+        q = self._heads(q_flat, self.n_heads)  # [B, H, Tq, D]
         if self.q_norm is not None:
             q = self.q_norm(q)
         if self.cfg.positions == "rope" and not self.cross:
@@ -389,11 +401,11 @@ class Attention(nn.Module):
             if cache is not None and cache.length:
                 k, v = cache.view()  # encoder memory projected once per sequence
             else:
-                k, v = self._keys_values(memory, 0)
+                k, v = self._keys_values(*self.packed(memory, [self.k_proj, self.v_proj]), 0)
                 if cache is not None:
                     cache.append(k, v)
         else:
-            k, v = self._keys_values(x, offset)
+            k, v = self._keys_values(k_flat, v_flat, offset)
             if cache is not None:
                 k, v = cache.append(k, v)  # every key so far, [B, Hkv, offset+Tq, D]
 

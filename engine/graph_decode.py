@@ -15,11 +15,12 @@ here
 - reads RoPE's cos/sin at `pos` from a table built once (`engine.attention.rope_table`).
 
 Fewer kernels, same function (to float rounding): q, k and v come from one matmul over the
-concatenated projection weights (read once, as before: at batch 1 a matrix-vector product
-costs its bytes plus a fixed few µs, so three small products cost more than one large one),
-as do GeGLU's gate and up; the residual adds ride on the output projections; on CUDA a norm,
-and RoPE together with the K/V cache write, are one Triton kernel each (`engine.triton_decode`).
-The concatenated weights are copies taken when the decoder is made: rebuild it after changing
+concatenated projection weights that the model's own pass also uses (`engine.packed`; at batch
+1 a matrix-vector product costs its bytes plus a fixed few µs, so three small products cost
+more than one large one), as do GeGLU's gate and up; the residual adds ride on the output
+projections; on CUDA a norm, and RoPE together with the K/V cache write, are one Triton kernel
+each (`engine.triton_decode`).
+The decoder holds the concatenated weights current when it was made: rebuild it after changing
 the model's weights.
 
 Decoder-only models with RoPE or no positions and full attention are supported (the Llama
@@ -95,14 +96,6 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_keys: 
     return F.scaled_dot_product_attention(q, k, v, attn_mask=valid[None], scale=scale)
 
 
-def _concat(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Weights (and biases) of linears over the same input, stacked: one matmul for all."""
-    weight = torch.cat([lin.weight.detach() for lin in linears])
-    if linears[0].bias is None:
-        return weight, None
-    return weight, torch.cat([lin.bias.detach() for lin in linears])
-
-
 @dataclass
 class _FusedLayer:
     """One block's concatenated projections: q|k|v, and gate|up for GeGLU (else None)."""
@@ -112,9 +105,9 @@ class _FusedLayer:
 
     @classmethod
     def of(cls, block: Block) -> _FusedLayer:
-        a, ffn = block.self_attn, block.ffn
-        gate_up = _concat([ffn.gate, ffn.up]) if ffn.act == "geglu" else None
-        return cls(_concat([a.q_proj, a.k_proj, a.v_proj]), gate_up)
+        a, ffn = block.self_attn, block.ffn  # the packed weights the model's own pass uses
+        gate_up = ffn.packed.get([ffn.gate, ffn.up]) if ffn.act == "geglu" else None
+        return cls(a.packed.get(a.qkv_linears()), gate_up)
 
 
 def check_supported(model: Transformer) -> None:

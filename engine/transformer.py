@@ -23,6 +23,7 @@ from engine.config import ModelConfig
 from engine.kv_cache import KVCache
 from engine.masks import MaskSpec, keep_keys_mask
 from engine.norms import make_norm
+from engine.packed import PackedLinears
 from engine.positions import sinusoidal_table
 
 
@@ -75,10 +76,12 @@ class FeedForward(nn.Module):
         self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias) if self.act == "geglu" else None
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+        self.packed = PackedLinears()  # GeGLU's gate|up in one product
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act == "geglu":
-            return self.down(F.gelu(self.gate(x), approximate="tanh") * self.up(x))
+            gate, up = self.packed(x, [self.gate, self.up])
+            return self.down(F.gelu(gate, approximate="tanh") * up)
         h = self.up(x)
         if self.act == "relu":
             h = F.relu(h)

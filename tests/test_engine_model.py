@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from engine.config import ModelConfig
 from engine.convert import convert_kv_heads
@@ -210,3 +211,24 @@ def test_maps_only_stops_after_the_deepest_recorded_layer(arch, key, stack):
     expected = ["encoder.0", "encoder.1", "decoder.0"] if key == "decoder.cross.0" else [
         f"{stack}.0"]
     assert ran == expected and len(everything) > len(expected)
+
+
+def test_packed_projections_follow_weight_changes_and_keep_gradients():
+    """q|k|v in one product equal the three products; a load or a dtype change rebuilds the
+    concatenation (no stale weights); under autograd each linear runs itself."""
+    from engine.packed import PackedLinears
+
+    torch.manual_seed(0)
+    lins = [nn.Linear(8, 6), nn.Linear(8, 2), nn.Linear(8, 2)]
+    packed, x = PackedLinears(), torch.randn(3, 8)
+    with torch.no_grad():
+        for got, lin in zip(packed(x, lins), lins, strict=True):
+            torch.testing.assert_close(got, lin(x))
+        lins[1].load_state_dict({"weight": torch.ones(2, 8), "bias": torch.zeros(2)})
+        torch.testing.assert_close(packed(x, lins)[1], x.sum(-1, keepdim=True).expand(3, 2))
+        for lin in lins:
+            lin.double()
+        assert packed(x.double(), lins)[0].dtype == torch.float64
+    out = packed(x.double(), lins)[2].sum()
+    out.backward()
+    assert lins[2].weight.grad is not None and lins[0].weight.grad is None
