@@ -2,11 +2,14 @@
 
 q, k and v all project the same x; so do GeGLU's gate and up. One product over their
 concatenated weights computes the same numbers with one kernel instead of two or three, which
-is what a short input pays for (on an H200 a 16-token MiniLM pass is kernel launches, not
-arithmetic: bench/README.md). The modules keep their own weights, so loaders, state dicts and
-K/V-head conversion are untouched; the concatenation is a copy, taken at the first use without
-autograd and taken again whenever any of the weights changes (a load, `.to()`, an in-place
-update), which the key below notices.
+is what a short input pays for on a GPU (on an H200 a 16-token MiniLM pass is kernel launches,
+not arithmetic: bench/README.md). The modules keep their own weights, so loaders, state dicts
+and K/V-head conversion are untouched; the concatenation is a copy, taken at the first use
+without autograd and taken again whenever any of the weights changes (a load, `.to()`, an
+in-place update), which the key below notices.
+
+Only on CUDA: on the CPU the products themselves dominate, one product saved nothing measurable
+(bench/README.md), and the copy would cost memory (260 MB for Gemma 3 270M's float32 weights).
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ class PackedLinears:
         return state[1]
 
     def __call__(self, x: torch.Tensor, linears: list[nn.Linear]) -> list[torch.Tensor]:
-        """Each linear's output, from one product; under autograd the linears one by one (so
-        gradients reach their own weights)."""
-        if torch.is_grad_enabled():
+        """Each linear's output, from one product on CUDA; under autograd (so that gradients
+        reach their own weights) and on the CPU, the linears one by one."""
+        if torch.is_grad_enabled() or x.device.type != "cuda":
             return [lin(x) for lin in linears]
         out = F.linear(x, *self.get(linears))
         return list(out.split([lin.out_features for lin in linears], dim=-1))

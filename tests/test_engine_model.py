@@ -215,20 +215,26 @@ def test_maps_only_stops_after_the_deepest_recorded_layer(arch, key, stack):
 
 def test_packed_projections_follow_weight_changes_and_keep_gradients():
     """q|k|v in one product equal the three products; a load or a dtype change rebuilds the
-    concatenation (no stale weights); under autograd each linear runs itself."""
+    concatenation (no stale weights); under autograd and on the CPU each linear runs itself."""
     from engine.packed import PackedLinears
 
     torch.manual_seed(0)
     lins = [nn.Linear(8, 6), nn.Linear(8, 2), nn.Linear(8, 2)]
     packed, x = PackedLinears(), torch.randn(3, 8)
+
+    def one_product(x):
+        out = torch.nn.functional.linear(x, *packed.get(lins))
+        return out.split([6, 2, 2], dim=-1)
+
     with torch.no_grad():
-        for got, lin in zip(packed(x, lins), lins, strict=True):
+        for got, lin in zip(one_product(x), lins, strict=True):
             torch.testing.assert_close(got, lin(x))
         lins[1].load_state_dict({"weight": torch.ones(2, 8), "bias": torch.zeros(2)})
-        torch.testing.assert_close(packed(x, lins)[1], x.sum(-1, keepdim=True).expand(3, 2))
+        torch.testing.assert_close(one_product(x)[1], x.sum(-1, keepdim=True).expand(3, 2))
         for lin in lins:
             lin.double()
-        assert packed(x.double(), lins)[0].dtype == torch.float64
+        assert one_product(x.double())[0].dtype == torch.float64
+        assert torch.equal(packed(x.double(), lins)[0], lins[0](x.double()))  # CPU: as is
     out = packed(x.double(), lins)[2].sum()
     out.backward()
     assert lins[2].weight.grad is not None and lins[0].weight.grad is None
