@@ -473,6 +473,8 @@ with tabs["tab_gpu"]:
             bw = result.get("copy_bandwidth", {})
             if bw.get("copy_GBps"):
                 st.caption(tr(T, "gpu_bw", bw=bw["copy_GBps"]))
+            if "graph_decode_ms" in result["points"][0]:
+                st.caption(tr(T, "gpu_paths"))
             points = pd.DataFrame(result["points"])
             head = headline_table(result)
             if head is not None:

@@ -139,6 +139,11 @@ def test_gpu_tab_shows_results_or_how_to_make_them():
         table = at.dataframe[0].value
         for _, row in table.iterrows():
             assert row["decode_ms"] == pytest.approx(head[row["variant"]]["decode_ms"], abs=1e-3)
+            if "graph_decode_ms" in head[row["variant"]]:
+                assert row["graph_bandwidth_fraction"] == pytest.approx(
+                    head[row["variant"]]["graph_bandwidth_fraction"], abs=1e-3)
+    if "graph_decode_ms" in result["points"][0]:
+        assert any("graph decode" in c.value for c in at.caption)
     assert len(at.dataframe[-1].value) == len(result["points"])
     figs = results / f"kv_figures_{device}.json"
     if figs.exists():
