@@ -19,6 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def packable(linears: list[nn.Linear]) -> bool:
+    """Whether a change to these weights can be noticed: a model built under
+    `torch.inference_mode` has inference tensors, which keep no version counter."""
+    return not any(p.is_inference() for lin in linears for p in (lin.weight, lin.bias)
+                   if p is not None)
+
+
 class PackedLinears:
     """The concatenated weight and bias of `linears`, kept until one of them changes."""
 
@@ -45,7 +52,7 @@ class PackedLinears:
     def __call__(self, x: torch.Tensor, linears: list[nn.Linear]) -> list[torch.Tensor]:
         """Each linear's output, from one product on CUDA; under autograd (so that gradients
         reach their own weights) and on the CPU, the linears one by one."""
-        if torch.is_grad_enabled() or x.device.type != "cuda":
+        if torch.is_grad_enabled() or x.device.type != "cuda" or not packable(linears):
             return [lin(x) for lin in linears]
         out = F.linear(x, *self.get(linears))
         return list(out.split([lin.out_features for lin in linears], dim=-1))

@@ -238,3 +238,8 @@ def test_packed_projections_follow_weight_changes_and_keep_gradients():
     out = packed(x.double(), lins)[2].sum()
     out.backward()
     assert lins[2].weight.grad is not None and lins[0].weight.grad is None
+    with torch.inference_mode():  # weights without a version counter are never packed
+        made_here = [nn.Linear(8, 2), nn.Linear(8, 2)]
+    from engine.packed import packable
+
+    assert packable(lins) and not packable(made_here)

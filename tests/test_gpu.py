@@ -71,6 +71,28 @@ def test_forward_and_maps_on_cuda_equal_cpu(arch, kw, record):
         assert torch.allclose(gpu.record[key].q.cpu(), rec.q, **TOL)
 
 
+@pytest.mark.parametrize("arch,kw", CASES)
+def test_packed_projections_on_cuda_equal_cpu(arch, kw):
+    """Without autograd, CUDA runs q|k|v (k|v for cross-attention) and gate|up as one product
+    each (engine/packed.py); a model whose weights were made under inference mode (no version
+    counter to notice changes) runs them one by one. Both equal the CPU."""
+    torch.manual_seed(0)
+    m = tiny(arch, **kw)
+    ids, tgt = torch.randint(3, 61, (2, 9)), torch.randint(3, 61, (2, 6))
+    req = Request(record=None)
+    with torch.no_grad():
+        cpu = run(m, arch, ids, tgt, None, req)
+        gpu = run(on_cuda(m), arch, ids.cuda(), tgt.cuda(), None, req)
+    with torch.inference_mode():
+        made_here = on_cuda(m)
+        inference = run(made_here, arch, ids.cuda(), tgt.cuda(), None, req)
+    assert all(p.is_inference() for p in made_here.parameters())
+    for out in (gpu, inference):
+        assert torch.allclose(out.hidden.cpu(), cpu.hidden, **TOL)
+        for key, rec in cpu.record.items():
+            assert torch.allclose(out.record[key].weights.cpu(), rec.weights, **TOL), key
+
+
 @pytest.mark.parametrize("arch,kw", [c for c in CASES if c[0] != "encoder"])
 def test_generate_on_cuda_equals_cpu(arch, kw):
     torch.manual_seed(1)
