@@ -304,7 +304,8 @@ def test_four_sessions_get_their_own_sentences(minilm):
 
 
 def test_no_raw_html_in_my_files():
-    for rel in ("app_pages/attention_page.py", "app_pages/variants_page.py",
+    for rel in ("app_pages/attention_page.py", "app_pages/attention_tabs.py",
+                "app_pages/attention_support.py", "app_pages/variants_page.py",
                 "app_pages/download.py", "viz/attention_extras.py"):
         src = (ROOT / rel).read_text()
         assert "unsafe_allow_html" not in src, rel
