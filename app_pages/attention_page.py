@@ -108,9 +108,25 @@ with c3:
 key = f"{kind}.{layer}"
 base = dict(target=target, generate=generate)
 
+# A long input records the chosen layer only. Without generated tokens, its pass also stops
+# after that layer (attention there depends on the layers below it alone), and the model's
+# outputs come from one fused pass per text, cached: switching to layer k then costs k + 1
+# layers, not the whole model.
+maps_only = long and arch in ("encoder", "decoder") and not generate
+
+
+def model_outputs() -> dict:
+    """Embedding / next-token top-k / generated text for this text."""
+    if not maps_only:
+        return rec.outputs
+    return attend(name, settings.device, text, layers=[], **base).outputs
+
+
 try:
     with st.spinner(tr(COMMON, "loading", name=name)):
-        rec = attend(name, settings.device, text, layers=[key] if long else None, **base)
+        rec = attend(name, settings.device, text, layers=[key] if long else None,
+                     outputs=not maps_only, **base)
+        shown = model_outputs() if arch == "decoder" else rec.outputs
 except (engine.InputError, ValueError) as exc:
     st.warning(tr(T, "bad_input", msg=str(exc)))
     st.stop()
@@ -127,12 +143,12 @@ with out_cols[0].expander(tr(T, "tokens", n=len(rec.tokens))):
         st.code("  ".join(f"{i}:{t}" for i, t in enumerate(rec.target_tokens)), language=None,
                 wrap_lines=True)
 with out_cols[1]:
-    if "generated" in rec.outputs:
+    if "generated" in shown:
         st.caption(tr(T, "generated"))
-        st.code(rec.outputs["generated"], language=None)
-    if "top_k" in rec.outputs:
+        st.code(shown["generated"], language=None)
+    if "top_k" in shown:
         st.caption(tr(T, "next_tokens"))
-        st.dataframe(frame(rec.outputs["top_k"], columns=["token", "probability"]),
+        st.dataframe(frame(shown["top_k"], columns=["token", "probability"]),
                      width="stretch", height=160)
 
 layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
@@ -159,7 +175,7 @@ def open_head(layer_: int, head_: int) -> None:
 view = AttentionView(name=name, settings=settings, style=style, model=model, cfg=cfg, arch=arch,
                      text=text, base=base, long=long, kind=kind, layer=layer, head=head, key=key,
                      rec=rec, weights=weights, q_tok=q_tok, k_tok=k_tok, layer_maps=layer_maps,
-                     summary=summary, open_head=open_head)
+                     summary=summary, open_head=open_head, outputs=model_outputs)
 for tab_name in names:
     with tabs[tab_name]:
         if tabs[tab_name].open:

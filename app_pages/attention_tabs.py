@@ -71,6 +71,8 @@ class AttentionView:
     layer_maps: list[np.ndarray] | None  # every layer of `kind` (None for a long input)
     summary: Callable[[], dict]  # a long input's all-layer summary, computed on first use
     open_head: Callable[[int, int], None]  # switch the page to one head's map
+    outputs: Callable[[], dict]  # the model's outputs for the text (a cached pass if `rec`'s
+    # pass stopped early: see the page's `maps_only`)
 
 
 def head_tab(page: AttentionView) -> None:
@@ -272,24 +274,25 @@ def ablation_tab(page: AttentionView) -> None:
             heads_off.setdefault(k_, []).append(h_)
         layers = [key] if long else None
         off = attend(name, settings.device, text, layers=layers, heads_off=heads_off, **base)
-        if arch == "encoder" and "embedding" in rec.outputs:
-            e0, e1 = rec.outputs["embedding"], off.outputs["embedding"]
+        intact = page.outputs()
+        if arch == "encoder" and "embedding" in intact:
+            e0, e1 = intact["embedding"], off.outputs["embedding"]
             cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1) + 1e-12))
             st.metric(tr(T, "cosine"), f"{cos:.{settings.precision + 1}f}")
-        elif arch == "decoder" and "top_k" in rec.outputs:
-            fig = topk_compare_figure(rec.outputs["top_k"], off.outputs["top_k"],
+        elif arch == "decoder" and "top_k" in intact:
+            fig = topk_compare_figure(intact["top_k"], off.outputs["top_k"],
                                       style=style, title="next token")
             st.plotly_chart(fig, key="attn_ablate_topk", width="content")
             tc = st.columns(2)
             tc[0].caption(tr(T, "before"))
-            tc[0].dataframe(frame(rec.outputs["top_k"],
+            tc[0].dataframe(frame(intact["top_k"],
                                          columns=["token", "probability"]), hide_index=True)
             tc[1].caption(tr(T, "after"))
             tc[1].dataframe(frame(off.outputs["top_k"],
                                          columns=["token", "probability"]), hide_index=True)
             download_menu(fig, key="dl_ablate_topk", name=f"{name}_ablation_topk",
                           table=frame(
-                              [("intact", t, p) for t, p in rec.outputs["top_k"]]
+                              [("intact", t, p) for t, p in intact["top_k"]]
                               + [("heads off", t, p) for t, p in off.outputs["top_k"]],
                               columns=["model", "token", "probability"]))
         elif arch == "encoder-decoder":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import engine
@@ -227,12 +228,23 @@ def test_empty_text_gives_a_notice_not_an_error(minilm):
 
 
 @pytest.mark.slow
-def test_512_token_minilm_renders_long_views(minilm):
+def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
     text = " ".join(["the quick brown fox jumps over the lazy dog"] * 70)
+    calls = []
+    real_attend = engine.LoadedModel.attend
+
+    def spy(self, text_, **kw):
+        calls.append(kw)
+        return real_attend(self, text_, **kw)
+
+    monkeypatch.setattr(engine.LoadedModel, "attend", spy)
+    st.cache_data.clear()
     at = open_page()
     at.text_input(key="attn_text").set_value(text)
     rerun(at)
     assert any("cut to 512" in i.value for i in at.info)
+    # A long input's record is maps only: its pass stops after the chosen layer.
+    assert {"layers": ["encoder.self.0"], "outputs": False}.items() <= calls[-1].items()
     rec = minilm.attend(text, layers=["encoder.self.0"])
     z = arr(chart(at, "encoder.self.0 · head 0")["data"][0]["z"])
     assert z.shape == (512, 512)  # full map up to 512 tokens, zoom/pan in the browser
