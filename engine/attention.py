@@ -147,6 +147,7 @@ def attention(
     scale: float | None = None,
     need_weights: bool = True,
     is_causal: bool = False,
+    keep_scores: bool = True,
 ) -> AttentionOutput:
     """Attention of q over k, v.
 
@@ -154,6 +155,8 @@ def attention(
     mask bool broadcastable to [B, H, Tq, Tk] (True = may attend);
     bias float broadcastable to [B, H, Tq, Tk] (ALiBi). `is_causal` is a fast-path hint
     for the fused kernel only and must agree with `mask` when both are given.
+    `keep_scores=False`: the weights may overwrite the scores (one [B, H, Tq, Tk] tensor
+    instead of two; `scores` is then None).
 
     A query whose every key is masked gets zero weights and a zero output (not NaN).
     """
@@ -202,7 +205,10 @@ def attention(
         scores.add_(bias)
     if mask is not None:
         scores.masked_fill_(~mask, float("-inf"))
-    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    if keep_scores or scores.dtype != torch.float32:
+        weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    else:  # in place: a fresh T×T tensor costs page faults as well as its bytes
+        weights, scores = torch.softmax(scores, dim=-1, out=scores), None
     if row_has_key is not None and not bool(row_has_key.all()):
         weights.masked_fill_(~row_has_key, 0.0)  # softmax of all -inf is NaN
     w_grouped = weights if g == 1 else weights.view(b, h_kv, g * t_q, t_k)
@@ -266,7 +272,7 @@ def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = QUERY_B
         part = attention(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
                          mask=_block_spec(spec, s, lo, hi).dense(e - s, hi - lo, q.device),
                          bias=None if bias is None else _block_of(bias, s, e, lo, hi),
-                         scale=scale, need_weights=need_weights)
+                         scale=scale, need_weights=need_weights, keep_scores=want_scores)
         out[:, :, s:e] = part.out
         if weights is not None:
             weights[:, :, s:e, lo:hi] = part.weights
@@ -439,7 +445,7 @@ class Attention(nn.Module):
             dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
             result = attention(
                 q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
-                need_weights=need_weights, is_causal=causal_tail,
+                need_weights=need_weights, is_causal=causal_tail, keep_scores=capture.scores,
             )
         out = result.out  # [B, H, Tq, D]
         if heads_off:
