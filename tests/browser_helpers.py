@@ -71,6 +71,18 @@ def require_browser():
                                reason="the playwright Python package is not installed")
 
 
+def new_page(browser, url: str, width: int, height: int):
+    """A page of its own browser context on `url`; alert()/confirm() dialogs are dismissed
+    and their messages kept in `page.dialogs` (a script injected through a token would show
+    up there)."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    page = ctx.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    return page
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app, started with the README's command on a free port, for one test module."""

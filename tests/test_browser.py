@@ -15,10 +15,7 @@ import shutil
 
 import pytest
 
-from tests.browser_helpers import (
-    ROOT,
-    require_browser,
-)
+from tests.browser_helpers import ROOT, new_page, require_browser
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 STEP_TIMEOUT = 120_000  # ms
@@ -37,14 +34,10 @@ def shots(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, app_url):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1500})
-    pg = ctx.new_page()
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    pg.goto(app_url)
+    pg = new_page(browser, app_url, 1500, 1500)
     wait_tick(pg, "animal")
     yield pg
-    ctx.close()
+    pg.context.close()
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_helpers import (
-    require_browser,
-)
+from tests.browser_helpers import new_page, require_browser
 
 XSS = "<img src=x onerror=alert(1)>"
 STEP = 120_000  # ms
@@ -34,11 +32,7 @@ def minilm_tokens():
 
 
 def open_page(browser, url):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.goto(url)
+    page = new_page(browser, url, 1400, 1000)
     page.wait_for_selector(".js-plotly-plot .xtick text", timeout=STEP)
     return page
 
