@@ -261,14 +261,15 @@ def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = QUERY_B
     """
     b, h, t_q, _ = q.shape
     t_k = k.shape[2]
-    out = torch.zeros_like(q)
+    out = torch.empty_like(q)  # every block writes its rows
     weights = q.new_zeros(b, h, t_q, t_k) if need_weights else None
     scores = q.new_full((b, h, t_q, t_k), float("-inf")) if want_scores else None
     for s in range(0, t_q, rows):
         e = min(s + rows, t_q)
         lo, hi = _key_span(spec, s, e, t_k)
-        if hi == lo:
-            continue  # no key visible to these queries: zero output and weights
+        if hi == lo:  # no key visible to these queries: zero output and weights
+            out[:, :, s:e] = 0
+            continue
         part = attention(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
                          mask=_block_spec(spec, s, lo, hi).dense(e - s, hi - lo, q.device),
                          bias=None if bias is None else _block_of(bias, s, e, lo, hi),
