@@ -103,7 +103,8 @@ def trained_measured_bytes(name: str, device: str, lengths: tuple[int, ...]) -> 
 
 
 def one_thread() -> None:
-    """Small models decode faster on one intra-op thread here (see attention_page)."""
+    """Small models decode faster on one intra-op thread here (the measurement behind
+    engine.api.pick_threads)."""
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
 
