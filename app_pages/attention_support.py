@@ -16,7 +16,8 @@ from app_pages.common import (
     attend,
 )
 from app_pages.i18n import lang, tr
-from engine.transformer import Request
+from engine.core.transformer import Request
+from engine.decode.greedy import generate
 from viz.aggregate import mean_heads, rollout_layers
 from viz.long_input import block_average, block_size
 from viz.metrics import head_metrics
@@ -133,7 +134,7 @@ def greedy_text(name: str, device: str, text: str, heads_off: tuple, n: int) -> 
     off: dict[str, list[int]] = {}
     for key, h in heads_off:
         off.setdefault(key, []).append(h)
-    new = model.model.generate(ids, n, eos_id=cfg.eos_id, req=Request(record=(), heads_off=off))
+    new = generate(model.model, ids, n, eos_id=cfg.eos_id, req=Request(record=(), heads_off=off))
     out = new[0].tolist()
     if out and out[-1] == cfg.eos_id:
         out = out[:-1]
@@ -146,6 +147,6 @@ def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
     model = engine.load(name, device)
     ids = torch.tensor([model.codec.encode(text).ids], device=model.device)
     sizes: list[int] = []
-    model.model.generate(ids, n, eos_id=None,
+    generate(model.model, ids, n, eos_id=None,
                          on_step=lambda step, cache: sizes.append(int(cache.bytes_used)))
     return sizes

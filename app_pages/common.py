@@ -13,7 +13,7 @@ import streamlit as st
 
 import engine
 from app_pages.i18n import COMMON, LANGS, tr
-from engine.registry import MODELS
+from engine.models.registry import MODELS
 from viz.style import Style
 
 PALETTES = ["cividis", "viridis", "magma", "Blues", "Greys"]  # colour-blind-safe first

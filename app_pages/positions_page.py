@@ -1,6 +1,6 @@
 """Positions: how a Transformer knows word order — sinusoidal, learned (MiniLM), RoPE, ALiBi.
 
-Numbers come from engine.positions (and MiniLM's own position table); figures from
+Numbers come from engine.core.positions (and MiniLM's own position table); figures from
 viz.positions. d_model, length and base are editable and shared by the views.
 """
 
@@ -14,8 +14,14 @@ import torch
 from app_pages.common import current_style, get_model, installed_models
 from app_pages.download import download_menu
 from app_pages.i18n import tr
-from engine.positions import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, sinusoidal_table
-from engine.registry import MODELS
+from engine.core.positions import (
+    alibi_bias,
+    alibi_slopes,
+    apply_rope,
+    rope_cos_sin,
+    sinusoidal_table,
+)
+from engine.models.registry import MODELS
 from viz.positions import (
     alibi_figure,
     dimension_curves_figure,
@@ -242,7 +248,7 @@ def show_rope(d_model: int, length: int, base: float) -> None:
     if d != d_model:
         st.info(tr(T, "odd", d=d))
     half = d // 2
-    thetas = base ** (-np.arange(0, d, 2, dtype=np.float64) / d)  # engine.positions' θ_i
+    thetas = base ** (-np.arange(0, d, 2, dtype=np.float64) / d)  # engine.core.positions' θ_i
     pairs = st.multiselect(tr(T, "pairs"), list(range(half)),
                            default=list(dict.fromkeys([0, half // 4, half - 1])),
                            key=f"pos_rope_pairs_{d}", max_selections=4,

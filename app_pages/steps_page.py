@@ -1,7 +1,7 @@
 """Step by step: the seed's self-attention example (seeds/001 §2) with editable matrices.
 
 X, W_Q, W_K and W_V are data editors; every later matrix is computed by
-engine.worked_example from them. The seed rounds its softmax by hand before the weighted
+engine.lessons.worked_example from them. The seed rounds its softmax by hand before the weighted
 sums; this page follows the exact path and shows the seed's rounded one beside it.
 """
 
@@ -14,7 +14,7 @@ import streamlit as st
 from app_pages.common import current_style
 from app_pages.download import download_menu
 from app_pages.i18n import tr
-from engine.worked_example import (
+from engine.lessons.worked_example import (
     SECOND_HEAD,
     SEED_W_KEY,
     SEED_W_OUT,

@@ -26,10 +26,10 @@ from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tabs_keeping_choice, tr
 from app_pages.variants_text import T
 from app_pages.widget_state import keep_valid, persist
-from engine.config import ModelConfig, variant_name
-from engine.convert import allowed_kv_heads
-from engine.registry import MODELS
-from engine.transformer import Transformer, count_parameters, init_weights
+from engine.core.config import ModelConfig, variant_name
+from engine.core.transformer import Transformer, init_weights
+from engine.models.registry import MODELS
+from engine.variants import allowed_kv_heads, count_parameters
 from viz.attention_extras import (
     bars_figure,
     bytes_vs_length_figure,
@@ -42,7 +42,7 @@ from viz.attention_extras import (
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TRAINED = ("seq2seq-mha", "seq2seq-gqa", "seq2seq-mqa")
-TRAIN_COMMAND = ".venv/bin/python -m engine.train --variant all"
+TRAIN_COMMAND = ".venv/bin/python -m engine.train.dates --variant all"
 DEFAULT_DATE = "March 3rd, 2021"
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 LENGTHS = (16, 64, 256, 1024)
@@ -357,7 +357,7 @@ with tabs["tab_memory"]:
                     configs.append((n, m.config))
         base_cfg = None
         try:
-            from engine.presets import vaswani
+            from engine.models.vaswani import vaswani
 
             base_cfg = vaswani()
         except ImportError:

@@ -114,12 +114,12 @@ T = {
                "同一次运行中测得的拷贝带宽:{bw:,.0f} GB/s。"),
     "gpu_paths": (
         "Two decode paths over the same KV cache: **eager** (the engine's `generate`, every "
-        "kernel launched from Python) and **graph decode** (`engine/graph_decode.py`: one "
+        "kernel launched from Python) and **graph decode** (`engine/decode/graph.py`: one "
         "fixed-shape step captured as a CUDA graph and replayed per token, attention over the "
         "valid keys split across the GPU). Bandwidth fraction = bytes a step must read (weights "
         "+ K/V) ÷ step time ÷ the copy bandwidth; the goal is 60%.",
         "同一个 KV 缓存上的两条解码路径:**eager**(引擎的 `generate`,每个 kernel 都由 Python "
-        "启动)和 **graph decode**(`engine/graph_decode.py`:固定形状的一步被捕获为 CUDA graph,"
+        "启动)和 **graph decode**(`engine/decode/graph.py`:固定形状的一步被捕获为 CUDA graph,"
         "每个词元重放一次,注意力只读有效的键并分摊到整个 GPU)。带宽占比 = 每步必须读取的字节"
         "(权重 + K/V)÷ 每步时间 ÷ 拷贝带宽;目标是 60%。",
     ),

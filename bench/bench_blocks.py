@@ -5,7 +5,8 @@ pay. Gemma 3's shape (4 query heads sharing 1 K/V head of 256), float32, random 
   blocks read only the keys their rows may see (causal: half the products);
 - fused: no weights, a sliding window's dense mask against blocks of `window` rows.
 
-The engine's rules (`_blocks_pay`, `_local_pays` in engine/attention.py) follow these numbers.
+The engine's rules (`record_blocks_pay`, `window_blocks_pay` in engine/fast/blocked.py)
+follow these numbers.
 
 Usage:
     python bench/bench_blocks.py --out bench/results                  # CPU, 2,048 tokens
@@ -26,8 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.timing import add_common_args, apply_threads, interleaved  # noqa: E402
-from engine.attention import attention, blocked_attention  # noqa: E402
-from engine.masks import MaskSpec  # noqa: E402
+from engine.core.attention import attention, blocked_attention  # noqa: E402
+from engine.core.masks import MaskSpec  # noqa: E402
 
 
 def measure(spec: MaskSpec, t: int, device: torch.device, repeats: int) -> dict:

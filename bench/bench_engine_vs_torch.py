@@ -1,5 +1,5 @@
 """The engine against torch.nn.Transformer on the original Transformer (Vaswani et al., 2017):
-same preset (`engine.presets.vaswani()`, base size), same weights, same inputs, one process.
+same preset (`engine.models.vaswani.vaswani()`, base size), same weights, same inputs, one process.
 
 Two paths, each timed against its peer, interleaved (engine, torch, engine, torch, ...), medians,
 printed as a ratio engine / torch (below 1: the engine is faster):
@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.timing import add_common_args, apply_threads, interleaved  # noqa: E402
-from engine.presets import vaswani  # noqa: E402
-from engine.transformer import Request, Transformer, init_weights  # noqa: E402
+from engine.core.transformer import Request, Transformer, init_weights  # noqa: E402
+from engine.models.vaswani import vaswani  # noqa: E402
 from tests.torch_oracle import nn_transformer_like  # noqa: E402
 
 

@@ -13,7 +13,7 @@ variant, context length and batch size it records
   2 · layers · KV heads · head dim · bytes · tokens · batch;
 - achieved bandwidth = (weight bytes + KV bytes a decode step must read) / step time, as a
   fraction of the device's copy bandwidth measured in the same run;
-- the same decode continued through `engine.graph_decode.GraphDecoder`: one fixed-shape step
+- the same decode continued through `engine.decode.graph.GraphDecoder`: one fixed-shape step
   (fused norms, one q/k/v matmul, split-keys attention over the valid keys) captured once as a
   CUDA graph and replayed per token (on the CPU: the same step, eager), with its own step time,
   tokens/s and bandwidth fraction;
@@ -49,10 +49,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.timing import sync  # noqa: E402
-from engine.config import ModelConfig  # noqa: E402
-from engine.graph_decode import GraphDecoder  # noqa: E402
-from engine.kv_cache import KVCache  # noqa: E402
-from engine.transformer import Transformer  # noqa: E402
+from engine.core.config import ModelConfig  # noqa: E402
+from engine.core.kv_cache import KVCache  # noqa: E402
+from engine.core.transformer import Transformer  # noqa: E402
+from engine.decode.graph import GraphDecoder  # noqa: E402
+from engine.decode.greedy import generate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -217,7 +218,7 @@ class Point:
     bandwidth_fraction: float = math.nan
     graph_step_ms: float = math.nan  # the same step replayed as one CUDA graph (no launches)
     graph_bandwidth_fraction: float = math.nan
-    # Decoding continued through engine.graph_decode (CUDA: graph replays; CPU: eager steps).
+    # Decoding continued through engine.decode.graph (CUDA: graph replays; CPU: eager steps).
     graph_decode_ms: float = math.nan  # median per step
     graph_decode_ms_p10: float = math.nan
     graph_decode_ms_p90: float = math.nan
@@ -257,7 +258,7 @@ def run_point(model: Transformer, s: Scale, batch: int, context: int, device: to
     # Generate: step 0 is the prefill and the first token, steps 1.. are decode steps.
     sync(device)
     stamps: list = [_stamp(device)]
-    new_ids = model.generate(ids, n_fed + 1, cache=cache, prefill_chunk=point.prefill_chunk,
+    new_ids = generate(model, ids, n_fed + 1, cache=cache, prefill_chunk=point.prefill_chunk,
                              on_step=lambda _step, _cache: stamps.append(_stamp(device)))
     sync(device)
     seconds = _intervals(stamps, device)
@@ -411,7 +412,7 @@ def sdpa_kernels(model: Transformer, device: torch.device) -> dict:
         found[name] = [o[:120] for o in ops]
         if name.startswith("decode"):
             found["kernels per decode step"] = _launches(prof)
-    # The fixed-shape step of engine.graph_decode (what the graph replays), run eagerly once.
+    # The fixed-shape step of engine.decode.graph (what the graph replays), run eagerly once.
     dec = GraphDecoder(model, cache)
     dec.start(ids[:, :1])
     dec.step()
@@ -462,9 +463,9 @@ def decode_attention_kernels(device: torch.device, copy_GBps: float, context: in
         return w.to(v.dtype) @ v
 
     def engine_step(q, qg, k, v):  # what the engine runs: flash, a few sequences per call
-        from engine.attention import _decode_step
+        from engine.fast.sdpa import decode_step
 
-        return _decode_step(q, k, v, d**-0.5)
+        return decode_step(q, k, v, d**-0.5)
 
     methods = {
         "flash, enable_gqa": sdpa(SDPBackend.FLASH_ATTENTION, False),
@@ -633,7 +634,7 @@ def main(argv: list[str] | None = None) -> dict:
             "kv_bytes_per_token": cfg.kv_cache_bytes_per_token(dtype.itemsize),
         }
         # Warm-up: kernels, RoPE tables, cuBLAS handles.
-        model.generate(torch.randint(0, cfg.vocab_size, (1, 64), device=device), 4)
+        generate(model, torch.randint(0, cfg.vocab_size, (1, 64), device=device), 4)
         for batch in s.batches:
             for context in s.contexts:
                 if not fits(cfg, s, batch, context, device, dtype.itemsize):

@@ -22,7 +22,7 @@ tokens: a forward pass plus one layer's maps, time and peak RSS (targets ≤ 60 
 Weights: on the CPU the engine loads the real models. The reference for MiniLM loads the same
 files; for Gemma it is transformers' Gemma3ForCausalLM of the same configuration with random
 weights (loading it from the GGUF takes ~100 s and 4 GB here; timing does not depend on weight
-values, and tests/test_gemma_parity.py checks the numbers). On a GPU machine, where the model
+values, and tests/engine/test_gemma_parity.py checks the numbers). On a GPU machine, where the model
 files cannot be taken, both sides use random weights of the same shapes.
 
 Usage:
@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.timing import add_common_args, apply_threads, interleaved  # noqa: E402
-from engine.transformer import Request, Transformer  # noqa: E402
+from engine.core.transformer import Request, Transformer  # noqa: E402
 
 LENGTHS = {"minilm": (16, 256, 512), "gemma": (16, 256, 2048)}
 
@@ -61,7 +61,7 @@ MINILM_CONFIG = {  # all-MiniLM-L6-v2's config.json (for random weights where it
     "num_hidden_layers": 6, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30522,
 }
 GEMMA_FULL_LAYERS = (5, 11, 17)
-GEMMA_META = {  # what engine.loaders.gemma_files reads from the GGUF plus the facts set in code
+GEMMA_META = {  # what engine.io.gemma_package reads from the GGUF plus the facts set in code
     "vocab_size": 262144, "d_model": 640, "n_heads": 4, "n_kv_heads": 1, "d_head": 256,
     "d_ff": 2048, "n_layers": 18, "norm_eps": 1e-6, "max_len": 32768,
     "rope_base": [1e6 if i in GEMMA_FULL_LAYERS else 1e4 for i in range(18)],
@@ -79,11 +79,11 @@ def peak_rss_gb() -> float:
 def minilm_pair(device: torch.device, real: bool):
     from transformers import BertConfig, BertModel
 
-    from engine.loaders.minilm import config_from_json, convert
+    from engine.models.minilm import config_from_json, convert
 
     if real:
         import engine
-        from engine.loaders.minilm import model_dir
+        from engine.models.minilm import model_dir
 
         ours = engine.load("minilm", device=str(device)).model
         ref = BertModel.from_pretrained(str(model_dir()), attn_implementation="eager")
@@ -118,7 +118,7 @@ def gemma_reference():
 
 
 def gemma_pair(device: torch.device, real: bool):
-    from engine.loaders.gemma import config_from_meta
+    from engine.models.gemma3 import config_from_meta
 
     if real:
         import engine
@@ -231,7 +231,7 @@ LONG = PEAK + """
 import json, resource, sys, time
 import torch
 import engine
-from engine.transformer import Request
+from engine.core.transformer import Request
 n, layer = int(sys.argv[1]), int(sys.argv[2])
 m = engine.load("gemma3-270m", device="cpu")
 ids = torch.randint(5, 30000, (1, n), generator=torch.Generator().manual_seed(0))

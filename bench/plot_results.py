@@ -1,6 +1,6 @@
 """Plots of the KV-cache benchmark (bench/bench_kv.py): decode latency and KV-cache memory against
 context length per variant, and the achieved fraction of copy bandwidth, for the eager decode
-path and (where measured) the graph-decode path (engine.graph_decode).
+path and (where measured) the graph-decode path (engine.decode.graph).
 
 Reads bench/results/kv_<device>.json, writes for each device
     kv_latency_<device>.png, kv_memory_<device>.png, kv_bandwidth_<device>.png
@@ -75,7 +75,7 @@ def _measured(value) -> bool:
 
 
 def figures(result: dict) -> dict[str, go.Figure]:
-    # Decoding through engine.graph_decode (a captured CUDA graph per token) beside the eager
+    # Decoding through engine.decode.graph (a captured CUDA graph per token) beside the eager
     # path, where the run measured it; older results files have only the eager columns.
     graph = any(_measured(p.get("graph_decode_ms")) for p in result["points"])
 

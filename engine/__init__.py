@@ -8,11 +8,10 @@
 
 from engine.api import VERSION as __version__
 from engine.api import LoadedModel, resolve_device
-from engine.codecs import InputError
-from engine.config import ModelConfig
-from engine.loaders.common import ModelNotInstalled
+from engine.core.config import ModelConfig
+from engine.errors import InputError, ModelNotInstalled
+from engine.models.registry import MODELS, load
 from engine.record import AttentionRecord
-from engine.registry import MODELS, load
 
 __all__ = [
     "MODELS",

@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.codecs import InputError
-from engine.loaders.common import ModelNotInstalled
+from engine.errors import InputError, ModelNotInstalled
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,11 +22,11 @@ def fail(message: str) -> None:
 
 
 def cmd_models(_args) -> int:
-    from engine.registry import MODELS
+    from engine.models.registry import MODELS
 
     rows = [("name", "kind", "layers", "heads", "kv_heads", "positions", "installed")]
     for e in MODELS.values():
-        how = e.install or "ships in assets/ (re-train: python -m engine.train --variant all)"
+        how = e.install or "ships in assets/ (re-train: python -m engine.train.dates --variant all)"
         installed = "yes" if e.is_installed() else f"no: {how}"
         rows.append((e.name, e.kind, e.layers, str(e.heads), str(e.kv_heads), e.positions,
                      installed))
@@ -40,7 +39,7 @@ def cmd_models(_args) -> int:
 def cmd_attention(args) -> int:
     import numpy as np
 
-    from engine.registry import load
+    from engine.models.registry import load
 
     if not args.out.endswith(".npz"):
         fail(f"--out must name a .npz file, got {args.out!r}")

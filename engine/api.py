@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.codecs import Encoded, InputError
-from engine.config import ModelConfig
-from engine.convert import allowed_kv_heads, convert_kv_heads
+from engine.core.config import ModelConfig
+from engine.core.transformer import Request, Transformer
+from engine.decode.greedy import generate
+from engine.errors import InputError
 from engine.record import AttentionRecord
-from engine.transformer import Request, Transformer
+from engine.text.codec import Encoded
+from engine.variants import allowed_kv_heads, convert_kv_heads
 
 Progress = Callable[[float, str], None]
 VERSION = "0.1.0"
@@ -252,7 +254,7 @@ class LoadedModel:
 
     def _generate(self, model, enc: Encoded, n: int, outputs: dict) -> Encoded:
         ids = torch.tensor([enc.ids], device=self.device)
-        new = model.generate(ids, n, eos_id=self.config.eos_id)[0].tolist()
+        new = generate(model, ids, n, eos_id=self.config.eos_id)[0].tolist()
         outputs["generated"] = self.codec.decode(new)
         outputs["generated_ids"] = new
         tokens = [self.codec.tok.id_to_token(i) for i in new]
@@ -272,7 +274,7 @@ class LoadedModel:
             else:
                 src = torch.tensor([enc.ids], device=self.device)
                 limit = min(self.max_target_tokens, self.config.max_len - 1)
-                ids = model.generate(src, limit, eos_id=eos)[0].tolist()
+                ids = generate(model, src, limit, eos_id=eos)[0].tolist()
                 if ids and ids[-1] == eos:
                     ids = ids[:-1]
                 toks = [codec.tok.id_to_token(j) if hasattr(codec, "tok") else str(j)

@@ -166,7 +166,7 @@ def make_token_fixture(gguf_path: Path, out_dir: Path) -> dict:
     """tokens.json from the reference tokenizer; also checks ours against it (JSON and ids)."""
     import transformers
 
-    from engine.loaders.gemma_files import load_gemma_files
+    from engine.io.gemma_package import load_gemma_files
 
     t0 = time.time()
     ref = reference_tokenizer(gguf_path)
@@ -268,7 +268,7 @@ def make_reference_fixture(gguf_path: Path, out_dir: Path) -> dict:
     import torch
     import transformers
 
-    from engine.loaders.gemma_files import gguf_to_hf_name
+    from engine.io.gemma_package import gguf_to_hf_name
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     timings = {}
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="fixture directory")
     args = parser.parse_args(argv)
 
-    from engine.loaders.gemma_files import gemma_gguf_path
+    from engine.io.gemma_package import gemma_gguf_path
 
     gguf_path = gemma_gguf_path()
     args.out.mkdir(parents=True, exist_ok=True)

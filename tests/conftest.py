@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 import torch
 
-from engine.config import ModelConfig
-from engine.transformer import Transformer, init_weights
+from engine.core.config import ModelConfig
+from engine.core.transformer import Transformer, init_weights
 from tests.browser_helpers import app_url, browser  # noqa: F401 - fixtures of the browser suites
 
 torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -150,7 +150,7 @@ UNPICKLERS = (f"{PK}.load", f"{PK}.loads", f"{PK}.Unpickler", f"c{PK.title()}.lo
 def test_the_scan_sees_the_tree():
     files = python_files()
     names = {rel(p) for p in files}
-    assert {"app.py", "engine/api.py", "engine/registry.py"} <= names, sorted(names)[:20]
+    assert {"app.py", "engine/api.py", "engine/models/registry.py"} <= names, sorted(names)[:20]
     assert len(product_files()) >= 20
 
 
@@ -207,8 +207,10 @@ def test_numpy_loads_never_allow_pickle():
 
 
 def test_weights_are_read_from_safetensors_or_gguf_only():
-    """The loaders read weights with safetensors or the GGUF reader, never torch.load."""
-    loaders = [p for p in product_files() if rel(p).startswith("engine/loaders/")]
+    """The model families and file readers read weights with safetensors or the GGUF
+    reader, never torch.load."""
+    loaders = [p for p in product_files()
+               if rel(p).startswith(("engine/models/", "engine/io/"))]
     assert loaders
     for path in loaders:
         src = path.read_text(encoding="utf-8")
@@ -278,6 +280,109 @@ def test_imports_stay_in_their_layer(banned, where):
         for mod in imports(parse(path)):
             if mod == banned or mod.startswith(banned + "."):
                 bad.append(f"{rel(path)} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+# Which engine folders each engine folder may import: imports point one way,
+# models → api → decode → core → fast, with io/text/errors/record beside them; nothing in the
+# engine but the lessons, training and the CLI imports lessons or train.
+ENGINE_BASE = {"engine.errors"}
+MAY_IMPORT = {
+    "engine/fast/": {"engine.fast"},
+    "engine/core/": {"engine.core", "engine.fast"},
+    "engine/decode/": {"engine.decode", "engine.core", "engine.fast"},
+    "engine/io/": {"engine.io"} | ENGINE_BASE,
+    "engine/text/": {"engine.text", "engine.io"} | ENGINE_BASE,
+    "engine/datasets/": {"engine.datasets"},
+    "engine/errors.py": set(),
+    "engine/record.py": ENGINE_BASE,
+    "engine/variants.py": {"engine.core", "engine.fast", "engine.decode"} | ENGINE_BASE,
+    "engine/api.py": {"engine.core", "engine.fast", "engine.decode", "engine.text", "engine.io",
+                      "engine.record", "engine.variants"} | ENGINE_BASE,
+    "engine/models/": {"engine.models", "engine.api", "engine.core", "engine.fast",
+                       "engine.decode", "engine.text", "engine.io", "engine.record",
+                       "engine.variants", "engine.datasets"} | ENGINE_BASE,
+}
+NEVER_FROM_ENGINE = ("engine.lessons", "engine.train")
+
+
+def engine_modules(path: Path) -> list[str]:
+    """The engine modules a file imports, `from engine.io import gguf` read as engine.io.gguf."""
+    found = []
+    for node in ast.walk(parse(path)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            for alias in node.names:
+                sub = ROOT / Path(*node.module.split("."), alias.name)
+                if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
+                    names.append(f"{node.module}.{alias.name}")
+            if len(names) > 1:
+                names = names[1:]  # the submodules themselves, not their package
+        found += [n for n in names if n == "engine" or n.startswith("engine.")]
+    return found
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_engine_folders_import_only_what_their_layer_may():
+    bad = []
+    for path in product_files():
+        where = rel(path)
+        if not where.startswith("engine/"):
+            continue
+        mods = engine_modules(path)
+        rule = next((allowed for prefix, allowed in MAY_IMPORT.items()
+                     if where.startswith(prefix)), None)
+        for mod in mods:
+            if rule is not None and not any(mod == a or mod.startswith(a + ".") for a in rule):
+                bad.append(f"{where} imports {mod}")
+            if (mod.startswith(NEVER_FROM_ENGINE)
+                    and not where.startswith(("engine/lessons/", "engine/train/"))
+                    and where != "engine/__main__.py"):
+                bad.append(f"{where} imports {mod} (lessons and training sit outside the engine)")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycle_inside_the_engine():
+    """Counting imports inside functions too: a late import hides a cycle, it does not
+    remove it."""
+    graph: dict[str, set[str]] = {}
+    for path in product_files():
+        if rel(path).startswith("engine/"):
+            graph[module_name(path)] = {m for m in engine_modules(path)
+                                        if m != "engine"} - {module_name(path)}
+    cycles, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(" → ".join([*trail[trail.index(nxt):], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_viz_knows_nothing_of_the_engine_and_pages_nothing_of_torch():
+    bad = []
+    for path in product_files():
+        where = rel(path)
+        for mod in imports(parse(path)):
+            if where.startswith("viz/") and (mod == "engine" or mod.startswith("engine.")):
+                bad.append(f"{where} imports {mod}")
+            if where.startswith(("app_pages/", "app.py")) and mod.split(".")[0] == "torch":
+                bad.append(f"{where} imports {mod}")
     assert not bad, "\n".join(bad)
 
 

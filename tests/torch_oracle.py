@@ -1,5 +1,5 @@
 """torch.nn.Transformer holding an engine model's weights: the independent implementation that
-tests/test_engine_vs_torch.py checks the Vaswani preset against and that
+tests/engine/test_engine_vs_torch.py checks the Vaswani preset against and that
 bench/bench_engine_vs_torch.py times it against."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.transformer import Transformer
+from engine.core.transformer import Transformer
 
 
 def copy_attention(ours, theirs: nn.MultiheadAttention) -> None:

@@ -2,7 +2,7 @@
 RoPE (Su et al., 2021, "RoFormer") and ALiBi (Press et al., 2022).
 
 Pure builders: numpy in, `plotly.graph_objects.Figure` out. The numbers come from
-engine.positions; these functions only draw them (and compute the similarity of rows).
+engine.core.positions; these functions only draw them (and compute the similarity of rows).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def rope_circle_figure(
     """How RoPE turns one 2-D pair of q (or k) per frequency: the unit vector (1, 0) rotated to
     angle pos·θ_i, an arrow per position, one panel per pair i.
 
-    Shapes: cos, sin [T, D] as from engine.positions.rope_cos_sin (row = position, column i
+    Shapes: cos, sin [T, D] as from engine.core.positions.rope_cos_sin (row = position, column i
     and i + D/2 both hold pair i); pairs: pair indices < D/2; positions: rows to draw.
     """
     cos = np.asarray(cos, dtype=np.float64)

@@ -1,1 +1,1 @@
-"""Synthetic data sets for the models trained in this repository (see `engine.train`)."""
+"""Synthetic data sets for the models trained in this repository (see `engine.train.dates`)."""

@@ -1,0 +1,292 @@
+"""Scaled dot-product attention that returns its weights (Vaswani et al., 2017, §3.2).
+
+    Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias, masked) V
+
+One function serves self- and cross-attention, MHA, GQA and MQA. Notation:
+
+    B batch · H query heads · Hkv K/V heads · G = H / Hkv query heads per K/V head
+    Tq queries · Tk keys · D head dimension
+
+Head sharing under GQA (H = 8, Hkv = 2, G = 4): query heads 0-3 read K/V head 0, query
+heads 4-7 read K/V head 1. Neither path below copies K/V to H heads: the explicit path
+views q as [B, Hkv, G, Tq, D] and broadcasts k over G; the fused path passes
+`enable_gqa=True` to `scaled_dot_product_attention` (flash takes Hkv < H as it is), or, with a
+mask tensor on CUDA, stacks each group's queries as [B, Hkv, G·Tq, D] (`engine.fast.sdpa`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.core.config import ModelConfig
+from engine.core.kv_cache import LayerCache
+from engine.core.masks import MaskSpec
+from engine.core.norms import make_norm
+from engine.core.positions import alibi_bias, apply_rope, rope_table
+from engine.fast import blocked
+from engine.fast.packed import PackedLinears
+from engine.fast.sdpa import fused_attention
+
+
+@dataclass
+class AttentionOutput:
+    """What one attention call produced. Weights/scores are None on the fused path."""
+
+    out: torch.Tensor  # [B, H, Tq, D]
+    weights: torch.Tensor | None = None  # [B, H, Tq, Tk], post-softmax
+    scores: torch.Tensor | None = None  # [B, H, Tq, Tk], pre-softmax, masked cells = -inf
+    q: torch.Tensor | None = None  # [B, H, Tq, D] (after RoPE / q-norm)
+    k: torch.Tensor | None = None  # [B, H, Tk, D] (shared heads expanded for display only)
+
+
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+    need_weights: bool = True,
+    is_causal: bool = False,
+    keep_scores: bool = True,
+) -> AttentionOutput:
+    """Attention of q over k, v.
+
+    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] with H % Hkv == 0;
+    mask bool broadcastable to [B, H, Tq, Tk] (True = may attend);
+    bias float broadcastable to [B, H, Tq, Tk] (ALiBi). `is_causal` is a fast-path hint
+    for the fused kernel only and must agree with `mask` when both are given.
+    `keep_scores=False`: the weights may overwrite the scores (one [B, H, Tq, Tk] tensor
+    instead of two; `scores` is then None).
+
+    A query whose every key is masked gets zero weights and a zero output (not NaN).
+    """
+    b, h, t_q, d = q.shape
+    h_kv, t_k = k.shape[1], k.shape[2]
+    if h % h_kv:
+        raise ValueError(f"{h} query heads cannot share {h_kv} K/V heads evenly")
+    scale = d**-0.5 if scale is None else scale
+    if not need_weights and is_causal and mask is None and bias is None and t_q <= t_k:
+        # `is_causal` aligns the diagonal bottom-right: query i sits at key position
+        # Tk - Tq + i. That covers a causal prefill (Tq = Tk), one decode step (Tq = 1: every
+        # key so far, no mask at all) and a prefill chunk after a cache (1 < Tq < Tk), which
+        # SDPA runs on the same flash kernel through `causal_lower_right` (its own is_causal
+        # aligns top-left). None of these builds a [Tq, Tk] mask or widens K/V to H heads.
+        if t_q == t_k:
+            out = fused_attention(q, k, v, is_causal=True, scale=scale)
+        elif t_q == 1:
+            out = fused_attention(q, k, v, scale=scale)
+        else:
+            from torch.nn.attention.bias import causal_lower_right  # ~1 s import, only here
+
+            out = fused_attention(q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale)
+        return AttentionOutput(out=out)
+    if is_causal and mask is None:
+        mask = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
+    row_has_key = None if mask is None else mask.any(dim=-1, keepdim=True)  # [.., Tq, 1]
+
+    if not need_weights:
+        attn_mask = mask
+        if bias is not None:
+            attn_mask = bias.to(q.dtype)
+            if mask is not None:
+                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        out = fused_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+        if row_has_key is not None:
+            out = out.masked_fill(~row_has_key, 0.0)
+        return AttentionOutput(out=out)
+
+    g = h // h_kv
+    # The G query heads that share a K/V head are adjacent, so [B, H, Tq, D] reads as
+    # [B, Hkv, G·Tq, D]: one batched GEMM per K/V head, K/V never broadcast or copied.
+    q_grouped = q if g == 1 else q.reshape(b, h_kv, g * t_q, d)
+    scores = (q_grouped @ k.transpose(-1, -2)).view(b, h, t_q, t_k)
+    scores.mul_(scale)  # after the product, as the reference implementations scale
+    if bias is not None:
+        scores.add_(bias)
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))
+    if keep_scores or scores.dtype != torch.float32:
+        weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    else:  # in place: a fresh T×T tensor costs page faults as well as its bytes
+        weights, scores = torch.softmax(scores, dim=-1, out=scores), None
+    if row_has_key is not None and not bool(row_has_key.all()):
+        weights.masked_fill_(~row_has_key, 0.0)  # softmax of all -inf is NaN
+    w_grouped = weights if g == 1 else weights.view(b, h_kv, g * t_q, t_k)
+    out = (w_grouped @ v).view(b, h, t_q, d)
+    return AttentionOutput(out=out, weights=weights, scores=scores)
+
+
+def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = blocked.QUERY_BLOCK,
+                      bias: torch.Tensor | None = None, need_weights: bool = True,
+                      want_scores: bool = False) -> AttentionOutput:
+    """`attention` in blocks of `rows` queries, each over only the keys `spec` lets its rows
+    see (`engine.fast.blocked`): the same maps, fewer products under a causal or windowed mask.
+
+    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] → out [B, H, Tq, D].
+    """
+    def run(s, e, lo, hi):
+        part = attention(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
+                         mask=spec.block(s, lo, hi).dense(e - s, hi - lo, q.device),
+                         bias=None if bias is None else blocked.block_of(bias, s, e, lo, hi),
+                         scale=scale, need_weights=need_weights, keep_scores=want_scores)
+        return part.out, part.weights, part.scores
+
+    out, weights, scores = blocked.in_query_blocks(
+        q, k.shape[2], lambda s, e: spec.key_span(s, e, k.shape[2]), run, rows,
+        need_weights, want_scores)
+    return AttentionOutput(out=out, weights=weights, scores=scores)
+
+
+
+
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What a block should hand back besides its output."""
+
+    weights: bool = False
+    scores: bool = False
+    qk: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.weights or self.scores or self.qk
+
+
+NO_CAPTURE = Capture()
+
+
+
+
+class Attention(nn.Module):
+    """Multi-head attention with H query heads and Hkv K/V heads, RoPE/ALiBi, q/k norm, cache."""
+
+    def __init__(self, cfg: ModelConfig, layer_index: int, cross: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.cross = cross
+        self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        self.rope_base = cfg.layer_rope_base(layer_index)
+        self.window = None if cross else cfg.layer_window(layer_index)
+        d_q, d_kv = self.n_heads * self.d_head, self.n_kv_heads * self.d_head
+        self.q_proj = nn.Linear(cfg.d_model, d_q, bias=cfg.bias)
+        self.k_proj = nn.Linear(cfg.d_model, d_kv, bias=cfg.bias)
+        self.v_proj = nn.Linear(cfg.d_model, d_kv, bias=cfg.bias)
+        self.o_proj = nn.Linear(d_q, cfg.d_model, bias=cfg.bias)
+        self.q_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
+        self.k_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
+        self.packed = PackedLinears()  # q|k|v (self-attention) or k|v (cross) in one product
+
+    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, n, self.d_head).transpose(1, 2)  # [B, n, T, D]
+
+    def qkv_linears(self) -> list[nn.Linear]:
+        """The projections one product computes: q, k, v of x (self-attention)."""
+        return [self.q_proj, self.k_proj, self.v_proj]
+
+    def _keys_values(self, k: torch.Tensor, v: torch.Tensor,
+                     offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected keys and values [B, Tk, Hkv·D] → heads, k-norm and RoPE applied."""
+        k = self._heads(k, self.n_kv_heads)  # [B, Hkv, Tk, D]
+        v = self._heads(v, self.n_kv_heads)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
+        if self.cfg.positions == "rope" and not self.cross:
+            cos, sin = rope_table(offset, k.shape[2], self.d_head, self.rope_base, k)
+            k = apply_rope(k, cos, sin)
+        return k, v
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: MaskSpec,
+        memory: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
+        capture: Capture = NO_CAPTURE,
+        heads_off: list[int] | None = None,
+    ) -> tuple[torch.Tensor, AttentionOutput | None]:
+        """x [B, Tq, d_model]; memory [B, Tk, d_model] for cross-attention. Returns
+        ([B, Tq, d_model], the AttentionOutput when anything was captured)."""
+        b, t_q, _ = x.shape
+        offset = 0 if self.cross or cache is None else cache.length
+        if self.cross:
+            q_flat = self.q_proj(x)
+        else:
+            q_flat, k_flat, v_flat = self.packed(x, self.qkv_linears())
+        q = self._heads(q_flat, self.n_heads)  # [B, H, Tq, D]
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+        if self.cfg.positions == "rope" and not self.cross:
+            cos, sin = rope_table(offset, t_q, self.d_head, self.rope_base, q)
+            q = apply_rope(q, cos, sin)
+
+        if self.cross:
+            if cache is not None and cache.length:
+                k, v = cache.view()  # encoder memory projected once per sequence
+            else:
+                k, v = self._keys_values(*self.packed(memory, [self.k_proj, self.v_proj]), 0)
+                if cache is not None:
+                    cache.append(k, v)
+        else:
+            k, v = self._keys_values(k_flat, v_flat, offset)
+            if cache is not None:
+                k, v = cache.append(k, v)  # every key so far, [B, Hkv, offset+Tq, D]
+
+        t_k = k.shape[2]
+        window = mask.window if mask.window is not None else self.window
+        spec = MaskSpec(
+            causal=mask.causal,
+            window=window,
+            key_is_real=mask.key_is_real,
+            keep_keys=mask.keep_keys,
+            offset=offset,
+        )
+        bias = None
+        if self.cfg.positions == "alibi" and not self.cross:
+            bias = alibi_bias(self.n_heads, t_q, t_k, offset, device=x.device)[None]
+        # Plain causal attention over the cache's keys plus the new ones needs no mask tensor:
+        # a prefill (offset 0), a prefill chunk or one decode step (offset = Tk - Tq) are all
+        # the bottom-right-aligned causal pattern that `attention(is_causal=True)` means.
+        plain_causal = spec.causal and spec.window is None and spec.key_is_real is None
+        plain_causal = plain_causal and spec.keep_keys is None
+        causal_tail = plain_causal and spec.offset == t_k - t_q
+        need_weights = capture.weights or capture.scores
+        if need_weights and blocked.record_blocks_pay(spec.causal, spec.window, t_q, x.device):
+            result = blocked_attention(q, k, v, spec, self.cfg.scale, bias=bias,
+                                       want_scores=capture.scores)
+        elif not need_weights and bias is None and blocked.window_blocks_pay(
+                spec.causal, spec.window, spec.offset, t_q, t_k, x.device):
+            # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
+            result = blocked_attention(q, k, v, spec, self.cfg.scale, rows=spec.window,
+                                       need_weights=False)
+        else:
+            dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
+            result = attention(
+                q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
+                need_weights=need_weights, is_causal=causal_tail, keep_scores=capture.scores,
+            )
+        out = result.out  # [B, H, Tq, D]
+        if heads_off:
+            keep = torch.ones(self.n_heads, device=out.device, dtype=out.dtype)
+            keep[list(heads_off)] = 0
+            out = out * keep[None, :, None, None]
+        out = self.o_proj(out.transpose(1, 2).reshape(b, t_q, self.n_heads * self.d_head))
+        if not capture.any:
+            return out, None
+        if capture.qk:
+            g = self.n_heads // self.n_kv_heads
+            result.q = q
+            result.k = k.repeat_interleave(g, dim=1)  # for display: one K per query head
+        if not capture.scores:
+            result.scores = None
+        if not capture.weights:
+            result.weights = None
+        return out, result

@@ -1,0 +1,361 @@
+"""The Transformer: encoder, decoder, or encoder-decoder (Vaswani et al., 2017), configured by
+one `ModelConfig` and returning every attention map that is asked for.
+
+Read top to bottom: embeddings → feed-forward → block (self-attention, optional
+cross-attention, feed-forward, with pre- or post-norm) → stack → the model → greedy decoding.
+
+Record keys name where a map came from: "encoder.self.L", "decoder.self.L",
+"decoder.cross.L" (L from 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.core.attention import NO_CAPTURE, Attention, AttentionOutput, Capture
+from engine.core.config import ModelConfig
+from engine.core.kv_cache import KVCache
+from engine.core.masks import MaskSpec, keep_keys_mask
+from engine.core.norms import make_norm
+from engine.core.positions import sinusoidal_table
+from engine.fast.packed import PackedLinears
+
+
+class Embeddings(nn.Module):
+    """Token embedding · embed_scale + position (sinusoidal or learned) + token type, then an
+    optional norm (BERT)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.positions = (
+            nn.Embedding(cfg.max_len, cfg.d_model) if cfg.positions == "learned" else None
+        )
+        self.types = (
+            nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
+        )
+        if cfg.positions == "sinusoidal":
+            self.register_buffer(
+                "sinusoid", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False
+            )
+        self.norm = make_norm(cfg) if cfg.embed_norm else None
+
+    def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """ids [B, T] → [B, T, d_model]."""
+        t = ids.shape[1]
+        if offset + t > self.cfg.max_len and self.cfg.positions in ("sinusoidal", "learned"):
+            raise ValueError(
+                f"{offset + t} positions exceed the model's max_len={self.cfg.max_len}"
+            )
+        x = self.tokens(ids)
+        if self.cfg.embed_scale is not None:
+            # Gemma casts the scale to the activation dtype before multiplying.
+            x = x * torch.tensor(self.cfg.embed_scale, dtype=x.dtype)
+        if self.positions is not None:
+            x = x + self.positions(torch.arange(offset, offset + t, device=ids.device))[None]
+        if self.cfg.positions == "sinusoidal":
+            x = x + self.sinusoid[offset : offset + t].to(x.dtype)[None]
+        if self.types is not None:
+            x = x + self.types(torch.zeros_like(ids))
+        return x if self.norm is None else self.norm(x)
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: down(act(up(x))), or down(act(gate(x)) · up(x)) for GeGLU."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.act = cfg.activation
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias) if self.act == "geglu" else None
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+        self.packed = PackedLinears()  # GeGLU's gate|up in one product
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act == "geglu":
+            gate, up = self.packed(x, [self.gate, self.up])
+            return self.down(F.gelu(gate, approximate="tanh") * up)
+        h = self.up(x)
+        if self.act == "relu":
+            h = F.relu(h)
+        elif self.act == "gelu":
+            h = F.gelu(h)
+        else:
+            h = F.gelu(h, approximate="tanh")
+        return self.down(h)
+
+
+class Block(nn.Module):
+    """Self-attention, optional cross-attention, feed-forward; each with residual and norm.
+
+    post-norm (Vaswani, BERT):  x = Norm(x + Sublayer(x))
+    pre-norm (GPT-2, Gemma):    x = x + PostNorm?(Sublayer(Norm(x)))
+    """
+
+    def __init__(self, cfg: ModelConfig, layer_index: int, cross: bool):
+        super().__init__()
+        self.cfg = cfg
+        self.pre = cfg.norm_position == "pre"
+        self.self_attn = Attention(cfg, layer_index)
+        self.self_norm = make_norm(cfg)
+        self.self_post = make_norm(cfg) if cfg.post_attn_norm else None
+        self.cross_attn = Attention(cfg, layer_index, cross=True) if cross else None
+        self.cross_norm = make_norm(cfg) if cross else None
+        self.cross_post = make_norm(cfg) if cross and cfg.post_attn_norm else None
+        self.ffn = FeedForward(cfg)
+        self.ffn_norm = make_norm(cfg)
+        self.ffn_post = make_norm(cfg) if cfg.post_ffn_norm else None
+
+    def _sublayer(self, x, norm, post, fn):
+        if self.pre:
+            y = fn(norm(x))
+            y, extra = y if isinstance(y, tuple) else (y, None)
+            return x + (y if post is None else post(y)), extra
+        y = fn(x)
+        y, extra = y if isinstance(y, tuple) else (y, None)
+        if post is not None:
+            y = post(y)
+        return norm(x + y), extra
+
+    def forward(self, x, self_mask, memory=None, cross_mask=None, cache=None, cross_cache=None,
+                capture_self=NO_CAPTURE, capture_cross=NO_CAPTURE, heads_off_self=None,
+                heads_off_cross=None):
+        x, self_rec = self._sublayer(
+            x, self.self_norm, self.self_post,
+            lambda h: self.self_attn(h, self_mask, cache=cache, capture=capture_self,
+                                     heads_off=heads_off_self),
+        )
+        cross_rec = None
+        if self.cross_attn is not None:
+            x, cross_rec = self._sublayer(
+                x, self.cross_norm, self.cross_post,
+                lambda h: self.cross_attn(h, cross_mask, memory=memory, cache=cross_cache,
+                                          capture=capture_cross, heads_off=heads_off_cross),
+            )
+        x, _ = self._sublayer(x, self.ffn_norm, self.ffn_post, self.ffn)
+        return x, self_rec, cross_rec
+
+
+class Stack(nn.Module):
+    """Embeddings, N blocks and an optional final norm."""
+
+    def __init__(self, cfg: ModelConfig, n_layers: int, first_index: int, cross: bool):
+        super().__init__()
+        self.embed = Embeddings(cfg)
+        self.layers = nn.ModuleList(
+            Block(cfg, first_index + i, cross) for i in range(n_layers)
+        )
+        self.norm = make_norm(cfg) if cfg.final_norm else None
+
+
+@dataclass
+class Request:
+    """What to record, and how to restrict attention, for one forward pass.
+
+    `record`: block keys to capture ("encoder.self.0", ...), or None for every block.
+    Blocks not recorded run the fused kernel and never form a [Tq, Tk] weight matrix.
+    `mask`: "auto" (the model's own), "causal" or "none".
+    `window`: overrides every self-attention layer's sliding window.
+    `knockout`: key positions of the input text that no query may attend to.
+    `heads_off`: {block key: [heads]} whose outputs are zeroed (ablation).
+    `maps_only`: stop after the deepest recorded block (attention in layer L depends on the
+    layers below it alone); the model's outputs (hidden states, logits) are then not computed.
+    """
+
+    record: Iterable[str] | None = ()
+    weights: bool = True
+    scores: bool = False
+    qk: bool = False
+    mask: str = "auto"
+    window: int | None = None
+    knockout: list[int] | None = None
+    heads_off: dict[str, list[int]] = field(default_factory=dict)
+    maps_only: bool = False
+
+    def layers_needed(self, stack: str, n_layers: int) -> int:
+        """How many of `stack`'s layers ("encoder" or "decoder") this request must run."""
+        if not self.maps_only or self.record is None:
+            return n_layers
+        return max((int(k.rsplit(".", 1)[1]) + 1 for k in self.record
+                    if k.startswith(stack + ".")), default=0)
+
+    def capture(self, key: str) -> Capture:
+        if self.record is not None and key not in set(self.record):
+            return NO_CAPTURE
+        return Capture(weights=self.weights, scores=self.scores, qk=self.qk)
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor | None  # [B, T, vocab] (decoder side), None for an encoder
+    hidden: torch.Tensor  # [B, T, d_model] last hidden state (decoder's if there is one)
+    encoder_hidden: torch.Tensor | None
+    record: dict[str, AttentionOutput]
+
+
+class Transformer(nn.Module):
+    """Encoder, decoder or encoder-decoder, per `cfg.arch`.
+
+    forward(input_ids, ...) feeds the encoder (encoder, encoder-decoder) or the decoder
+    (decoder-only); `target_ids` feed the decoder of an encoder-decoder.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        has_enc = cfg.arch in ("encoder", "encoder-decoder")
+        has_dec = cfg.arch in ("decoder", "encoder-decoder")
+        self.encoder = Stack(cfg, cfg.n_encoder_layers, 0, cross=False) if has_enc else None
+        self.decoder = (
+            Stack(cfg, cfg.n_decoder_layers, cfg.n_encoder_layers, cross=cfg.arch != "decoder")
+            if has_dec
+            else None
+        )
+        self.lm_head = None
+        if has_dec:
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            if cfg.tie_embeddings:
+                self.lm_head.weight = self.decoder.embed.tokens.weight
+
+    # -- masks --------------------------------------------------------------------------
+    def _self_spec(self, stack: str, req: Request, key_is_real, t_k: int, text_side: bool):
+        default_causal = stack == "decoder"
+        causal = {"auto": default_causal, "causal": True, "none": False}.get(req.mask)
+        if causal is None:
+            raise ValueError(f"mask must be 'auto', 'causal' or 'none', got {req.mask!r}")
+        keep = keep_keys_mask(t_k, req.knockout) if (text_side and req.knockout) else None
+        return MaskSpec(causal=causal, window=req.window, key_is_real=key_is_real,
+                        keep_keys=keep)
+
+    # -- stacks -------------------------------------------------------------------------
+    def encode(self, ids, key_is_real=None, req: Request | None = None, record=None):
+        """ids [B, Ts] → memory [B, Ts, d_model]; fills `record` with encoder.self.L."""
+        req = req or Request()
+        record = {} if record is None else record
+        x = self.encoder.embed(ids)
+        spec = self._self_spec("encoder", req, key_is_real, ids.shape[1], text_side=True)
+        n_run = req.layers_needed("encoder", len(self.encoder.layers))
+        if self.decoder is not None and req.layers_needed("decoder", self.cfg.n_decoder_layers):
+            n_run = len(self.encoder.layers)  # the decoder reads the whole encoder's memory
+        for i, layer in enumerate(self.encoder.layers[:n_run]):
+            key = f"encoder.self.{i}"
+            x, rec, _ = layer(x, spec, capture_self=req.capture(key),
+                              heads_off_self=req.heads_off.get(key))
+            if rec is not None:
+                record[key] = rec
+        return x if self.encoder.norm is None else self.encoder.norm(x)
+
+    def decode(self, ids, key_is_real=None, memory=None, memory_is_real=None,
+               req: Request | None = None, record=None, cache: KVCache | None = None):
+        """ids [B, Tt] → hidden [B, Tt, d_model]; fills decoder.self.L / decoder.cross.L."""
+        req = req or Request()
+        record = {} if record is None else record
+        offset = 0 if cache is None else cache.length
+        x = self.decoder.embed(ids, offset)
+        decoder_only = self.cfg.arch == "decoder"
+        t_k = offset + ids.shape[1]
+        spec = self._self_spec("decoder", req, key_is_real, t_k, text_side=decoder_only)
+        cross_spec = None
+        if memory is not None:
+            keep = (
+                keep_keys_mask(memory.shape[1], req.knockout) if req.knockout else None
+            )
+            cross_spec = MaskSpec(key_is_real=memory_is_real, keep_keys=keep)
+        n_run = req.layers_needed("decoder", len(self.decoder.layers))
+        for i, layer in enumerate(self.decoder.layers[:n_run]):
+            self_key, cross_key = f"decoder.self.{i}", f"decoder.cross.{i}"
+            x, self_rec, cross_rec = layer(
+                x, spec, memory=memory, cross_mask=cross_spec,
+                cache=None if cache is None else cache.self_attn[i],
+                cross_cache=None if cache is None or cache.cross_attn is None
+                else cache.cross_attn[i],
+                capture_self=req.capture(self_key), capture_cross=req.capture(cross_key),
+                heads_off_self=req.heads_off.get(self_key),
+                heads_off_cross=req.heads_off.get(cross_key),
+            )
+            if self_rec is not None:
+                record[self_key] = self_rec
+            if cross_rec is not None:
+                record[cross_key] = cross_rec
+        return x if self.decoder.norm is None else self.decoder.norm(x)
+
+    def forward(self, input_ids, input_is_real=None, target_ids=None, target_is_real=None,
+                req: Request | None = None, cache: KVCache | None = None,
+                logits: bool = True) -> ModelOutput:
+        """Shapes: input_ids [B, T] (encoder input, or decoder input for decoder-only);
+        *_is_real [B, T] bool, False at padding; target_ids [B, Tt] (encoder-decoder).
+        `logits=False` skips the output projection (at 8,192 tokens and Gemma's 262,144-word
+        vocabulary the full logits alone take 8.6 GB). Under `req.maps_only` only the record
+        is meaningful: hidden states stop at the deepest recorded layer and logits are None."""
+        req = req or Request()
+        if req.maps_only:
+            logits = False
+        record: dict[str, AttentionOutput] = {}
+        if self.cfg.arch == "encoder":
+            h = self.encode(input_ids, input_is_real, req, record)
+            return ModelOutput(None, h, h, record)
+        if self.cfg.arch == "decoder":
+            h = self.decode(input_ids, input_is_real, req=req, record=record, cache=cache)
+            return ModelOutput(self.lm_head(h) if logits else None, h, None, record)
+        if target_ids is None:
+            raise ValueError("an encoder-decoder needs target_ids for the decoder")
+        memory = self.encode(input_ids, input_is_real, req, record)
+        if not req.layers_needed("decoder", self.cfg.n_decoder_layers):
+            return ModelOutput(None, memory, memory, record)
+        h = self.decode(target_ids, target_is_real, memory, input_is_real, req, record, cache)
+        return ModelOutput(self.lm_head(h) if logits else None, h, memory, record)
+
+    # -- decoding -----------------------------------------------------------------------
+    def new_cache(self, capacity: int = 256, batch: int | None = None) -> KVCache:
+        """A KV cache for `capacity` tokens per sequence. With `batch`, its self-attention
+        buffers are allocated now, in the model's dtype and on its device; without, at the
+        first token (either way a buffer grows by doubling if `capacity` is passed)."""
+        cache = KVCache(self.cfg.n_decoder_layers, capacity, cross=self.cfg.arch != "decoder")
+        if batch is not None:
+            p = self.lm_head.weight
+            cache.allocate(batch, self.cfg.kv_heads, self.cfg.head_dim, p.dtype, p.device)
+        return cache
+
+    @torch.no_grad()
+    def extend(self, ids: torch.Tensor, cache: KVCache, memory: torch.Tensor | None = None,
+               memory_is_real: torch.Tensor | None = None, req: Request | None = None,
+               chunk: int | None = None) -> torch.Tensor:
+        """Feed ids [B, T] to the decoder after the tokens already in `cache`, which takes
+        their K/V, and return the last position's logits [B, vocab].
+
+        `chunk` feeds at most that many positions per pass (None: all at once): a long
+        prefill then holds [B, chunk, d_ff] activations instead of [B, T, d_ff]. Under plain
+        causal masking every chunk runs the fused kernel with a bottom-right-aligned causal
+        mask, so chunked and single-pass prefill compute the same function. One decode step
+        is `extend(next_ids [B, 1], cache)`.
+        """
+        req = req or Request(record=())
+        t = ids.shape[1]
+        step = t if chunk is None else chunk
+        if step < 1:
+            raise ValueError(f"chunk must be at least 1 position, got {chunk}")
+        h = None
+        for start in range(0, t, step):
+            h = self.decode(ids[:, start : start + step], memory=memory,
+                            memory_is_real=memory_is_real, req=req, cache=cache)
+        return self.lm_head(h[:, -1])  # [B, vocab]
+
+
+def init_weights(model: Transformer, seed: int = 0) -> Transformer:
+    """Deterministic Xavier-uniform init (Vaswani et al. use it in their reference code)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if p.dim() > 1:
+            bound = math.sqrt(6.0 / (p.shape[0] + p.shape[1]))
+            with torch.no_grad():
+                p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+    return model

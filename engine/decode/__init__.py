@@ -1,0 +1,1 @@
+"""Greedy decoding: the one loop (batched, cached, EOS) and the fixed-shape CUDA-graph step."""

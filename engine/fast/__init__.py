@@ -1,0 +1,1 @@
+"""Same numbers, less time: fused attention dispatch, query-blocked maps, packed projections."""

@@ -1,0 +1,75 @@
+"""Attention in blocks of query rows: the same maps as one dense call, in less time where a
+mask makes most of the map structural zeros (causal, sliding window).
+
+Each block of `rows` queries reads only the keys its rows may see, so a causal map costs half
+the products of a dense one, a sliding window O(T·w), and every block's scores stay in cache.
+The maps come back [B, H, Tq, Tk], exactly 0 (scores -inf) outside each block's span, as the
+dense path gives them.
+
+    causal, rows = 2:   q 0-1 read keys 0-1 · q 2-3 read keys 0-3 · q 4-5 read keys 0-5
+    window w = 2:       q 4-5 read keys 3-5 only
+
+This module knows nothing of masks or models: the caller says which keys a block of queries
+may see (`span`) and runs the textbook attention on that block (`run`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+QUERY_BLOCK = 128  # query rows per block of the recorded path: a block's scores stay in cache
+
+Span = Callable[[int, int], tuple[int, int]]  # queries [s, e) → keys [lo, hi) they may see
+# run(s, e, lo, hi) → (out [B, H, e-s, D], weights or None, scores or None) of that block
+Run = Callable[[int, int, int, int], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
+
+
+def in_query_blocks(q: torch.Tensor, t_k: int, span: Span, run: Run, rows: int = QUERY_BLOCK,
+                    need_weights: bool = True, want_scores: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Attention of q [B, H, Tq, D] over Tk keys, one block of `rows` queries at a time.
+    Returns out [B, H, Tq, D] and, if asked, weights and scores [B, H, Tq, Tk]."""
+    b, h, t_q, _ = q.shape
+    out = torch.empty_like(q)  # every block writes its rows
+    weights = q.new_zeros(b, h, t_q, t_k) if need_weights else None
+    scores = q.new_full((b, h, t_q, t_k), float("-inf")) if want_scores else None
+    for s in range(0, t_q, rows):
+        e = min(s + rows, t_q)
+        lo, hi = span(s, e)
+        if hi == lo:  # no key visible to these queries: zero output and weights
+            out[:, :, s:e] = 0
+            continue
+        part_out, part_weights, part_scores = run(s, e, lo, hi)
+        out[:, :, s:e] = part_out
+        if weights is not None:
+            weights[:, :, s:e, lo:hi] = part_weights
+        if scores is not None:
+            scores[:, :, s:e, lo:hi] = part_scores
+    return out, weights, scores
+
+
+def block_of(t: torch.Tensor, s: int, e: int, lo: int, hi: int) -> torch.Tensor:
+    """Rows s..e-1, columns lo..hi-1 of a tensor broadcastable to [.., Tq, Tk]."""
+    rows = slice(s, e) if t.shape[-2] > 1 else slice(None)
+    cols = slice(lo, hi) if t.shape[-1] > 1 else slice(None)
+    return t[..., rows, cols]
+
+
+def window_blocks_pay(causal: bool, window: int | None, offset: int, t_q: int, t_k: int,
+                      device: torch.device) -> bool:
+    """A causal sliding window over a long prefill, without recorded maps: blocks of `window`
+    rows beat one dense T×T call. Measured (`bench/bench_blocks.py`, w = 512): at 4w tokens the
+    blocks take 0.56× the dense call's time on this CPU but 1.7× on an H200, where they win
+    from 16w on (0.47×); so the CPU switches above 2w and CUDA above 8w."""
+    longer_than = (2 if device.type == "cpu" else 8) * (window or 0)
+    return window is not None and causal and offset == 0 and t_q == t_k and t_q > longer_than
+
+
+def record_blocks_pay(causal: bool, window: int | None, t_q: int, device: torch.device) -> bool:
+    """Whether a recorded map is cheaper in query blocks: on the CPU, for a causal or windowed
+    map (partly structural zeros, whose products the blocks skip) of more than one block.
+    Unmasked, one dense call is faster; on a GPU the blocks' extra kernel launches cost more
+    than the skipped products (bench/README.md)."""
+    return device.type == "cpu" and t_q > QUERY_BLOCK and (causal or window is not None)

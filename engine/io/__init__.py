@@ -1,0 +1,2 @@
+"""File formats, bytes only: safetensors, GGUF (reading, dequantizing), the packaged Gemma
+GGUF, the cache directory."""

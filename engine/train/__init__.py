@@ -1,0 +1,1 @@
+"""Training the encoder-decoders shipped in assets/ (`python -m engine.train.dates`)."""
