@@ -113,9 +113,9 @@ def long_summary(name: str, device: str, text: str, kind: str, target: str | Non
         with torch.inference_mode():
             req = Request(record=keys)
             if model.kind == "encoder":
-                model.model.encode(x, req=req, record=reducer)
+                model.transformer.encode(x, req=req, record=reducer)
             else:
-                model.model.decode(x, req=req, record=reducer)
+                model.transformer.decode(x, req=req, record=reducer)
     else:  # encoder-decoders read at most a few hundred tokens: the plain path is fine
         rec = model.attend(text, target=target, generate=generate, layers=keys)
         for k in keys:
@@ -134,7 +134,8 @@ def greedy_text(name: str, device: str, text: str, heads_off: tuple, n: int) -> 
     off: dict[str, list[int]] = {}
     for key, h in heads_off:
         off.setdefault(key, []).append(h)
-    new = generate(model.model, ids, n, eos_id=cfg.eos_id, req=Request(record=(), heads_off=off))
+    new = generate(model.transformer, ids, n, eos_id=cfg.eos_id,
+                   req=Request(record=(), heads_off=off))
     out = new[0].tolist()
     if out and out[-1] == cfg.eos_id:
         out = out[:-1]
@@ -147,6 +148,6 @@ def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
     model = engine.load(name, device)
     ids = torch.tensor([model.codec.encode(text).ids], device=model.device)
     sizes: list[int] = []
-    generate(model.model, ids, n, eos_id=None,
+    generate(model.transformer, ids, n, eos_id=None,
                          on_step=lambda step, cache: sizes.append(int(cache.bytes_used)))
     return sizes

@@ -188,7 +188,7 @@ def minilm_positions(device: str) -> np.ndarray | None:
     model = get_model("minilm", device)
     if model is None:
         return None
-    return model.model.encoder.embed.positions.weight.detach().float().cpu().numpy()
+    return model.transformer.encoder.embed.positions.weight.detach().float().cpu().numpy()
 
 
 def show_sinusoidal(d_model: int, length: int, base: float, kinds: dict) -> None:

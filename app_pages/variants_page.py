@@ -89,7 +89,7 @@ def measured_bytes(kv: int, lengths: tuple[int, ...]) -> list[int]:
 def trained_measured_bytes(name: str, device: str, lengths: tuple[int, ...]) -> list[int]:
     """cache.bytes_used of a trained encoder-decoder after a decoder prefill of each length."""
     model = engine.load(name, device)
-    m = model.model
+    m = model.transformer
     src = torch.tensor([model.codec.encode(DEFAULT_DATE).ids], device=model.device)
     out = []
     with torch.inference_mode():
@@ -427,9 +427,9 @@ with tabs["tab_latency"]:
                         src = torch.tensor([m.codec.encode(DEFAULT_DATE).ids],
                                            device=m.device)
                         with torch.inference_mode():
-                            memory = m.model.encode(src)
+                            memory = m.transformer.encode(src)
                         ctx = min(context, m.config.max_len - 16)
-                        best, med = time_decode(m.model, ctx, steps=8, memory=memory)
+                        best, med = time_decode(m.transformer, ctx, steps=8, memory=memory)
                         results.append({"model": n, "context": ctx, "ms / token": best,
                                         "median": med})
             st.session_state["var_latency"] = results

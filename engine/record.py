@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.core.block_key import kind_of, layer_of
+
 
 @dataclass
 class AttentionRecord:
@@ -48,7 +50,7 @@ class AttentionRecord:
 
     def axis_tokens(self, key: str) -> tuple[list[str], list[str]]:
         """(query tokens, key tokens) labelling the map `key`."""
-        kind = key.rsplit(".", 1)[0]
+        kind = kind_of(key)
         if kind == "encoder.self":
             return self.tokens, self.tokens
         if kind == "decoder.cross":
@@ -66,14 +68,13 @@ class AttentionRecord:
 
     def blocks(self, kind: str) -> list[str]:
         """Keys of one kind ("encoder.self", ...) in layer order."""
-        found = [k for k in self.maps if k.rsplit(".", 1)[0] == kind]
-        return sorted(found, key=lambda k: int(k.rsplit(".", 1)[1]))
+        return sorted((k for k in self.maps if kind_of(k) == kind), key=layer_of)
 
     @property
     def kinds(self) -> list[str]:
         seen: list[str] = []
         for k in self.maps:
-            kind = k.rsplit(".", 1)[0]
+            kind = kind_of(k)
             if kind not in seen:
                 seen.append(kind)
         return seen
@@ -100,7 +101,7 @@ class AttentionRecord:
         with np.load(path, allow_pickle=False) as data:
             maps = {
                 k: data[k] for k in data.files
-                if k.split(".")[0] in ("encoder", "decoder")
+                if k.startswith(("encoder.", "decoder."))
             }
             scores = {k[len("scores."):]: data[k] for k in data.files if k.startswith("scores.")}
             def tokens(name: str) -> list[str] | None:

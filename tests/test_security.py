@@ -295,7 +295,7 @@ MAY_IMPORT = {
     "engine/text/": {"engine.text", "engine.io"} | ENGINE_BASE,
     "engine/datasets/": {"engine.datasets"},
     "engine/errors.py": set(),
-    "engine/record.py": ENGINE_BASE,
+    "engine/record.py": {"engine.core.block_key"} | ENGINE_BASE,
     "engine/variants.py": {"engine.core", "engine.fast", "engine.decode"} | ENGINE_BASE,
     "engine/api.py": {"engine.core", "engine.fast", "engine.decode", "engine.text", "engine.io",
                       "engine.record", "engine.variants"} | ENGINE_BASE,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.core.attention import NO_CAPTURE, Attention, AttentionOutput, Capture
+from engine.core.block_key import BlockKey
 from engine.core.config import ModelConfig
 from engine.core.kv_cache import KVCache
 from engine.core.masks import MaskSpec, keep_keys_mask
@@ -183,8 +184,8 @@ class Request:
         """How many of `stack`'s layers ("encoder" or "decoder") this request must run."""
         if not self.maps_only or self.record is None:
             return n_layers
-        return max((int(k.rsplit(".", 1)[1]) + 1 for k in self.record
-                    if k.startswith(stack + ".")), default=0)
+        return max((BlockKey.parse(k).layer + 1 for k in self.record
+                    if BlockKey.parse(k).stack == stack), default=0)
 
     def capture(self, key: str) -> Capture:
         if self.record is not None and key not in set(self.record):
@@ -245,7 +246,7 @@ class Transformer(nn.Module):
         if self.decoder is not None and req.layers_needed("decoder", self.cfg.n_decoder_layers):
             n_run = len(self.encoder.layers)  # the decoder reads the whole encoder's memory
         for i, layer in enumerate(self.encoder.layers[:n_run]):
-            key = f"encoder.self.{i}"
+            key = str(BlockKey("encoder.self", i))
             x, rec, _ = layer(x, spec, capture_self=req.capture(key),
                               heads_off_self=req.heads_off.get(key))
             if rec is not None:
@@ -270,7 +271,8 @@ class Transformer(nn.Module):
             cross_spec = MaskSpec(key_is_real=memory_is_real, keep_keys=keep)
         n_run = req.layers_needed("decoder", len(self.decoder.layers))
         for i, layer in enumerate(self.decoder.layers[:n_run]):
-            self_key, cross_key = f"decoder.self.{i}", f"decoder.cross.{i}"
+            self_key = str(BlockKey("decoder.self", i))
+            cross_key = str(BlockKey("decoder.cross", i))
             x, self_rec, cross_rec = layer(
                 x, spec, memory=memory, cross_mask=cross_spec,
                 cache=None if cache is None else cache.self_attn[i],

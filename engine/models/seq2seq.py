@@ -171,7 +171,7 @@ def load_seq2seq_model(variant: str, device: str | torch.device = "cpu"):
     accuracy = 100 * card["eval"]["heldout_exact_match"]
     return LoadedModel(
         name=cfg.name,
-        model=model,
+        transformer=model,
         codec=codec,
         device=next(model.parameters()).device,
         description=(

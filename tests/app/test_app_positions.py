@@ -92,7 +92,7 @@ def test_learned_positions_of_minilm(page):
         pytest.skip("minilm is not installed")
     open_tab(page, "learned")
     no_exception(page)
-    weight = engine.load("minilm", "auto").model.encoder.embed.positions.weight
+    weight = engine.load("minilm", "auto").transformer.encoder.embed.positions.weight
     table = weight.detach().float().numpy()[:64]
     np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_learned")), table, atol=1e-7)
     np.testing.assert_allclose(z(app_helpers.figure(page, "fig_pos_learned_similarity")),

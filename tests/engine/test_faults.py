@@ -300,7 +300,7 @@ def test_seq2seq_checkpoint_with_a_wrong_shape_names_file_and_tensor(tmp_path):
     tensors[name] = tensors[name][:, :-1].contiguous()
     bad = tmp_path / "seq2seq-mha.safetensors"
     save_file(tensors, str(bad))
-    model = engine.load("seq2seq-mha", device="cpu").model
+    model = engine.load("seq2seq-mha", device="cpu").transformer
     fresh_model = Transformer(model.cfg)
     with pytest.raises(ValueError) as info:
         seq2seq.load_weights(fresh_model, bad)

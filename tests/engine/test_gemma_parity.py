@@ -39,7 +39,7 @@ def gemma():
 
 def run(gemma, ids, layers):
     with torch.inference_mode():
-        out = gemma.model(torch.tensor([ids]), req=Request(record=[f"decoder.self.{i}"
+        out = gemma.transformer(torch.tensor([ids]), req=Request(record=[f"decoder.self.{i}"
                                                                      for i in layers]))
     return out.logits[0, -1].float().numpy(), {k: v.weights[0].numpy()
                                                 for k, v in out.record.items()}
@@ -87,7 +87,7 @@ def test_long_prompt_past_the_sliding_window(gemma, ref):
 def test_greedy_continuations_are_identical(gemma, ref, i):
     arrays, _ = ref
     prompt = torch.tensor([arrays[f"gen{i}_prompt_ids"].tolist()])
-    new = generate(gemma.model, prompt, 20, eos_id=None)[0].tolist()
+    new = generate(gemma.transformer, prompt, 20, eos_id=None)[0].tolist()
     assert new == arrays[f"gen{i}_new_ids"].tolist()
 
 

@@ -52,7 +52,7 @@ def test_maps_and_hidden_state_match_bert(ours, ref, name):
         np.testing.assert_allclose(rec[f"encoder.self.{layer}"], out.attentions[layer][0].numpy(),
                                    atol=1e-5)
     with torch.no_grad():
-        hidden = ours.model(torch.tensor([ids])).hidden[0].numpy()
+        hidden = ours.transformer(torch.tensor([ids])).hidden[0].numpy()
     np.testing.assert_allclose(hidden, out.last_hidden_state[0].numpy(), atol=1e-5)
 
 
