@@ -7,7 +7,7 @@
 """
 
 from engine.api import VERSION as __version__
-from engine.api import LoadedModel, resolve_device
+from engine.api import AttendOptions, LoadedModel, resolve_device
 from engine.core.block_key import BlockKey
 from engine.core.config import ModelConfig
 from engine.errors import InputError, ModelNotInstalled
@@ -15,6 +15,7 @@ from engine.models.registry import MODELS, load
 from engine.record import AttentionRecord
 
 __all__ = [
+    "AttendOptions",
     "BlockKey",
     "MODELS",
     "AttentionRecord",

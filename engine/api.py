@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 
@@ -58,6 +58,55 @@ def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, s
     if name.startswith("cuda") and not torch.cuda.is_available():
         return torch.device("cpu"), "CUDA was asked for but no GPU is available: running on CPU"
     return torch.device(name), None
+
+
+@dataclass(frozen=True)
+class AttendOptions:
+    """What `attend` records and how it restricts attention (validated on construction).
+
+    `mask`: "auto" (the model's own), "causal" or "none"; `window`: a sliding window of N
+    keys; `knockout`: key positions no query may attend to. `kv_heads`: convert MHA to GQA/MQA
+    by mean-pooling K/V (Ainslie et al., 2023). `layers`: layer indices or block keys to
+    record (None = all); the others run fused and never form a [Tq, Tk] map. `scores`:
+    also the pre-softmax scores (masked cells -inf); `qk`: per-head q and k. `heads_off`:
+    {block key: [heads]} to ablate. `generate`: decoder-only, greedy tokens to append before
+    recording; `top_k`: next-token probabilities kept. `outputs=False`: maps only; the pass
+    stops after the deepest recorded layer and the record has no embedding or next-token
+    outputs (layers=[0] of 18 costs ~1/18 of a pass).
+    """
+
+    mask: str = "auto"
+    kv_heads: int | None = None
+    window: int | None = None
+    layers: list | None = None
+    knockout: list[int] | None = None
+    scores: bool = False
+    qk: bool = False
+    heads_off: dict[str, list[int]] | None = None
+    generate: int = 0
+    top_k: int = 10
+    outputs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mask not in ("auto", "causal", "none"):
+            raise InputError(f"mask must be auto, causal or none, got {self.mask!r}")
+        if self.window is not None and self.window < 1:
+            raise InputError(f"the sliding window must be at least 1 token, got {self.window}")
+        if not 0 <= self.generate <= MAX_GENERATE:
+            raise InputError(f"generate must be between 0 and {MAX_GENERATE} tokens")
+
+    def with_(self, **changes) -> AttendOptions:
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"attend() got unknown options {sorted(unknown)}")
+        return replace(self, **changes) if changes else self
+
+    def settings(self, model_kv_heads: int) -> dict:
+        """The options as the record's `meta["settings"]` states them."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("scores", "qk", "top_k")}
+        out["kv_heads"] = self.kv_heads or model_kv_heads
+        return out
 
 
 @dataclass
@@ -137,44 +186,30 @@ class LoadedModel:
         return keys
 
     # -- attention ----------------------------------------------------------------------
-    def attend(self, text: str, target: str | None = None, mask: str = "auto",
-               kv_heads: int | None = None, window: int | None = None, layers=None,
-               knockout: list[int] | None = None, scores: bool = False, qk: bool = False,
-               heads_off: dict[str, list[int]] | None = None, generate: int = 0,
-               top_k: int = 10, outputs: bool = True) -> AttentionRecord:
+    def attend(self, text: str, target: str | None = None,
+               options: AttendOptions | None = None, **changes) -> AttentionRecord:
         """Run `text` (and `target` for an encoder-decoder) and record attention.
 
         Returns an AttentionRecord whose maps are float32 [heads, Tq, Tk] per block key.
-        `layers`: layer indices or block keys to record (None = all); the rest run fused.
-        `generate`: decoder-only, greedy tokens to append before recording.
-        `outputs=False`: maps only. The pass stops after the deepest recorded layer and the
-        record has no embedding or next-token outputs (layers=[0] of 18 costs ~1/18 of a pass).
+        `options` (or the same fields as keyword arguments: `attend(text, layers=[3])`) say
+        what to record and how to restrict attention; see `AttendOptions`.
         """
         return self.attend_batch([text], target=None if target is None else [target],
-                                 mask=mask, kv_heads=kv_heads, window=window, layers=layers,
-                                 knockout=knockout, scores=scores, qk=qk, heads_off=heads_off,
-                                 generate=generate, top_k=top_k, outputs=outputs)[0]
+                                 options=options, **changes)[0]
 
     def attend_batch(self, texts: list[str], target: list[str] | None = None,
-                     mask: str = "auto", kv_heads: int | None = None,
-                     window: int | None = None, layers=None,
-                     knockout: list[int] | None = None, scores: bool = False, qk: bool = False,
-                     heads_off: dict[str, list[int]] | None = None, generate: int = 0,
-                     top_k: int = 10, outputs: bool = True) -> list[AttentionRecord]:
+                     options: AttendOptions | None = None, **changes) -> list[AttentionRecord]:
         """Several texts in one right-padded batch; each record spans the padded length
         (its tokens end with the pad token) and `meta["n_real"]` is its real length."""
-        if mask not in ("auto", "causal", "none"):
-            raise InputError(f"mask must be auto, causal or none, got {mask!r}")
-        if window is not None and window < 1:
-            raise InputError(f"the sliding window must be at least 1 token, got {window}")
-        if not 0 <= generate <= MAX_GENERATE:
-            raise InputError(f"generate must be between 0 and {MAX_GENERATE} tokens")
+        opts = (options or AttendOptions()).with_(**changes)
+        mask, kv_heads, window, layers = opts.mask, opts.kv_heads, opts.window, opts.layers
+        knockout, generate, outputs = opts.knockout, opts.generate, opts.outputs
         model = self.variant(kv_heads)
         encoded = [self.codec.encode(t) for t in texts]
         pick_threads(max(len(e.ids) for e in encoded) + generate, self.device)
-        req = Request(record=self._record_keys(layers), weights=True, scores=scores, qk=qk,
-                      mask=mask, window=window, knockout=knockout, heads_off=heads_off or {},
-                      maps_only=not outputs)
+        req = Request(record=self._record_keys(layers), weights=True, scores=opts.scores,
+                      qk=opts.qk, mask=mask, window=window, knockout=knockout,
+                      heads_off=opts.heads_off or {}, maps_only=not outputs)
         results: list[dict] = [{} for _ in texts]  # per text: embedding, top-k, ...
         target_enc: list[Encoded] | None = None
         try:
@@ -202,13 +237,11 @@ class LoadedModel:
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         if not req.maps_only:  # else the pass stopped early: its hidden states are not final
-            self._outputs(model, out, real, results, top_k)
+            self._outputs(model, out, real, results, opts.top_k)
         return [
             self._record(i, out, encoded, target_enc, results[i], dict(
-                mask=mask, kv_heads=kv_heads or self.config.kv_heads, window=window,
-                layers=layers, knockout=knockout, heads_off=heads_off, generate=generate,
-                target=None if target is None else target[i], text=texts[i],
-                outputs=outputs))
+                opts.settings(self.config.kv_heads),
+                target=None if target is None else target[i], text=texts[i]))
             for i in range(len(texts))
         ]
 
