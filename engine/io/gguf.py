@@ -27,6 +27,10 @@ from typing import Any
 
 import numpy as np
 
+# The tensor types this engine dequantizes (through `gguf.quants.dequantize`); a file holding
+# any other type is refused before work starts, naming the type and this list.
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K", "Q5_K", "Q6_K")
+
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
@@ -92,9 +96,21 @@ class GGUFFile:
         flat = np.frombuffer(self._mm, dtype=np.uint8, count=info.nbytes, offset=info.offset)
         return flat.reshape(rows, info.nbytes // rows)
 
+    def check_types(self, names=None) -> None:
+        """Raise ValueError naming the file, the tensor and its type if any tensor (of `names`,
+        default all) is stored in a type outside `SUPPORTED_TYPES`."""
+        for name in self.tensors if names is None else names:
+            info = self._info(name)
+            if info.type_name not in SUPPORTED_TYPES:
+                raise ValueError(
+                    f"{self.path}: tensor {name!r} is stored as {info.type_name}, which this "
+                    f"engine does not dequantize; supported types: {', '.join(SUPPORTED_TYPES)}"
+                )
+
     def dequantize(self, name: str, chunk_rows: int = 8192, on_rows=None) -> np.ndarray:
         """Tensor `name` as float32 numpy in `TensorInfo.shape`, via `gguf.quants.dequantize`.
 
+        Types: `SUPPORTED_TYPES` (others raise ValueError naming the type and that list).
         Works in chunks of `chunk_rows` rows so that temporaries stay small; `on_rows(n)` is
         called after each chunk with the number of rows done. Raises ValueError (naming the file
         and tensor) if a value comes out NaN or infinite, the usual sign of corrupt bytes.
@@ -104,6 +120,7 @@ class GGUFFile:
         from gguf import GGMLQuantizationType
         from gguf.quants import dequantize
 
+        self.check_types([name])
         info = self._info(name)
         qtype = GGMLQuantizationType(info.ggml_type)
         raw = self.raw(name)  # [rows, bytes_per_row]
