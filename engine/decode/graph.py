@@ -198,7 +198,7 @@ class GraphDecoder:
             x = _residual(block, x, self._norm(block.self_norm), block.self_post, attend,
                           block.self_attn.o_proj)
             if fused.gate_up is None:
-                x, _ = block._sublayer(x, self._norm(block.ffn_norm), block.ffn_post, block.ffn)
+                x, _ = block.sublayer(x, self._norm(block.ffn_norm), block.ffn_post, block.ffn)
             else:
                 x = _residual(block, x, self._norm(block.ffn_norm), block.ffn_post,
                               functools.partial(_geglu, fused), block.ffn.down)
@@ -245,7 +245,7 @@ class GraphDecoder:
 
     def _norm(self, norm: nn.Module):
         """The norm as a function of x: the Triton kernel for an RMSNorm where the kernels
-        run (a decode step's nine norms take ~15 µs at batch 1, `bench_kv.py --profile-step`),
+        run (a decode step's nine norms take ~15 µs at batch 1, `bench/bench_kv.py --profile-step`),
         else the module itself."""
         if self._kernels is None or not isinstance(norm, RMSNorm):
             return norm
@@ -313,13 +313,13 @@ def _geglu(fused: _FusedLayer, h: torch.Tensor) -> torch.Tensor:
 
 def _residual(block: Block, x: torch.Tensor, norm: nn.Module, post: nn.Module | None,
               inner, proj: nn.Linear) -> torch.Tensor:
-    """One sublayer, x → x + proj(inner(norm(x))) (pre-norm), as `Block._sublayer` computes it.
+    """One sublayer, x → x + proj(inner(norm(x))) (pre-norm), as `Block.sublayer` computes it.
     Without a post-norm or a bias the residual add rides on the projection's matmul, in place
     (`addmm_` into x: one kernel; out-of-place `addmm` first copies x, which is two again);
-    otherwise `Block._sublayer` itself runs. x is the step's own residual stream, so writing
+    otherwise `Block.sublayer` itself runs. x is the step's own residual stream, so writing
     into it is safe."""
     if not (block.pre and post is None and proj.bias is None):
-        return block._sublayer(x, norm, post, lambda h: proj(inner(h)))[0]
+        return block.sublayer(x, norm, post, lambda h: proj(inner(h)))[0]
     y = inner(norm(x))  # [B, 1, n]
     x[:, 0].addmm_(y[:, 0], proj.weight.t())
     return x

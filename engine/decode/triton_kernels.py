@@ -140,7 +140,7 @@ def _rms_norm_kernel(x_ptr, w_ptr, out_ptr, n, eps, BLOCK: tl.constexpr):
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """`engine.core.norms.RMSNorm` for a few rows: one program per row, the row in registers. For
     one row of 4096 PyTorch's fused kernel took ~6 µs on an H200 (profiled once while building
-    this) and this one ~1.5 µs (`bench_kv.py --profile-step`); a decode step has nine."""
+    this) and this one ~1.5 µs (`bench/bench_kv.py --profile-step`); a decode step has nine."""
     n = x.shape[-1]
     x = x.contiguous()
     out = torch.empty_like(x)
