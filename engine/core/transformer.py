@@ -114,7 +114,7 @@ class Block(nn.Module):
         self.ffn_norm = make_norm(cfg)
         self.ffn_post = make_norm(cfg) if cfg.post_ffn_norm else None
 
-    def _sublayer(self, x, norm, post, fn):
+    def sublayer(self, x, norm, post, fn):
         if self.pre:
             y = fn(norm(x))
             y, extra = y if isinstance(y, tuple) else (y, None)
@@ -128,19 +128,19 @@ class Block(nn.Module):
     def forward(self, x, self_mask, memory=None, cross_mask=None, cache=None, cross_cache=None,
                 capture_self=NO_CAPTURE, capture_cross=NO_CAPTURE, heads_off_self=None,
                 heads_off_cross=None):
-        x, self_rec = self._sublayer(
+        x, self_rec = self.sublayer(
             x, self.self_norm, self.self_post,
             lambda h: self.self_attn(h, self_mask, cache=cache, capture=capture_self,
                                      heads_off=heads_off_self),
         )
         cross_rec = None
         if self.cross_attn is not None:
-            x, cross_rec = self._sublayer(
+            x, cross_rec = self.sublayer(
                 x, self.cross_norm, self.cross_post,
                 lambda h: self.cross_attn(h, cross_mask, memory=memory, cache=cross_cache,
                                           capture=capture_cross, heads_off=heads_off_cross),
             )
-        x, _ = self._sublayer(x, self.ffn_norm, self.ffn_post, self.ffn)
+        x, _ = self.sublayer(x, self.ffn_norm, self.ffn_post, self.ffn)
         return x, self_rec, cross_rec
 
 
