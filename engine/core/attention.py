@@ -28,7 +28,7 @@ from engine.core.norms import make_norm
 from engine.core.positions import alibi_bias, apply_rope, rope_table
 from engine.fast import blocked
 from engine.fast.packed import PackedLinears
-from engine.fast.sdpa import fused_attention
+from engine.fast.sdpa import fused_masked_attention
 
 
 @dataclass
@@ -54,15 +54,17 @@ def attention(
     need_weights: bool = True,
     is_causal: bool = False,
     keep_scores: bool = True,
+    softcap: float | None = None,
 ) -> AttentionOutput:
     """Attention of q over k, v.
 
     Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] with H % Hkv == 0;
     mask bool broadcastable to [B, H, Tq, Tk] (True = may attend);
-    bias float broadcastable to [B, H, Tq, Tk] (ALiBi). `is_causal` is a fast-path hint
+    bias float broadcastable to [B, H, Tq, Tk] (ALiBi, T5). `is_causal` is a fast-path hint
     for the fused kernel only and must agree with `mask` when both are given.
     `keep_scores=False`: the weights may overwrite the scores (one [B, H, Tq, Tk] tensor
-    instead of two; `scores` is then None).
+    instead of two; `scores` is then None). `softcap` (Gemma 2): scaled scores become
+    cap · tanh(scores / cap) before bias and mask, which no fused kernel does.
 
     A query whose every key is masked gets zero weights and a zero output (not NaN).
     """
@@ -71,35 +73,11 @@ def attention(
     if h % h_kv:
         raise ValueError(f"{h} query heads cannot share {h_kv} K/V heads evenly")
     scale = d**-0.5 if scale is None else scale
-    if not need_weights and is_causal and mask is None and bias is None and t_q <= t_k:
-        # `is_causal` aligns the diagonal bottom-right: query i sits at key position
-        # Tk - Tq + i. That covers a causal prefill (Tq = Tk), one decode step (Tq = 1: every
-        # key so far, no mask at all) and a prefill chunk after a cache (1 < Tq < Tk), which
-        # SDPA runs on the same flash kernel through `causal_lower_right` (its own is_causal
-        # aligns top-left). None of these builds a [Tq, Tk] mask or widens K/V to H heads.
-        if t_q == t_k:
-            out = fused_attention(q, k, v, is_causal=True, scale=scale)
-        elif t_q == 1:
-            out = fused_attention(q, k, v, scale=scale)
-        else:
-            from torch.nn.attention.bias import causal_lower_right  # ~1 s import, only here
-
-            out = fused_attention(q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale)
-        return AttentionOutput(out=out)
+    if not need_weights and softcap is None:  # same numbers, never a [Tq, Tk] weight matrix
+        return AttentionOutput(out=fused_masked_attention(q, k, v, mask, bias, scale, is_causal))
     if is_causal and mask is None:
         mask = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
     row_has_key = None if mask is None else mask.any(dim=-1, keepdim=True)  # [.., Tq, 1]
-
-    if not need_weights:
-        attn_mask = mask
-        if bias is not None:
-            attn_mask = bias.to(q.dtype)
-            if mask is not None:
-                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-        out = fused_attention(q, k, v, attn_mask=attn_mask, scale=scale)
-        if row_has_key is not None:
-            out = out.masked_fill(~row_has_key, 0.0)
-        return AttentionOutput(out=out)
 
     g = h // h_kv
     # The G query heads that share a K/V head are adjacent, so [B, H, Tq, D] reads as
@@ -107,6 +85,8 @@ def attention(
     q_grouped = q if g == 1 else q.reshape(b, h_kv, g * t_q, d)
     scores = (q_grouped @ k.transpose(-1, -2)).view(b, h, t_q, t_k)
     scores.mul_(scale)  # after the product, as the reference implementations scale
+    if softcap is not None:
+        scores.div_(softcap).tanh_().mul_(softcap)
     if bias is not None:
         scores.add_(bias)
     if mask is not None:
@@ -119,12 +99,14 @@ def attention(
         weights.masked_fill_(~row_has_key, 0.0)  # softmax of all -inf is NaN
     w_grouped = weights if g == 1 else weights.view(b, h_kv, g * t_q, t_k)
     out = (w_grouped @ v).view(b, h, t_q, d)
+    if not need_weights:
+        return AttentionOutput(out=out)
     return AttentionOutput(out=out, weights=weights, scores=scores)
 
 
 def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = blocked.QUERY_BLOCK,
                       bias: torch.Tensor | None = None, need_weights: bool = True,
-                      want_scores: bool = False) -> AttentionOutput:
+                      want_scores: bool = False, softcap: float | None = None) -> AttentionOutput:
     """`attention` in blocks of `rows` queries, each over only the keys `spec` lets its rows
     see (`engine.fast.blocked`): the same maps, fewer products under a causal or windowed mask.
 
@@ -134,7 +116,8 @@ def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = blocked
         part = attention(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
                          mask=spec.block(s, lo, hi).dense(e - s, hi - lo, q.device),
                          bias=None if bias is None else blocked.block_of(bias, s, e, lo, hi),
-                         scale=scale, need_weights=need_weights, keep_scores=want_scores)
+                         scale=scale, need_weights=need_weights, keep_scores=want_scores,
+                         softcap=softcap)
         return part.out, part.weights, part.scores
 
     out, weights, scores = blocked.in_query_blocks(
@@ -174,12 +157,14 @@ class Attention(nn.Module):
         self.cross = cross
         self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.rope_base = cfg.layer_rope_base(layer_index)
+        self.rope_scaling = cfg.layer_rope_scaling(layer_index)
         self.window = None if cross else cfg.layer_window(layer_index)
         d_q, d_kv = self.n_heads * self.d_head, self.n_kv_heads * self.d_head
-        self.q_proj = nn.Linear(cfg.d_model, d_q, bias=cfg.bias)
-        self.k_proj = nn.Linear(cfg.d_model, d_kv, bias=cfg.bias)
-        self.v_proj = nn.Linear(cfg.d_model, d_kv, bias=cfg.bias)
-        self.o_proj = nn.Linear(d_q, cfg.d_model, bias=cfg.bias)
+        qkv_bias = cfg.has_bias("qkv")
+        self.q_proj = nn.Linear(cfg.d_model, d_q, bias=qkv_bias)
+        self.k_proj = nn.Linear(cfg.d_model, d_kv, bias=qkv_bias)
+        self.v_proj = nn.Linear(cfg.d_model, d_kv, bias=qkv_bias)
+        self.o_proj = nn.Linear(d_q, cfg.d_model, bias=cfg.has_bias("o"))
         self.q_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
         self.k_norm = make_norm(cfg, self.d_head) if cfg.qk_norm else None
         self.packed = PackedLinears()  # q|k|v (self-attention) or k|v (cross) in one product
@@ -200,7 +185,8 @@ class Attention(nn.Module):
         if self.k_norm is not None:
             k = self.k_norm(k)
         if self.cfg.positions == "rope" and not self.cross:
-            cos, sin = rope_table(offset, k.shape[2], self.d_head, self.rope_base, k)
+            cos, sin = rope_table(offset, k.shape[2], self.d_head, self.rope_base, k,
+                                  self.rope_scaling)
             k = apply_rope(k, cos, sin)
         return k, v
 
@@ -212,9 +198,11 @@ class Attention(nn.Module):
         cache: LayerCache | None = None,
         capture: Capture = NO_CAPTURE,
         heads_off: list[int] | None = None,
+        bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, AttentionOutput | None]:
-        """x [B, Tq, d_model]; memory [B, Tk, d_model] for cross-attention. Returns
-        ([B, Tq, d_model], the AttentionOutput when anything was captured)."""
+        """x [B, Tq, d_model]; memory [B, Tk, d_model] for cross-attention; bias [1, H, Tq, Tk]
+        (T5's relative positions). Returns ([B, Tq, d_model], the AttentionOutput when
+        anything was captured)."""
         b, t_q, _ = x.shape
         offset = 0 if self.cross or cache is None else cache.length
         if self.cross:
@@ -225,7 +213,7 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q = self.q_norm(q)
         if self.cfg.positions == "rope" and not self.cross:
-            cos, sin = rope_table(offset, t_q, self.d_head, self.rope_base, q)
+            cos, sin = rope_table(offset, t_q, self.d_head, self.rope_base, q, self.rope_scaling)
             q = apply_rope(q, cos, sin)
 
         if self.cross:
@@ -249,9 +237,9 @@ class Attention(nn.Module):
             keep_keys=mask.keep_keys,
             offset=offset,
         )
-        bias = None
         if self.cfg.positions == "alibi" and not self.cross:
             bias = alibi_bias(self.n_heads, t_q, t_k, offset, device=x.device)[None]
+        softcap = self.cfg.attn_softcap
         # Plain causal attention over the cache's keys plus the new ones needs no mask tensor:
         # a prefill (offset 0), a prefill chunk or one decode step (offset = Tk - Tq) are all
         # the bottom-right-aligned causal pattern that `attention(is_causal=True)` means.
@@ -261,17 +249,18 @@ class Attention(nn.Module):
         need_weights = capture.weights or capture.scores
         if need_weights and blocked.record_blocks_pay(spec.causal, spec.window, t_q, x.device):
             result = blocked_attention(q, k, v, spec, self.cfg.scale, bias=bias,
-                                       want_scores=capture.scores)
+                                       want_scores=capture.scores, softcap=softcap)
         elif not need_weights and bias is None and blocked.window_blocks_pay(
                 spec.causal, spec.window, spec.offset, t_q, t_k, x.device):
             # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
             result = blocked_attention(q, k, v, spec, self.cfg.scale, rows=spec.window,
-                                       need_weights=False)
+                                       need_weights=False, softcap=softcap)
         else:
             dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
             result = attention(
                 q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
                 need_weights=need_weights, is_causal=causal_tail, keep_scores=capture.scores,
+                softcap=softcap,
             )
         out = result.out  # [B, H, Tq, D]
         if heads_off:

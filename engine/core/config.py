@@ -19,14 +19,31 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Arch = Literal["encoder", "decoder", "encoder-decoder"]
-Activation = Literal["relu", "gelu", "gelu_tanh", "geglu"]
+Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "geglu", "swiglu"]
 Norm = Literal["layernorm", "rmsnorm"]
-Positions = Literal["sinusoidal", "learned", "rope", "alibi", "none"]
+Positions = Literal["sinusoidal", "learned", "rope", "alibi", "relative", "none"]
 
 ARCHS = ("encoder", "decoder", "encoder-decoder")
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "geglu")
+# geglu = gelu_tanh(gate(x)) · up(x) (Gemma, T5 v1.1); swiglu = silu(gate(x)) · up(x) (Llama)
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu", "geglu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
-POSITIONS = ("sinusoidal", "learned", "rope", "alibi", "none")
+# relative: T5's bucketed relative position bias, one [H] vector per bucket, added to scores
+POSITIONS = ("sinusoidal", "learned", "rope", "alibi", "relative", "none")
+ROPE_KINDS = ("linear", "dynamic", "llama3")
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """How a long-context checkpoint rescales RoPE's frequencies (transformers' `rope_type`):
+    linear divides them by `factor` (Chen et al., 2023, position interpolation); dynamic raises
+    the base once a text is longer than `original_max_len` (NTK-aware); llama3 divides only the
+    low frequencies, blending between `low_freq_factor` and `high_freq_factor` (Llama 3.1)."""
+
+    kind: str
+    factor: float
+    original_max_len: int = 8192
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
 
 
 def variant_name(n_heads: int, kv_heads: int) -> str:
@@ -70,7 +87,18 @@ class ModelConfig:
     attn_scale: float | None = None  # None: 1 / sqrt(d_head)
     embed_scale: float | None = None  # multiply token embeddings (sqrt(d_model) in Vaswani)
     tie_embeddings: bool = False
-    bias: bool = True  # biases on the linear projections
+    bias: bool = True  # biases on the linear projections (the three below override it)
+    qkv_bias: bool | None = None  # Qwen2: q, k, v have biases, o has none
+    o_bias: bool | None = None
+    ffn_bias: bool | None = None
+    logits_bias: bool = False  # BART/Marian's final_logits_bias
+    attn_softcap: float | None = None  # Gemma 2: scores → cap · tanh(scores / cap)
+    logits_softcap: float | None = None  # Gemma 2: logits → cap · tanh(logits / cap)
+    rope_scaling: RopeScaling | None | tuple[RopeScaling | None, ...] = None  # per layer
+    position_offset: int = 0  # learned positions start at this row (RoBERTa: pad + 1, BART: 2)
+    sinusoid_halves: bool = False  # Marian: sin in the first half of the dims, cos in the second
+    relative_buckets: int = 32  # T5's relative position buckets and the distance they span
+    relative_max_distance: int = 128
     type_vocab_size: int = 0  # BERT token-type embeddings (0 = none)
     pad_id: int = 0
     bos_id: int | None = None
@@ -117,13 +145,19 @@ class ModelConfig:
         if self.positions == "rope" and self.head_dim % 2:
             bad(f"RoPE rotates pairs of dimensions: d_head={self.head_dim} must be even")
         n = self.n_layers_total
-        for name in ("rope_base", "window"):
+        for name in ("rope_base", "window", "rope_scaling"):
             value = getattr(self, name)
             if isinstance(value, tuple) and len(value) != n:
                 bad(f"{name} has {len(value)} entries but the model has {n} layers")
         for w in self._per_layer(self.window):
             if w is not None and w < 1:
                 bad(f"a sliding window must be >= 1 token, got {w}")
+        for r in self._per_layer(self.rope_scaling):
+            if r is not None and (r.kind not in ROPE_KINDS or r.factor <= 0):
+                bad(f"RoPE scaling must be one of {ROPE_KINDS} with a factor > 0, got {r}")
+        for name in ("attn_softcap", "logits_softcap"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                bad(f"{name} must be positive or None, got {getattr(self, name)}")
         if self.type_vocab_size < 0:
             bad("type_vocab_size must be >= 0")
 
@@ -162,6 +196,14 @@ class ModelConfig:
 
     def layer_window(self, index: int) -> int | None:
         return self._per_layer(self.window)[index]
+
+    def layer_rope_scaling(self, index: int) -> RopeScaling | None:
+        return self._per_layer(self.rope_scaling)[index]
+
+    def has_bias(self, where: str) -> bool:
+        """Whether the "qkv", "o" or "ffn" projections have biases."""
+        own = getattr(self, f"{where}_bias")
+        return self.bias if own is None else own
 
     def kv_cache_bytes_per_token(self, bytes_per_value: int = 4) -> int:
         """K and V of every decoder self-attention layer, for one token of one sequence."""

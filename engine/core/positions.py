@@ -1,8 +1,9 @@
 """Positional encodings: sinusoidal (Vaswani et al., 2017), learned, RoPE (Su et al., 2021,
-"RoFormer") and ALiBi (Press et al., 2022, "Train Short, Test Long").
+"RoFormer"), ALiBi (Press et al., 2022, "Train Short, Test Long") and T5's bucketed relative
+bias (Raffel et al., 2020).
 
 Sinusoidal and learned encodings are added to the embeddings; RoPE rotates q and k inside
-attention; ALiBi adds a per-head linear distance penalty to the scores.
+attention; ALiBi and T5's bias are added to the scores.
 """
 
 from __future__ import annotations
@@ -11,30 +12,63 @@ import math
 
 import torch
 
+from engine.core.config import RopeScaling
+from engine.fast.tables import grown_table
 
-def sinusoidal_table(length: int, d_model: int, base: float = 10_000.0) -> torch.Tensor:
-    """PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(...). Shape [length, d_model]."""
+
+def sinusoidal_table(length: int, d_model: int, base: float = 10_000.0,
+                     halves: bool = False) -> torch.Tensor:
+    """PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(...); with `halves` (Marian)
+    the sines fill the first d/2 columns and the cosines the rest. Shape [length, d_model]."""
     pos = torch.arange(length, dtype=torch.float64)[:, None]
     i = torch.arange(0, d_model, 2, dtype=torch.float64)
     angle = pos / base ** (i / d_model)  # [length, ceil(d/2)]
     table = torch.zeros(length, d_model, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(angle)
-    table[:, 1::2] = torch.cos(angle[:, : d_model // 2])
+    sin_cols, cos_cols = ((slice(0, d_model // 2), slice(d_model // 2, None)) if halves
+                          else (slice(0, None, 2), slice(1, None, 2)))
+    table[:, sin_cols] = torch.sin(angle)[:, : table[:, sin_cols].shape[1]]
+    table[:, cos_cols] = torch.cos(angle)[:, : table[:, cos_cols].shape[1]]
     return table.float()
 
 
-def rope_frequencies(d_head: int, base: float) -> torch.Tensor:
-    """θ_i = base^(-2i/d) for i in 0..d/2-1. Shape [d_head/2]."""
-    return base ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
+def rope_frequencies(d_head: int, base: float, scaling: RopeScaling | None = None,
+                     length: int = 0) -> torch.Tensor:
+    """θ_i = base^(-2i/d) for i in 0..d/2-1, rescaled by `scaling` for a text of `length`
+    positions. Shape [d_head/2], float32.
+
+    In float32 and in the same order of operations as transformers (and Meta's reference
+    code): the checkpoints were trained with these rounded angles, and float64 angles differ
+    from them by up to 1e-4 in the maps at ~800 tokens.
+    """
+    exponent = torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head
+    kind = None if scaling is None else scaling.kind
+    if kind == "dynamic" and length > scaling.original_max_len:
+        f = scaling.factor  # NTK-aware: a larger base for a longer text, all in float32
+        grow = (f * torch.tensor(length) / scaling.original_max_len) - (f - 1)
+        base = base * grow ** (d_head / (d_head - 2))
+    inv = 1.0 / (base ** exponent)
+    if kind == "linear":
+        inv = inv / scaling.factor
+    elif kind == "llama3":
+        low_wavelen = scaling.original_max_len / scaling.low_freq_factor
+        high_wavelen = scaling.original_max_len / scaling.high_freq_factor
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > low_wavelen, inv / scaling.factor, inv)
+        smooth = ((scaling.original_max_len / wavelen - scaling.low_freq_factor)
+                  / (scaling.high_freq_factor - scaling.low_freq_factor))
+        smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
+        medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+        inv = torch.where(medium, smoothed, scaled)
+    return inv
 
 
-def rope_cos_sin(
-    positions: torch.Tensor, d_head: int, base: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of position × frequency, halves repeated. Shapes [T, d_head]."""
-    angle = positions.double()[:, None] * rope_frequencies(d_head, base)[None, :]
+def rope_cos_sin(positions: torch.Tensor, d_head: int, base: float,
+                 scaling: RopeScaling | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of position × frequency (float32), halves repeated. Shapes [T, d_head]."""
+    length = int(positions.max()) + 1 if positions.numel() else 0
+    angle = positions.float()[:, None] * rope_frequencies(d_head, base, scaling, length)[None]
     angle = torch.cat([angle, angle], dim=-1)
-    return angle.cos().float(), angle.sin().float()
+    return angle.cos(), angle.sin()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -43,9 +77,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
         out = x · cos + cat(-x₂, x₁) · sin        (x₁, x₂ the two halves of the last axis)
 
     Computed as one multiply and two in-place multiply-adds on the halves of `out`, three
-    kernels instead of the five that negating, concatenating and a third multiply take (a
-    decode step rotates q and k in every layer). Shapes: x [..., T, D]; cos, sin [T, D] (or
-    broadcastable to x).
+    kernels instead of five (a decode step rotates q and k in every layer). Shapes:
+    x [..., T, D]; cos, sin [T, D] (or broadcastable to x).
     """
     half = x.shape[-1] // 2
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
@@ -53,6 +86,25 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
     out[..., half:].addcmul_(x[..., :half], sin[..., half:])
     return out
+
+
+def rope_table(start: int, length: int, d_head: int, base: float, like: torch.Tensor,
+               scaling: RopeScaling | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE cos and sin [length, D] for positions start .. start+length-1, in `like`'s dtype
+    and on its device; computed on the CPU (CPU and GPU rotate by the same angles) and kept
+    by `engine.fast.tables`. Dynamic scaling depends on the text's length, so its key does."""
+    end = start + length
+    longer = scaling is not None and scaling.kind == "dynamic" and end > scaling.original_max_len
+    key = (d_head, float(base), scaling, end if longer else None, like.device, like.dtype)
+
+    def build(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = rope_frequencies(d_head, base, scaling, end)  # of a text of `end` positions
+        angle = torch.arange(size).float()[:, None] * freqs[None]
+        angle = torch.cat([angle, angle], dim=-1)
+        return angle.cos().to(like.device, like.dtype), angle.sin().to(like.device, like.dtype)
+
+    cos, sin = grown_table(key, end, build)
+    return cos[start:end], sin[start:end]
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -86,25 +138,24 @@ def alibi_bias(n_heads: int, t_q: int, t_k: int, offset: int = 0, device=None) -
     return -alibi_slopes(n_heads).to(device)[:, None, None] * distance[None]
 
 
-_ROPE_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+def relative_buckets(t_q: int, t_k: int, offset: int, bidirectional: bool, n_buckets: int,
+                     max_distance: int, device=None) -> torch.Tensor:
+    """T5's bucket of each (query, key) distance: exact buckets for small distances, then
+    logarithmically wider ones up to `max_distance`; an encoder gives keys after the query
+    buckets of their own, a decoder sees only the past. Shape [Tq, Tk] int64.
 
-
-def rope_table(
-    start: int, length: int, d_head: int, base: float, like: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """RoPE cos and sin [length, D] for positions start .. start+length-1, in `like`'s dtype
-    and on its device.
-
-    The table is computed once on the CPU in float64 (CPU and GPU rotate by the same angles),
-    kept per (D, base, device, dtype) and grown by doubling: a decode step slices it instead
-    of recomputing angles or copying from host memory, which would stall the GPU queue.
-    """
-    key = (d_head, float(base), like.device, like.dtype)
-    end = start + length
-    table = _ROPE_TABLES.get(key)
-    if table is None or table[0].shape[0] < end:
-        size = max(end, 256 if table is None else 2 * table[0].shape[0])
-        cos, sin = rope_cos_sin(torch.arange(size), d_head, base)  # [size, D] float32
-        table = (cos.to(like.device, like.dtype), sin.to(like.device, like.dtype))
-        _ROPE_TABLES[key] = table
-    return table[0][start:end], table[1][start:end]
+    The same operations as T5's `_relative_position_bucket` (float32 log, truncation)."""
+    q_pos = torch.arange(offset, offset + t_q, device=device)[:, None]
+    rel = torch.arange(t_k, device=device)[None, :] - q_pos  # key - query
+    buckets = torch.zeros_like(rel)
+    if bidirectional:
+        n_buckets //= 2
+        buckets += (rel > 0).long() * n_buckets
+        rel = rel.abs()
+    else:
+        rel = -torch.min(rel, torch.zeros_like(rel))
+    exact = n_buckets // 2
+    large = exact + (torch.log(rel.float() / exact) / math.log(max_distance / exact)
+                     * (n_buckets - exact)).long()
+    large = torch.min(large, torch.full_like(large, n_buckets - 1))
+    return buckets + torch.where(rel < exact, rel, large)

@@ -24,27 +24,29 @@ from engine.core.config import ModelConfig
 from engine.core.kv_cache import KVCache
 from engine.core.masks import MaskSpec, keep_keys_mask
 from engine.core.norms import make_norm
-from engine.core.positions import sinusoidal_table
+from engine.core.positions import relative_buckets, sinusoidal_table
 from engine.fast.packed import PackedLinears
 
 
 class Embeddings(nn.Module):
-    """Token embedding · embed_scale + position (sinusoidal or learned) + token type, then an
-    optional norm (BERT)."""
+    """Token embedding · embed_scale + position (sinusoidal or learned, whose rows may start at
+    `position_offset`) + token type, then an optional norm (BERT)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.positions = (
-            nn.Embedding(cfg.max_len, cfg.d_model) if cfg.positions == "learned" else None
+            nn.Embedding(cfg.max_len + cfg.position_offset, cfg.d_model)
+            if cfg.positions == "learned" else None
         )
         self.types = (
             nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
         )
         if cfg.positions == "sinusoidal":
             self.register_buffer(
-                "sinusoid", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False
+                "sinusoid", sinusoidal_table(cfg.max_len, cfg.d_model, halves=cfg.sinusoid_halves),
+                persistent=False
             )
         self.norm = make_norm(cfg) if cfg.embed_norm else None
 
@@ -60,7 +62,8 @@ class Embeddings(nn.Module):
             # Gemma casts the scale to the activation dtype before multiplying.
             x = x * torch.tensor(self.cfg.embed_scale, dtype=x.dtype)
         if self.positions is not None:
-            x = x + self.positions(torch.arange(offset, offset + t, device=ids.device))[None]
+            start = offset + self.cfg.position_offset
+            x = x + self.positions(torch.arange(start, start + t, device=ids.device))[None]
         if self.cfg.positions == "sinusoidal":
             x = x + self.sinusoid[offset : offset + t].to(x.dtype)[None]
         if self.types is not None:
@@ -68,29 +71,44 @@ class Embeddings(nn.Module):
         return x if self.norm is None else self.norm(x)
 
 
+ACT = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu,
+       "gelu_tanh": lambda h: F.gelu(h, approximate="tanh")}
+GATED = {"geglu": "gelu_tanh", "swiglu": "silu"}  # gated FFN → its gate's activation
+
+
 class FeedForward(nn.Module):
-    """Position-wise FFN: down(act(up(x))), or down(act(gate(x)) · up(x)) for GeGLU."""
+    """Position-wise FFN: down(act(up(x))), or down(act(gate(x)) · up(x)) when gated
+    (GeGLU, SwiGLU: Shazeer, 2020, "GLU Variants Improve Transformer")."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.act = cfg.activation
-        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
-        self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias) if self.act == "geglu" else None
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
-        self.packed = PackedLinears()  # GeGLU's gate|up in one product
+        bias, gated = cfg.has_bias("ffn"), cfg.activation in GATED
+        self.act = ACT[GATED.get(cfg.activation, cfg.activation)]
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
+        self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias) if gated else None
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
+        self.packed = PackedLinears()  # a gated FFN's gate|up in one product
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.act == "geglu":
+        if self.gate is not None:
             gate, up = self.packed(x, [self.gate, self.up])
-            return self.down(F.gelu(gate, approximate="tanh") * up)
-        h = self.up(x)
-        if self.act == "relu":
-            h = F.relu(h)
-        elif self.act == "gelu":
-            h = F.gelu(h)
-        else:
-            h = F.gelu(h, approximate="tanh")
-        return self.down(h)
+            return self.down(self.act(gate) * up)
+        return self.down(self.act(self.up(x)))
+
+
+class LMHead(nn.Linear):
+    """Hidden states → logits x·Wᵀ (+ b: BART/Marian's final_logits_bias), soft-capped as
+    cap · tanh(logits / cap) where the model does so (Gemma 2)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg.d_model, cfg.vocab_size, bias=cfg.logits_bias)
+        self.softcap = cfg.logits_softcap
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        if self.softcap is None:
+            return logits
+        return torch.tanh(logits / self.softcap) * self.softcap
 
 
 class Block(nn.Module):
@@ -127,11 +145,11 @@ class Block(nn.Module):
 
     def forward(self, x, self_mask, memory=None, cross_mask=None, cache=None, cross_cache=None,
                 capture_self=NO_CAPTURE, capture_cross=NO_CAPTURE, heads_off_self=None,
-                heads_off_cross=None):
+                heads_off_cross=None, bias_self=None):
         x, self_rec = self.sublayer(
             x, self.self_norm, self.self_post,
             lambda h: self.self_attn(h, self_mask, cache=cache, capture=capture_self,
-                                     heads_off=heads_off_self),
+                                     heads_off=heads_off_self, bias=bias_self),
         )
         cross_rec = None
         if self.cross_attn is not None:
@@ -145,15 +163,28 @@ class Block(nn.Module):
 
 
 class Stack(nn.Module):
-    """Embeddings, N blocks and an optional final norm."""
+    """Embeddings, N blocks and an optional final norm; under T5's relative positions, one
+    table of [H] biases per distance bucket that every block's self-attention adds."""
 
-    def __init__(self, cfg: ModelConfig, n_layers: int, first_index: int, cross: bool):
+    def __init__(self, cfg: ModelConfig, n_layers: int, first_index: int, cross: bool,
+                 causal: bool = False):
         super().__init__()
+        self.cfg, self.causal = cfg, causal
         self.embed = Embeddings(cfg)
         self.layers = nn.ModuleList(
             Block(cfg, first_index + i, cross) for i in range(n_layers)
         )
         self.norm = make_norm(cfg) if cfg.final_norm else None
+        self.relative = (nn.Embedding(cfg.relative_buckets, cfg.n_heads)
+                         if cfg.positions == "relative" else None)
+
+    def position_bias(self, t_q: int, t_k: int, offset: int, device) -> torch.Tensor | None:
+        """T5's bias [1, H, Tq, Tk] for queries at offset .. offset+Tq-1, or None."""
+        if self.relative is None:
+            return None
+        buckets = relative_buckets(t_q, t_k, offset, not self.causal, self.cfg.relative_buckets,
+                                   self.cfg.relative_max_distance, device)  # [Tq, Tk]
+        return self.relative(buckets).permute(2, 0, 1)[None]  # [1, H, Tq, Tk]
 
 
 @dataclass
@@ -215,13 +246,14 @@ class Transformer(nn.Module):
         has_dec = cfg.arch in ("decoder", "encoder-decoder")
         self.encoder = Stack(cfg, cfg.n_encoder_layers, 0, cross=False) if has_enc else None
         self.decoder = (
-            Stack(cfg, cfg.n_decoder_layers, cfg.n_encoder_layers, cross=cfg.arch != "decoder")
+            Stack(cfg, cfg.n_decoder_layers, cfg.n_encoder_layers, cross=cfg.arch != "decoder",
+                  causal=True)
             if has_dec
             else None
         )
         self.lm_head = None
         if has_dec:
-            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            self.lm_head = LMHead(cfg)
             if cfg.tie_embeddings:
                 self.lm_head.weight = self.decoder.embed.tokens.weight
 
@@ -245,10 +277,11 @@ class Transformer(nn.Module):
         n_run = req.layers_needed("encoder", len(self.encoder.layers))
         if self.decoder is not None and req.layers_needed("decoder", self.cfg.n_decoder_layers):
             n_run = len(self.encoder.layers)  # the decoder reads the whole encoder's memory
+        bias = self.encoder.position_bias(ids.shape[1], ids.shape[1], 0, ids.device)
         for i, layer in enumerate(self.encoder.layers[:n_run]):
             key = str(BlockKey("encoder.self", i))
             x, rec, _ = layer(x, spec, capture_self=req.capture(key),
-                              heads_off_self=req.heads_off.get(key))
+                              heads_off_self=req.heads_off.get(key), bias_self=bias)
             if rec is not None:
                 record[key] = rec
         return x if self.encoder.norm is None else self.encoder.norm(x)
@@ -270,6 +303,7 @@ class Transformer(nn.Module):
             )
             cross_spec = MaskSpec(key_is_real=memory_is_real, keep_keys=keep)
         n_run = req.layers_needed("decoder", len(self.decoder.layers))
+        bias = self.decoder.position_bias(ids.shape[1], t_k, offset, ids.device)
         for i, layer in enumerate(self.decoder.layers[:n_run]):
             self_key = str(BlockKey("decoder.self", i))
             cross_key = str(BlockKey("decoder.cross", i))
@@ -280,7 +314,7 @@ class Transformer(nn.Module):
                 else cache.cross_attn[i],
                 capture_self=req.capture(self_key), capture_cross=req.capture(cross_key),
                 heads_off_self=req.heads_off.get(self_key),
-                heads_off_cross=req.heads_off.get(cross_key),
+                heads_off_cross=req.heads_off.get(cross_key), bias_self=bias,
             )
             if self_rec is not None:
                 record[self_key] = self_rec

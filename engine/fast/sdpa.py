@@ -66,6 +66,39 @@ def fused_attention(
             torch.backends.cuda.enable_cudnn_sdp(True)
 
 
+def fused_masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           mask: torch.Tensor | None, bias: torch.Tensor | None, scale: float,
+                           is_causal: bool = False) -> torch.Tensor:
+    """What `engine.core.attention.attention` computes, without its weights: the same
+    mask (bool, True = may attend), bias and scale, and a zero output for a query that sees no
+    key. Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] → [B, H, Tq, D]."""
+    t_q, t_k = q.shape[2], k.shape[2]
+    if is_causal and mask is None and bias is None and t_q <= t_k:
+        # `is_causal` aligns the diagonal bottom-right: query i sits at key position
+        # Tk - Tq + i. That covers a causal prefill (Tq = Tk), one decode step (Tq = 1: every
+        # key so far, no mask at all) and a prefill chunk after a cache (1 < Tq < Tk), which
+        # SDPA runs on the same flash kernel through `causal_lower_right` (its own is_causal
+        # aligns top-left). None of these builds a [Tq, Tk] mask or widens K/V to H heads.
+        if t_q == t_k:
+            return fused_attention(q, k, v, is_causal=True, scale=scale)
+        if t_q == 1:
+            return fused_attention(q, k, v, scale=scale)
+        from torch.nn.attention.bias import causal_lower_right  # ~1 s import, only here
+
+        return fused_attention(q, k, v, attn_mask=causal_lower_right(t_q, t_k), scale=scale)
+    if is_causal and mask is None:
+        mask = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
+    attn_mask = mask
+    if bias is not None:
+        attn_mask = bias.to(q.dtype)
+        if mask is not None:
+            attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+    out = fused_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    if mask is not None:
+        out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # softmax of all -inf
+    return out
+
+
 @functools.cache
 def flash_split_blocks(device: torch.device) -> int:
     """Below this many (batch, head) blocks PyTorch's flash kernel splits a decode step's keys
