@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 
 from engine.errors import InputError
+from engine.text.readable import readable_labels
 
 
 @dataclass
@@ -42,13 +43,31 @@ def check_tokens(ids: list[int], add_special: bool) -> None:
         raise InputError("the text has no tokens this model can read: type a sentence")
 
 
+def tokenizer_kind(tokenizer: Tokenizer) -> str:
+    """How a tokenizer spells its tokens, for `readable_labels`: "wordpiece", "byte-level"
+    (a ByteLevel decoder), "sentencepiece" (▁ / byte fallback) or "plain"."""
+    model = type(tokenizer.model).__name__
+    if model == "WordPiece":
+        return "wordpiece"
+    decoder = tokenizer.decoder
+    spec = decoder.__getstate__() if decoder is not None else b""
+    spec = spec.decode() if isinstance(spec, bytes) else str(spec)
+    if '"ByteLevel"' in spec:
+        return "byte-level"
+    if "ByteFallback" in spec or "Metaspace" in spec or "\u2581" in spec or "▁" in spec:
+        return "sentencepiece"
+    return "plain"
+
+
 class TokenizerCodec:
     """A `tokenizers.Tokenizer` (from tokenizer.json or built in code), padding off,
-    truncation at `max_tokens` with the fact reported."""
+    truncation at `max_tokens` with the fact reported. `kind` (see `tokenizer_kind`, found
+    from the tokenizer when not given) decides how `labels` reads the tokens."""
 
     def __init__(self, tokenizer: Tokenizer, max_tokens: int, pad_token: str = "[PAD]",
-                 unk_token: str | None = None):
+                 unk_token: str | None = None, kind: str | None = None):
         self.tok = tokenizer
+        self.kind = kind or tokenizer_kind(tokenizer)
         self.tok.no_padding()
         self.tok.no_truncation()  # measured ourselves so the original length is known
         self.max_tokens = max_tokens
@@ -77,6 +96,11 @@ class TokenizerCodec:
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)
 
+    def labels(self, tokens: list[str]) -> list[str]:
+        """Readable labels of `tokens` (this tokenizer's spelling): "Ġworld" → " world",
+        "▁A" → " A", a byte token of "我" → "我 1/2" (`engine.text.readable`)."""
+        return readable_labels(tokens, self.kind)
+
     def unknown_share(self, ids: list[int]) -> float:
         if self.unk_id is None or not ids:
             return 0.0
@@ -103,6 +127,10 @@ class HashWordCodec:
 
     def decode(self, ids: list[int]) -> str:
         return " ".join(f"<{i}>" for i in ids)
+
+    def labels(self, tokens: list[str]) -> list[str]:
+        """Words are their own labels."""
+        return list(tokens)
 
     def unknown_share(self, ids: list[int]) -> float:
         return 0.0
