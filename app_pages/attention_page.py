@@ -28,7 +28,7 @@ from app_pages.common import (
 )
 from app_pages.i18n import COMMON, tabs_keeping_choice, tr
 from app_pages.widget_state import keep_in_range, keep_valid, persist
-from viz.long_input import LONG_INPUT
+from viz.figures.long_input import LONG_INPUT
 
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 DEFAULT_DATE = "March 3rd, 2021"

@@ -19,7 +19,7 @@ from app_pages.i18n import lang, tr
 from engine.core.transformer import Request
 from engine.decode.greedy import generate
 from viz.aggregate import mean_heads, rollout_layers
-from viz.long_input import block_average, block_size
+from viz.figures.long_input import block_average, block_size
 from viz.metrics import head_metrics
 
 FULL_HEATMAP_MAX = 512  # up to here the full map is drawn (zoom/pan in the browser)

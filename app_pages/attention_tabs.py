@@ -30,20 +30,17 @@ from app_pages.download import download_menu
 from app_pages.i18n import tr
 from app_pages.widget_state import keep_in_range, keep_subset, keep_valid
 from viz.aggregate import mean_heads, rollout_layers
-from viz.attention_extras import (
-    add_click_targets,
-    heads_row,
-    kv_steps_figure,
-    step_figure,
-    topk_compare_figure,
-    window_heatmap,
-)
-from viz.head_view import head_view
-from viz.heatmap import head_heatmap, matrix_heatmap
-from viz.long_input import LONG_INPUT, overview_figure, topk_figure
-from viz.metrics import METRIC_TITLES, METRICS, head_metrics, metrics_figure
-from viz.model_view import model_view
-from viz.qk_view import qk_view
+from viz.figures.decoding import step_figure, topk_compare_figure
+from viz.figures.head_view import head_view
+from viz.figures.heads_row import heads_row
+from viz.figures.heatmap import head_heatmap, matrix_heatmap
+from viz.figures.kv_cache import kv_steps_figure
+from viz.figures.long_input import LONG_INPUT, overview_figure, topk_figure
+from viz.figures.metrics import metrics_figure
+from viz.figures.model_view import add_click_targets, model_view
+from viz.figures.qk_view import qk_view
+from viz.figures.window import window_heatmap
+from viz.metrics import METRIC_TITLES, METRICS, head_metrics
 from viz.style import Style
 
 

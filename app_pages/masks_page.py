@@ -1,7 +1,7 @@
 """Masks: which keys a query may read — none, causal, padding, a sliding window, knock-outs.
 
 Wiring only: widgets → engine (`attend(mask=…, window=…, knockout=…, scores=True)`, or
-`attend_batch` for padding) → viz.heatmap.masks_figure. The boolean mask shown is the one the
+`attend_batch` for padding) → viz.figures.masks.masks_figure. The boolean mask shown is the one the
 engine applied, read off the recorded scores (its False cells, and only they, are −∞).
 """
 
@@ -15,7 +15,7 @@ import engine
 from app_pages.common import attend, current_style, get_model, model_picker, show_notices
 from app_pages.download import download_menu
 from app_pages.i18n import COMMON, tr
-from viz.heatmap import masks_figure
+from viz.figures.masks import masks_figure
 
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
 DEFAULT_TEXT2 = "A second, longer sentence in the same batch makes the first one padded."

@@ -1,7 +1,7 @@
 """Positions: how a Transformer knows word order — sinusoidal, learned (MiniLM), RoPE, ALiBi.
 
 Numbers come from engine.core.positions (and MiniLM's own position table); figures from
-viz.positions. d_model, length and base are editable and shared by the views.
+viz.figures.positions. d_model, length and base are editable and shared by the views.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine.core.positions import (
     sinusoidal_table,
 )
 from engine.models.registry import MODELS
-from viz.positions import (
+from viz.figures.positions import (
     alibi_figure,
     dimension_curves_figure,
     encoding_figure,

@@ -23,7 +23,7 @@ from engine.lessons.worked_example import (
     SEED_X,
     worked_example,
 )
-from viz.steps import (
+from viz.figures.steps import (
     compare_outputs_figure,
     fmt,
     heads_figure,

@@ -30,14 +30,10 @@ from engine.core.config import ModelConfig, variant_name
 from engine.core.transformer import Transformer, init_weights
 from engine.models.registry import MODELS
 from engine.variants import allowed_kv_heads, count_parameters
-from viz.attention_extras import (
-    bars_figure,
-    bytes_vs_length_figure,
-    difference_maps,
-    group_of_heads,
-    heads_row,
-    kv_sharing_figure,
-)
+from viz.figures.bars import bars_figure
+from viz.figures.heads_row import difference_maps, group_of_heads, heads_row
+from viz.figures.kv_cache import bytes_vs_length_figure
+from viz.figures.kv_sharing import kv_sharing_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from viz import export as ex  # noqa: E402
-from viz.heatmap import head_heatmap  # noqa: E402
-from viz.model_view import model_view  # noqa: E402
+from viz.figures.heatmap import head_heatmap  # noqa: E402
+from viz.figures.model_view import model_view  # noqa: E402
 
 
 def maps(h: int, t: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Per-head summary numbers of attention maps, in numpy, and a layers × heads figure.
+"""Per-head summary numbers of attention maps, in numpy (their layers × heads figure
+is viz.figures.metrics).
 
 Metrics (every one a mean over query rows of one head's map A [Tq, Tk]):
 - entropy: −Σ_k A log A in nats; 0 = one key, log(Tk) = uniform (cf. Clark et al., 2019,
@@ -17,9 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
-
-from viz.style import DEFAULT, Style, apply_style, colorscale
 
 METRICS = ("entropy", "distance", "prev_token", "first_token", "self")
 METRIC_TITLES = {
@@ -114,39 +112,7 @@ def metrics_grid(rows: Sequence[dict], metric: str, block: str | None = None) ->
     return grid
 
 
-def metrics_figure(
-    rows: Sequence[dict],
-    metric: str = "entropy",
-    *,
-    block: str | None = None,
-    title: str | None = None,
-    style: Style = DEFAULT,
-) -> go.Figure:
-    """Layers (down) × heads (across) heatmap of one metric, values printed in small grids."""
-    grid = metrics_grid(rows, metric, block)
-    n_l, n_h = grid.shape
-    finite = grid[np.isfinite(grid)]
-    zmin = float(finite.min()) if finite.size else 0.0
-    zmax = float(finite.max()) if finite.size else 1.0
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid, x=np.arange(n_h, dtype=np.int32), y=np.arange(n_l, dtype=np.int32),
-            colorscale=colorscale(style), zmin=min(0.0, zmin), zmax=max(zmax, 1e-6),
-            texttemplate=f"%{{z:.{max(1, style.precision - 1)}f}}" if n_l * n_h <= 400 else None,
-            colorbar=dict(title=dict(text=METRIC_TITLES[metric])),
-            hovertemplate=f"layer %{{y}} head %{{x}}<br>{metric} %{{z:.{style.precision}f}}"
-            "<extra></extra>",
-        )
-    )
-    fig.update_xaxes(title=dict(text="head"), tickmode="array",
-                     tickvals=list(range(n_h)), range=[-0.5, n_h - 0.5], showgrid=False)
-    fig.update_yaxes(title=dict(text="layer"), tickmode="array",
-                     tickvals=list(range(n_l)), range=[n_l - 0.5, -0.5], showgrid=False)
-    fig.update_layout(width=int(min(1100, 60 * n_h + 260)), height=int(min(1100, 40 * n_l + 160)))
-    return apply_style(fig, style, title or METRIC_TITLES[metric])
-
-
 __all__ = [
-    "METRICS", "head_metric_arrays", "head_metrics", "metrics_figure", "metrics_grid",
+    "METRICS", "head_metric_arrays", "head_metrics", "metrics_grid",
     "split_key",
 ]

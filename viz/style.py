@@ -19,7 +19,6 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 SEQUENTIAL = ("cividis", "viridis", "magma", "inferno", "plasma", "greys", "blues")
-DIVERGING = ("puor", "brbg", "rdbu")
 OKABE_ITO = (
     "#0072B2", "#E69F00", "#009E73", "#CC79A7",
     "#56B4E9", "#D55E00", "#F0E442", "#000000",
@@ -86,11 +85,6 @@ def safe_labels(tokens: Iterable[object]) -> list[str]:
     return [safe_label(t) for t in tokens]
 
 
-def position_labels(tokens: Sequence[object]) -> list[str]:
-    """Safe labels prefixed with the position, for hover text: `3: the`."""
-    return [f"{i}: {safe_label(t)}" for i, t in enumerate(tokens)]
-
-
 # ---------------------------------------------------------------- colours
 
 def colorscale(style: Style = DEFAULT, name: str | None = None) -> list[list]:
@@ -105,15 +99,6 @@ def _to_rgb(color: str) -> tuple[float, float, float]:
     if color.startswith("#"):
         return tuple(float(v) for v in pcolors.hex_to_rgb(color))
     return tuple(float(v) for v in pcolors.unlabel_rgb(color)[:3])
-
-
-def color_table(scale: Sequence[Sequence], n: int = 256) -> np.ndarray:
-    """Sample a colour scale at `n` evenly spaced points. Shape: [n, 3] uint8."""
-    pos = np.array([p for p, _ in scale], dtype=np.float64)
-    rgb = np.array([_to_rgb(c) for _, c in scale], dtype=np.float64)  # [S, 3]
-    t = np.linspace(0.0, 1.0, n)
-    cols = [np.interp(t, pos, rgb[:, c]) for c in range(3)]
-    return np.clip(np.rint(np.stack(cols, axis=1)), 0, 255).astype(np.uint8)
 
 
 def color_bins(

@@ -25,7 +25,7 @@ from engine.core.positions import (
 )
 from engine.models.registry import MODELS
 from tests import app_helpers
-from viz.positions import similarity
+from viz.figures.positions import similarity
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "app_pages/positions_page.py"

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.lessons.worked_example import worked_example
 from tests import app_helpers
-from viz.steps import fmt
+from viz.figures.steps import fmt
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "app_pages/steps_page.py"

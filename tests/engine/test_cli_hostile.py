@@ -3,7 +3,7 @@ traceback, and take hostile but valid text (HTML, emoji, RTL, undecodable bytes,
 book) as data.
 
 Most cases call the CLIs' `main(argv)` in this process (models stay cached, so the file runs
-in seconds); `test_real_entry_points_*` run `python -m engine` / `python -m viz` as
+in seconds); `test_real_entry_points_*` run `python -m engine` / `python -m cli.export` as
 subprocesses to show the same from a shell.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli.export import main as export_main
 from engine.__main__ import main as engine_main
 from tests.app.test_app_hostile import one_torch_thread  # noqa: F401 - an autouse fixture
-from viz.__main__ import main as viz_main
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "<img src=x onerror=alert(1)> **b** $$x$$ 👩‍👩‍👧‍👦 \u200fשלום\u202e \x1b[31m"
@@ -42,7 +42,7 @@ def engine_cli(argv, capsys) -> tuple[int, str, str]:
 def viz_cli(argv, capsys) -> tuple[int, str, str]:
     capsys.readouterr()
     try:
-        code = viz_main([str(a) for a in argv])
+        code = export_main([str(a) for a in argv])
     except SystemExit as exc:  # argparse's own exits (e.g. --help) would land here
         code = exc.code
     out = capsys.readouterr()
@@ -119,10 +119,10 @@ def test_engine_pasted_book_is_cut_with_a_notice(capsys, tmp_path):
         assert json.loads(str(data["meta"]))["truncated"] is True
 
 
-# ----------------------------------------------------------------------------- viz
+# ----------------------------------------------------------------------------- export (cli.export)
 
 def vz(*extra, out="x.csv", text="a", model="transformer-base"):
-    argv = ["export", "--model", model, "--text", text, "--out", out]
+    argv = ["--model", model, "--text", text, "--out", out]
     if model == "transformer-base" and "--target" not in extra:
         argv += ["--target", "b"]  # random weights never say [EOS]: skip the greedy decode
     return argv + list(extra)
@@ -181,7 +181,7 @@ def test_viz_non_finite_scale_is_refused(value, capsys, tmp_path, monkeypatch):
 
 def test_viz_exports_hostile_tokens_literally(capsys, tmp_path):
     out = tmp_path / "h.csv"
-    code, _, err = viz_cli(["export", *TB, "--text", HOSTILE, "--target", HOSTILE,
+    code, _, err = viz_cli([*TB, "--text", HOSTILE, "--target", HOSTILE,
                             "--layer", "0", "--head", "0", "--out", out], capsys)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
@@ -201,7 +201,7 @@ def run_module(module: str, args: list, cwd: Path) -> subprocess.CompletedProces
 def test_real_entry_points_exit_2_with_one_line(tmp_path):
     for module, args in (
         ("engine", ["attention", *TB, "--text", " ", "--target", "x", "--out", "x.npz"]),
-        ("viz", vz("--layer", "-1")),
+        ("cli.export", vz("--layer", "-1")),
         ("engine", [b"attention", b"--model", b"\xff\xfe", b"--text", b"a", b"--out", b"x.npz"]),
     ):
         out = run_module(module, args, tmp_path)

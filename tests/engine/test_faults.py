@@ -541,9 +541,9 @@ def test_without_chromium_data_exports_work_and_images_explain(no_chromium, tmp_
 
 def test_without_chromium_the_cli_explains_images_and_writes_data(no_chromium, tmp_path,
                                                                    capsys):
-    from viz.__main__ import main
+    from cli.export import main
 
-    base = ["export", "--model", "transformer-base", "--text", TB_TEXT, "--target", TB_TARGET,
+    base = ["--model", "transformer-base", "--text", TB_TEXT, "--target", TB_TARGET,
             "--layer", "0", "--head", "0"]
     capsys.readouterr()
     assert main([*base, "--out", str(tmp_path / "x.csv")]) == 0

@@ -1,4 +1,4 @@
-"""`python -m viz export`: exit 2 with one line on bad arguments; real engine round trips."""
+"""`python -m cli.export`: exit 2 with one line on bad arguments; real engine round trips."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli.export import main, regenerate
 from viz import export as ex
-from viz.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_ENGINE = importlib.util.find_spec("engine") is not None and (ROOT / "engine/api.py").exists()
@@ -24,13 +24,13 @@ TEXT, TARGET = "the cat sat on the mat", "le chat"
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["export", "--model", "m", "--text", "t"], "--out"),
-    (["export", "--model", "m", "--text", "t", "--out", "x.gif"], "format"),
-    (["export", "--model", "m", "--text", "t", "--out", "x.png", "--head", "1"], "--layer"),
-    (["export", "--model", "m", "--text", "t", "--out", "x.png", "--scale", "0"], "--scale"),
-    (["export", "--model", "m", "--text", "t", "--out", "x.png", "--block", "bad"], "block"),
-    (["export", "--model", "m", "--text", "t", "--out", "x.png", "--layer", "x"], "layer"),
-    (["frobnicate"], "invalid choice"),
+    (["--model", "m", "--text", "t"], "--out"),
+    (["--model", "m", "--text", "t", "--out", "x.gif"], "format"),
+    (["--model", "m", "--text", "t", "--out", "x.png", "--head", "1"], "--layer"),
+    (["--model", "m", "--text", "t", "--out", "x.png", "--scale", "0"], "--scale"),
+    (["--model", "m", "--text", "t", "--out", "x.png", "--block", "bad"], "block"),
+    (["--model", "m", "--text", "t", "--out", "x.png", "--layer", "x"], "layer"),
+    (["--model", "m", "--text", "t", "--out", "x.png", "frobnicate"], "unrecognized arguments"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -41,7 +41,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
 @needs_engine
 def test_subprocess_bad_layer_and_model(tmp_path):
     for extra in (["--model", "transformer-base", "--layer", "99"], ["--model", "no-such-model"]):
-        cmd = [sys.executable, "-m", "viz", "export", "--text", "a b", "--target", "x",
+        cmd = [sys.executable, "-m", "cli.export", "--text", "a b", "--target", "x",
                "--out", str(tmp_path / "x.csv"), *extra]
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert res.returncode == 2, res.stderr
@@ -53,7 +53,7 @@ def test_cli_csv_equals_engine_numbers(tmp_path):
     import engine
 
     out = tmp_path / "cross.csv"
-    cmd = [sys.executable, "-m", "viz", "export", "--model", "transformer-base", "--text", TEXT,
+    cmd = [sys.executable, "-m", "cli.export", "--model", "transformer-base", "--text", TEXT,
            "--target", TARGET, "--block", "decoder.cross", "--layer", "1", "--head", "2",
            "--out", str(out)]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -71,7 +71,7 @@ def test_cli_csv_equals_engine_numbers(tmp_path):
 @needs_engine
 def test_cli_bundle_regenerates_from_manifest(tmp_path):
     out = tmp_path / "layer.zip"
-    argv = ["export", "--model", "transformer-base", "--text", TEXT, "--target", TARGET,
+    argv = ["--model", "transformer-base", "--text", TEXT, "--target", TARGET,
             "--block", "encoder.self", "--layer", "0", "--out", str(out)]
     assert main(argv) == 0
     with zipfile.ZipFile(out) as zf:
@@ -84,4 +84,4 @@ def test_cli_bundle_regenerates_from_manifest(tmp_path):
         if ex.chromium_available():
             assert "figures/encoder.self.0.h7.png" in names
         for name in ("attention.npz", "attention.csv"):
-            assert ex.regenerate_file(manifest, name) == zf.read(name), name
+            assert regenerate(manifest, name) == zf.read(name), name

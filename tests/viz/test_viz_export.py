@@ -21,8 +21,9 @@ import pytest
 
 import viz
 from viz import export as ex
-from viz.heatmap import head_heatmap
-from viz.vector import png_encode, png_size, vectorize
+from viz.export import render
+from viz.export.vector import png_encode, png_size, vectorize
+from viz.figures.heatmap import head_heatmap
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 XSS = "<img src=x onerror=alert(1)>"
@@ -195,7 +196,10 @@ def test_bundle_regenerates_data_files_byte_for_byte(tmp_path):
         assert stored["meta"]["elapsed_s"] == 0.123
         for f in stored["files"]:
             blob = zf.read(f["name"])
-            again = ex.regenerate_file(stored, f["name"], loader=fake_loader)
+            req = ex.regeneration_request(stored)
+            rec_again = fake_loader(req["model"]).attend(req["text"], target=req["target"],
+                                                         **req["attend"])
+            again = ex.regenerate_file(stored, f["name"], rec_again)
             assert again == blob, f["name"]
     # same input, same bundle bytes
     ex.export_bundle(rec, tmp_path / "c.zip", source=source, formats=("npz", "csv", "json"))
@@ -210,7 +214,7 @@ def test_missing_chromium_is_a_clear_error(monkeypatch):
         raise ChromeNotFoundError("no chrome")
 
     monkeypatch.setattr(kaleido, "Kaleido", no_browser)
-    server = ex._KaleidoServer()
+    server = render._KaleidoServer()
     with pytest.raises(ex.ExportUnavailable, match="apt-get install -y chromium"):
         server.render({"data": [], "layout": {}}, dict(format="png", width=10, height=10))
 

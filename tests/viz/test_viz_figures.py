@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 import pytest
 
 import viz
-from viz.head_view import select_lines
-from viz.heatmap import head_heatmap, masks_figure, matrix_heatmap
+from viz.figures.head_view import select_lines
+from viz.figures.heatmap import head_heatmap, matrix_heatmap
+from viz.figures.masks import masks_figure
 from viz.style import Style, safe_label
 
 XSS = "<img src=x onerror=alert(1)>"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from viz.aggregate import mean_heads, rollout, rollout_layers
-from viz.long_input import block_average, block_size, topk_per_row
+from viz.figures.long_input import block_average, block_size, topk_per_row
 from viz.metrics import METRICS, head_metric_arrays, head_metrics, metrics_grid, split_key
 
 

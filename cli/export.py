@@ -1,8 +1,12 @@
-"""Headless export: `python -m viz export --model NAME --text TEXT [...] --out FILE`.
+"""Headless export: `python -m cli.export --model NAME --text TEXT [...] --out FILE`.
 
 Runs engine.load(NAME).attend(TEXT, ...) and writes one figure (png/svg/pdf/html), the
-numbers (csv/json/npz) or a bundle (zip). Without --layer the figure is the model view of
-the block; with --layer the layer's heads; with --layer and --head that head's heatmap.
+numbers (csv/json/npz) or a bundle (zip). This thin module is the one place that joins the
+engine (which knows nothing of Plotly) to viz (which knows nothing of the engine): it turns
+the record into viz.export.AttentionData and hands it over.
+
+Without --layer the figure is the model view of the block; with --layer the layer's heads;
+with --layer and --head that head's heatmap.
 Bad arguments exit 2 with one line on stderr; other failures exit 1 with one line.
 """
 
@@ -14,6 +18,7 @@ import sys
 from pathlib import Path
 
 BLOCKS = ("encoder.self", "decoder.self", "decoder.cross")
+PROG = "python -m cli.export"
 
 
 class UsageError(Exception):
@@ -29,9 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     from viz.export import FORMATS
     from viz.style import SEQUENTIAL
 
-    p = _Parser(prog="python -m viz", description="Export attention figures and numbers.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    e = sub.add_parser("export", help="export a figure, the numbers or a bundle")
+    e = _Parser(prog=PROG, description="Export an attention figure, the numbers or a bundle.")
     e.add_argument("--model", required=True)
     e.add_argument("--text", required=True)
     e.add_argument("--target", default=None, help="decoder text of an encoder-decoder")
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--font-family", default=None)
     e.add_argument("--no-title", action="store_true")
     e.add_argument("--transparent", action="store_true")
-    return p
+    return e
 
 
 def _check(args) -> str:
@@ -93,8 +96,8 @@ def _style(args):
 
 
 def _figure(data, key: str, layer_only: bool, head: int | None, style):
-    from viz.heatmap import head_heatmap
-    from viz.model_view import model_view
+    from viz.figures.heatmap import head_heatmap
+    from viz.figures.model_view import model_view
 
     if head is not None:
         q, k = data.token_pair(key)
@@ -114,6 +117,7 @@ def export(args) -> Path:
         import engine
     except ImportError as e:
         raise RuntimeError(f"the engine is not available ({e})") from None
+    from engine.core.block_key import kind_of
     not_installed = getattr(engine, "ModelNotInstalled", ())
     try:
         model = engine.load(args.model, device=args.device)
@@ -127,7 +131,7 @@ def export(args) -> Path:
     except ValueError as e:
         raise UsageError(str(e)) from None
     data = ex.AttentionData.from_record(rec)
-    blocks = sorted({k.rsplit(".", 1)[0] for k in data.attn}, key=BLOCKS.index)
+    blocks = sorted({kind_of(k) for k in data.attn}, key=BLOCKS.index)
     block = args.block or blocks[0]
     if block not in blocks:
         raise UsageError(f"block {block!r} not in this model; it has {', '.join(blocks)}")
@@ -139,8 +143,10 @@ def export(args) -> Path:
         raise UsageError(str(e)) from None
     out = Path(args.out)
     if fmt == "zip":
+        meta = rec.meta
         source = dict(model=args.model, text=args.text, target=args.target, attend=attend,
-                      device=args.device)
+                      device=args.device, weights_hash=meta.get("weights_hash"),
+                      engine_version=meta.get("engine_version"))
         ex.export_bundle(sel if args.head is None else sel.select(head=args.head), out,
                          source=source, style=style, width=args.width, height=args.height,
                          scale=args.scale)
@@ -155,15 +161,27 @@ def export(args) -> Path:
     return out
 
 
+def regenerate(manifest: dict, name: str) -> bytes:
+    """File `name` of a bundle rebuilt byte for byte: the model the manifest names is run
+    again on its text and settings, and viz rebuilds the file from those maps."""
+    import engine
+    from viz import export as ex
+
+    req = ex.regeneration_request(manifest)
+    rec = engine.load(req["model"], device=req["device"]).attend(
+        req["text"], target=req["target"], **req["attend"])
+    return ex.regenerate_file(manifest, name, ex.AttentionData.from_record(rec))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         out = export(args)
     except UsageError as e:
-        print(f"python -m viz: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - one line, no traceback
-        print(f"python -m viz: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+        print(f"{PROG}: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
         return 1
     print(out)
     return 0

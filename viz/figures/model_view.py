@@ -13,8 +13,16 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from viz.long_input import block_average, block_size
-from viz.style import DEFAULT, Style, apply_style, colorscale, number_format, value_range
+from viz.figures.long_input import block_average, block_size
+from viz.style import (
+    DEFAULT,
+    Style,
+    apply_style,
+    colorscale,
+    number_format,
+    safe_label,
+    value_range,
+)
 
 THUMB_MAX = 64  # thumbnails above this many tokens are block-averaged down to it
 
@@ -107,3 +115,23 @@ def model_view(
 
 
 __all__ = ["THUMB_MAX", "model_view"]
+
+
+def add_click_targets(fig: go.Figure, labels: Sequence[str] | None = None) -> go.Figure:
+    """Make every heatmap of a grid figure (e.g. viz.figures.model_view) clickable: Plotly selects
+    only marker-like traces, so each heatmap gets one near-invisible marker at its centre,
+    on the same axes, whose customdata is the heatmap's index in fig.data.
+
+    Shapes: one Scatter of 1 point per Heatmap, appended after the existing traces.
+    """
+    heatmaps = [(i, t) for i, t in enumerate(fig.data) if t.type == "heatmap"]
+    for j, (i, t) in enumerate(heatmaps):
+        z = np.asarray(t.z)
+        name = safe_label(labels[j]) if labels is not None else f"#{i}"
+        fig.add_trace(go.Scatter(
+            x=[(z.shape[1] - 1) / 2], y=[(z.shape[0] - 1) / 2], customdata=[i],
+            xaxis=t.xaxis, yaxis=t.yaxis, mode="markers", showlegend=False,
+            marker=dict(size=16, color="#ffffff", opacity=0.02, symbol="square"),
+            hovertemplate=f"{name}: click to open<extra></extra>",
+        ))
+    return fig

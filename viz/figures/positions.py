@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from viz.heatmap import curves_figure, matrix_heatmap
+from viz.figures.heatmap import curves_figure, matrix_heatmap
 from viz.style import (
     DEFAULT,
     Style,
