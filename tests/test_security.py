@@ -299,6 +299,8 @@ MAY_IMPORT = {
     "engine/variants.py": {"engine.core", "engine.fast", "engine.decode"} | ENGINE_BASE,
     "engine/api.py": {"engine.core", "engine.fast", "engine.decode", "engine.text", "engine.io",
                       "engine.record", "engine.variants"} | ENGINE_BASE,
+    "engine/analysis.py": {"engine.api", "engine.core", "engine.decode", "engine.record",
+                           "engine.variants"} | ENGINE_BASE,
     "engine/models/": {"engine.models", "engine.api", "engine.core", "engine.fast",
                        "engine.decode", "engine.text", "engine.io", "engine.record",
                        "engine.variants", "engine.datasets"} | ENGINE_BASE,
