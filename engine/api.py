@@ -7,6 +7,7 @@ outputs: a sentence embedding (encoder), next-token probabilities and greedy tex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import torch
 
+from engine import contributions as contrib
 from engine.core.block_key import block_keys, kind_of, layer_of
 from engine.core.config import ModelConfig
 from engine.core.transformer import Request, Transformer
@@ -72,7 +74,11 @@ class AttendOptions:
     {block key: [heads]} to ablate. `generate`: decoder-only, greedy tokens to append before
     recording; `top_k`: next-token probabilities kept. `outputs=False`: maps only; the pass
     stops after the deepest recorded layer and the record has no embedding or next-token
-    outputs (layers=[0] of 18 costs ~1/18 of a pass).
+    outputs (layers=[0] of 18 costs ~1/18 of a pass). `contributions`: also the norm and flow
+    maps of every recorded block (`rec["norm.<key>"]`, `rec["flow.<key>"]`,
+    engine/contributions.py). `logit_lens` (decoders): per layer, the top-k next tokens the
+    final norm and unembedding give at `lens_position` (default: the last real token), in
+    `rec.outputs["logit_lens"]`.
     """
 
     mask: str = "auto"
@@ -86,6 +92,9 @@ class AttendOptions:
     generate: int = 0
     top_k: int = 10
     outputs: bool = True
+    contributions: bool = False
+    logit_lens: bool = False
+    lens_position: int | None = None
 
     def __post_init__(self) -> None:
         if self.mask not in ("auto", "causal", "none"):
@@ -94,6 +103,8 @@ class AttendOptions:
             raise InputError(f"the sliding window must be at least 1 token, got {self.window}")
         if not 0 <= self.generate <= MAX_GENERATE:
             raise InputError(f"generate must be between 0 and {MAX_GENERATE} tokens")
+        if self.logit_lens and not self.outputs:
+            raise InputError("the logit lens needs the whole pass: leave outputs on")
 
     def with_(self, **changes) -> AttendOptions:
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -104,7 +115,7 @@ class AttendOptions:
     def settings(self, model_kv_heads: int) -> dict:
         """The options as the record's `meta["settings"]` states them."""
         out = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("scores", "qk", "top_k")}
+               if f.name not in ("scores", "qk", "top_k", "lens_position")}
         out["kv_heads"] = self.kv_heads or model_kv_heads
         return out
 
@@ -221,11 +232,15 @@ class LoadedModel:
                 if self.kind == "encoder-decoder":
                     target_enc = self._targets(model, encoded, target, results)
                     tgt, tgt_real = self._pad([e.ids for e in target_enc])
-                    self._check_budget(req, len(texts), ids.shape[1], tgt.shape[1])
-                    out = model(ids, real, tgt, tgt_real, req=req, logits=False)
+                    self._check_budget(req, len(texts), ids.shape[1], tgt.shape[1],
+                                       opts.contributions)
+                    with self._watch(model, req, opts) as (seen, streams):
+                        out = model(ids, real, tgt, tgt_real, req=req, logits=False)
                 else:
-                    self._check_budget(req, len(texts), ids.shape[1], ids.shape[1])
-                    out = model(ids, real, req=req, logits=False)
+                    self._check_budget(req, len(texts), ids.shape[1], ids.shape[1],
+                                       opts.contributions)
+                    with self._watch(model, req, opts) as (seen, streams):
+                        out = model(ids, real, req=req, logits=False)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise self._oom(ids.shape[1]) from exc
         except RuntimeError as exc:  # the CPU allocator reports a failure as RuntimeError
@@ -238,12 +253,49 @@ class LoadedModel:
             raise InputError(str(exc)) from exc
         if not req.maps_only:  # else the pass stopped early: its hidden states are not final
             self._outputs(model, out, real, results, opts.top_k)
+        contributions = {}
+        if opts.contributions:
+            with torch.inference_mode():
+                contributions = contrib.compute(model, seen, out.record, opts.heads_off)
+        if opts.logit_lens:
+            self._logit_lens(model, streams, real, results, opts)
         return [
             self._record(i, out, encoded, target_enc, results[i], dict(
                 opts.settings(self.config.kv_heads),
-                target=None if target is None else target[i], text=texts[i]))
+                target=None if target is None else target[i], text=texts[i]),
+                {k: (v[0][i], v[1][i]) for k, v in contributions.items()})
             for i in range(len(texts))
         ]
+
+    @contextlib.contextmanager
+    def _watch(self, model: Transformer, req: Request, opts: AttendOptions):
+        """Hooks for what contributions and the logit lens read off the pass."""
+        with contextlib.ExitStack() as stack:
+            seen = streams = None
+            if opts.contributions:
+                keys = list(req.record) if req.record is not None else self.block_keys()
+                seen = stack.enter_context(contrib.watching(model, keys))
+            if opts.logit_lens:
+                if self.kind != "decoder":
+                    raise InputError("the logit lens reads a decoder's next-token predictions; "
+                                     f"{self.name} is an {self.kind}")
+                streams = stack.enter_context(contrib.layer_outputs(model))
+            yield seen, streams
+
+    def _logit_lens(self, model, streams, real, results, opts: AttendOptions) -> None:
+        lengths = ([streams[0].shape[1]] * len(results) if real is None
+                   else real.sum(1).tolist())
+        for b, o in enumerate(results):
+            n = int(lengths[b])
+            pos = n - 1 if opts.lens_position is None else opts.lens_position
+            if not -n <= pos < n:
+                raise InputError(f"lens_position {pos} is outside the text's {n} tokens")
+            with torch.inference_mode():
+                layers = contrib.logit_lens(model, [h[b] for h in streams], pos % n, opts.top_k)
+            o["logit_lens"] = [[(self.codec.tok.id_to_token(i), p) for i, p in zip(ids, ps,
+                                                                                   strict=True)]
+                               for ids, ps in layers]
+            o["logit_lens_position"] = pos % n
 
     def _oom(self, n_tokens: int) -> InputError:
         return InputError(
@@ -251,7 +303,8 @@ class LoadedModel:
             "record fewer layers (layers=[k]), or use a device with more memory"
         )
 
-    def _check_budget(self, req: Request, batch: int, t_src: int, t_tgt: int) -> None:
+    def _check_budget(self, req: Request, batch: int, t_src: int, t_tgt: int,
+                      contributions: bool = False) -> None:
         """Refuse, before any work, a record whose maps alone would exceed the budget: the
         maps grow with the square of the length, and an 8,192-token Gemma text recorded at
         every layer would need ~19 GiB and take the whole process down."""
@@ -262,7 +315,8 @@ class LoadedModel:
             t_q = t_tgt if kind != "encoder.self" and self.kind == "encoder-decoder" else t_src
             t_k = t_tgt if kind == "decoder.self" and self.kind == "encoder-decoder" else t_src
             cells += t_q * t_k
-        copies = 1 + req.scores + 2  # kept maps (+ scores) + transient scores/weights
+        # kept maps (+ scores, + norm maps) + transient scores/weights
+        copies = 1 + req.scores + contributions + 2
         need = cells * batch * self.config.n_heads * 4 * copies
         if need > MAX_RECORD_BYTES:
             raise InputError(
@@ -333,7 +387,8 @@ class LoadedModel:
                               for v, i in zip(p, idx, strict=True)]
                 o["top_k_ids"] = idx.tolist()
 
-    def _record(self, b: int, out, encoded, target_enc, outputs, settings) -> AttentionRecord:
+    def _record(self, b: int, out, encoded, target_enc, outputs, settings,
+                contributions) -> AttentionRecord:
         def np32(t):
             return t[b].float().cpu().numpy()
 
@@ -384,6 +439,8 @@ class LoadedModel:
             k={k: np32(v.k) for k, v in rec.items() if v.k is not None},
             meta=meta,
             outputs=outputs,
+            norm={k: n.float().cpu().numpy() for k, (n, _) in contributions.items()},
+            flow={k: f.float().cpu().numpy() for k, (_, f) in contributions.items()},
         )
 
 

@@ -24,8 +24,20 @@ class AttentionRecord:
     k: dict[str, np.ndarray] = field(default_factory=dict)  # [H, Tk, D]
     meta: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    # Contributions (attend(..., contributions=True)), read as rec["norm.<key>"] and
+    # rec["flow.<key>"]: norm maps [H, Tq, Tk] and flow maps [Tq, Tk + 1] (last column the
+    # residual's share). See engine/contributions.py.
+    norm: dict[str, np.ndarray] = field(default_factory=dict)
+    flow: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key, arr in self.norm.items():
+            if key not in self.maps or arr.shape != self.maps[key].shape:
+                raise ValueError(f"norm.{key}: shape {arr.shape} does not match its weights")
+        for key, arr in self.flow.items():
+            h, t_q, t_k = self.maps[key].shape if key in self.maps else (0, -1, -1)
+            if arr.shape != (t_q, t_k + 1):
+                raise ValueError(f"flow.{key}: expected [Tq, Tk + 1], got shape {arr.shape}")
         for key, arr in self.maps.items():
             if arr.ndim != 3:
                 raise ValueError(f"{key}: expected [heads, Tq, Tk], got shape {arr.shape}")
@@ -40,13 +52,23 @@ class AttentionRecord:
         return list(self.maps)
 
     def __getitem__(self, key: str) -> np.ndarray:
+        table, name = self._table(key)
         try:
-            return self.maps[key]
+            return table[name]
         except KeyError:
-            raise KeyError(f"no map {key!r}; this record has {self.keys()}") from None
+            raise KeyError(f"no map {key!r}; this record has {self.keys()}"
+                           + (f" and contributions for {list(self.norm)}" if self.norm else "")
+                           ) from None
 
     def __contains__(self, key: str) -> bool:
-        return key in self.maps
+        table, name = self._table(key)
+        return name in table
+
+    def _table(self, key: str) -> tuple[dict, str]:
+        for prefix, table in (("norm.", self.norm), ("flow.", self.flow)):
+            if key.startswith(prefix):
+                return table, key[len(prefix):]
+        return self.maps, key
 
     def axis_tokens(self, key: str) -> tuple[list[str], list[str]]:
         """(query tokens, key tokens) labelling the map `key`."""
@@ -91,8 +113,9 @@ class AttentionRecord:
         if self.target_tokens is not None:
             arrays["target_tokens"] = np.array(self.target_tokens, dtype=str)
             arrays["target_tokens_json"] = np.array(json.dumps(self.target_tokens))
-        for key, arr in self.scores.items():
-            arrays[f"scores.{key}"] = arr.astype(np.float32)
+        for prefix, table in (("scores", self.scores), ("norm", self.norm), ("flow", self.flow)):
+            for key, arr in table.items():
+                arrays[f"{prefix}.{key}"] = arr.astype(np.float32)
         arrays["meta"] = np.array(json.dumps(self.meta, ensure_ascii=False, default=str))
         np.savez_compressed(path, **arrays)
 
@@ -103,7 +126,9 @@ class AttentionRecord:
                 k: data[k] for k in data.files
                 if k.startswith(("encoder.", "decoder."))
             }
-            scores = {k[len("scores."):]: data[k] for k in data.files if k.startswith("scores.")}
+            def table(prefix: str) -> dict[str, np.ndarray]:
+                return {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+
             def tokens(name: str) -> list[str] | None:
                 if f"{name}_json" in data.files:
                     return json.loads(str(data[f"{name}_json"]))
@@ -113,6 +138,8 @@ class AttentionRecord:
                 tokens=tokens("tokens"),
                 maps=maps,
                 target_tokens=tokens("target_tokens"),
-                scores=scores,
+                scores=table("scores."),
+                norm=table("norm."),
+                flow=table("flow."),
                 meta=json.loads(str(data["meta"])),
             )
