@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from engine.api import LoadedModel, Progress
+from engine.core.config import ModelConfig
 from engine.core.transformer import Transformer
 from engine.io import cache_dir as _cache
 from engine.io.gguf import GGUFFile, SkippedArray, read_gguf
@@ -327,6 +328,13 @@ def describe_gguf(path: str | Path) -> dict:
         "tensor_types": types,
         "size_bytes": g.file_size,
     }
+
+
+def config_from_gguf(path: str | Path, name: str | None = None) -> ModelConfig:
+    """Our config of the model in a GGUF, from its header alone."""
+    hf = hf_config(read_gguf(path))
+    cfg = family_module(hf).config_from_hf(hf)
+    return cfg.with_(name=name or Path(path).stem)
 
 
 def family_module(hf: dict):

