@@ -351,7 +351,17 @@ class LoadedModel:
         result = []
         for i, enc in enumerate(encoded):
             cut, n = False, 0
-            if target is not None:
+            start, start_token = bos, bos_token
+            forcing = self.config.extra.get("teacher_forcing")  # Hugging Face checkpoints
+            if target is not None and forcing:
+                # As transformers shifts `labels` right: the start token, then the target's
+                # tokens (with the tokenizer's specials) without the last one. mBART starts
+                # from the last one (its language id) instead of decoder_start_token_id.
+                t = codec.encode(target[i], add_special=True)
+                ids, toks, cut, n = t.ids[:-1], t.tokens[:-1], t.truncated, t.n_original
+                if forcing == "last-token":
+                    start, start_token = t.ids[-1], t.tokens[-1]
+            elif target is not None:
                 t = codec.encode(target[i], add_special=False)
                 ids, toks, cut, n = t.ids, t.tokens, t.truncated, t.n_original
             else:
@@ -363,7 +373,7 @@ class LoadedModel:
                 toks = [codec.tok.id_to_token(j) if hasattr(codec, "tok") else str(j)
                         for j in ids]
                 outputs[i]["generated"] = codec.decode(ids)
-            result.append(Encoded([bos] + ids, [bos_token] + toks, cut, n))
+            result.append(Encoded([start] + ids, [start_token] + toks, cut, n))
         return result
 
     def _outputs(self, model, out, real, outputs, top_k: int) -> None:
