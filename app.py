@@ -1,13 +1,14 @@
 """Attention Studio: see, head by head and layer by layer, where each token looks.
 
 Run with the README's command (it sets up .venv first), or: .venv/bin/streamlit run app.py
-This file only wires pages together; pages wire widgets to engine/ and viz/.
+This file only wires pages together; pages (one folder each under app_pages/) wire widgets
+to engine/ and viz/.
 """
 
 import streamlit as st
 
-from app_pages.common import sidebar
-from app_pages.i18n import COMMON, tr
+from app_pages.shared.i18n import COMMON_TEXT, tr
+from app_pages.shared.sidebar import sidebar
 
 # Material icons, not emoji: headless Chromium on a bare Debian has no emoji font.
 st.set_page_config(page_title="Attention Studio", page_icon=":material/visibility:",
@@ -15,15 +16,15 @@ st.set_page_config(page_title="Attention Studio", page_icon=":material/visibilit
 settings = sidebar()
 
 PAGES = [  # (file, title key, icon, url path)
-    ("attention_page.py", "page_attention", "visibility", "attention"),
-    ("masks_page.py", "page_masks", "grid_on", "masks"),
-    ("variants_page.py", "page_variants", "call_split", "variants"),
-    ("positions_page.py", "page_positions", "straighten", "positions"),
-    ("steps_page.py", "page_steps", "stairs", "steps"),
+    ("app_pages/attention/page.py", "page_attention", "visibility", "attention"),
+    ("app_pages/masks/page.py", "page_masks", "grid_on", "masks"),
+    ("app_pages/variants/page.py", "page_variants", "call_split", "variants"),
+    ("app_pages/positions/page.py", "page_positions", "straighten", "positions"),
+    ("app_pages/steps/page.py", "page_steps", "stairs", "steps"),
 ]
 pages = [
-    st.Page(f"app_pages/{file}", title=tr(COMMON, key), icon=f":material/{icon}:",
-            url_path=path, default=i == 0)
+    st.Page(file, title=tr(COMMON_TEXT, key), icon=f":material/{icon}:", url_path=path,
+            default=i == 0)
     for i, (file, key, icon, path) in enumerate(PAGES)
 ]
 st.navigation(pages).run()

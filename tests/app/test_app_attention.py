@@ -18,7 +18,7 @@ from viz.metrics import head_metrics, metrics_grid
 from viz.style import safe_labels
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "app_pages/attention_page.py"
+PAGE = "app_pages/attention/page.py"
 TEXT = "The animal didn't cross the street because it was too tired."
 HOSTILE = "<img src=x onerror=alert(1)>"
 TIMEOUT = 300
@@ -262,7 +262,7 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
 
 
 def test_download_menu_offers_formats_and_exports_only_on_click(minilm, monkeypatch):
-    import app_pages.download as dl
+    import app_pages.shared.download as dl
     import viz.export
 
     def boom(*a, **k):
@@ -288,7 +288,7 @@ def test_download_menu_offers_formats_and_exports_only_on_click(minilm, monkeypa
 
 
 def test_download_menu_without_chromium(minilm, monkeypatch):
-    import app_pages.download as dl
+    import app_pages.shared.download as dl
 
     monkeypatch.setattr(dl, "chromium_available", lambda: False)
     at = open_page()
@@ -316,9 +316,11 @@ def test_four_sessions_get_their_own_sentences(minilm):
 
 
 def test_no_raw_html_in_my_files():
-    for rel in ("app_pages/attention_page.py", "app_pages/attention_tabs.py",
-                "app_pages/attention_support.py", "app_pages/variants_page.py",
-                "app_pages/download.py", "viz/attention_extras.py"):
+    for rel in ("app_pages/attention/page.py", "app_pages/attention/tabs.py",
+                "app_pages/attention/passes.py", "app_pages/variants/page.py",
+                "app_pages/shared/download.py", "viz/figures/heads_row.py",
+                "viz/figures/kv_sharing.py", "viz/figures/kv_cache.py", "viz/figures/bars.py",
+                "viz/figures/decoding.py", "viz/figures/window.py"):
         src = (ROOT / rel).read_text()
         assert "unsafe_allow_html" not in src, rel
         assert "st.html(" not in src, rel

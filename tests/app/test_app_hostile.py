@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from engine.models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
-ATTENTION = "app_pages/attention_page.py"
+ATTENTION = "app_pages/attention/page.py"
 TIMEOUT = 300
 
 BOOK = ("It was the best of times, it was the worst of times; <b>$x$</b> **bold** 🙂 "
@@ -186,13 +186,13 @@ def views() -> list:
         ("attention", ATTENTION, {}, {"attn_text"}),
         ("attention-transformer-base", ATTENTION, {"attn_model": "transformer-base"},
          {"attn_text", "attn_target"}),
-        ("masks-padding", "app_pages/masks_page.py", {"masks_mode": "padding"},
+        ("masks-padding", "app_pages/masks/page.py", {"masks_mode": "padding"},
          {"masks_text", "masks_text2"}),
-        ("variants-trained", "app_pages/variants_page.py", {}, set()),
-        ("variants-minilm", "app_pages/variants_page.py", {"var_tab": "MiniLM in G groups"},
+        ("variants-trained", "app_pages/variants/page.py", {}, set()),
+        ("variants-minilm", "app_pages/variants/page.py", {"var_tab": "MiniLM in G groups"},
          {"var_text"} if have("minilm") else set()),
-        ("positions", "app_pages/positions_page.py", {}, set()),
-        ("steps", "app_pages/steps_page.py", {}, set()),
+        ("positions", "app_pages/positions/page.py", {}, set()),
+        ("steps", "app_pages/steps/page.py", {}, set()),
     ]
     if not have("minilm"):
         out = [v for v in out if v[0] not in ("attention", "masks-padding")]

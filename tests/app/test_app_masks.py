@@ -17,7 +17,7 @@ from engine.models.registry import MODELS
 from tests import app_helpers
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "app_pages/masks_page.py"
+PAGE = "app_pages/masks/page.py"
 TEXT = "The cat sat on the mat because it was tired."
 TEXT2 = "A second, longer sentence in the same batch makes the first one padded."
 HOSTILE = ["", "   ", "<script>alert(1)</script>", "**bold** __x__", "$$x^2$$ $y$",

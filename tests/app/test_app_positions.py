@@ -28,7 +28,7 @@ from tests import app_helpers
 from viz.figures.positions import similarity
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "app_pages/positions_page.py"
+PAGE = "app_pages/positions/page.py"
 TAB = {"sin": "Sinusoidal", "learned": "Learned (MiniLM)", "rope": "RoPE", "alibi": "ALiBi"}
 
 

@@ -18,7 +18,7 @@ from tests import app_helpers
 from viz.figures.steps import fmt
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "app_pages/steps_page.py"
+PAGE = "app_pages/steps/page.py"
 
 
 def open_page(page: str = PAGE, timeout: float = 120) -> AppTest:

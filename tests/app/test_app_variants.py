@@ -16,7 +16,7 @@ from tests import app_helpers
 from tests.app_helpers import arr, chart, rerun, specs
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "app_pages/variants_page.py"
+PAGE = "app_pages/variants/page.py"
 TEXT = "The animal didn't cross the street because it was too tired."
 TIMEOUT = 300
 TRAINED = ("seq2seq-mha", "seq2seq-gqa", "seq2seq-mqa")

@@ -112,8 +112,8 @@ def test_type_sentence_change_layer_and_head(page, shots):
 
 
 def test_toggle_a_mask(page, shots):
-    if not (ROOT / "app_pages" / "masks_page.py").exists():
-        pytest.skip("app_pages/masks_page.py is not written yet")
+    if not (ROOT / "app_pages" / "masks" / "page.py").exists():
+        pytest.skip("app_pages/masks/page.py is not written yet")
     page.locator('[data-testid="stSidebarNav"] a', has_text="Masks").click()
     page.get_by_text("Masks: which keys may a query read?").wait_for(timeout=STEP_TIMEOUT)
     wait_title(page, "head 0")

@@ -62,7 +62,7 @@ def fresh(monkeypatch):
     afterwards), so a fault injected here cannot hide behind an already loaded model; the
     app's Streamlit caches are emptied before and after, so nothing loaded under a fault
     leaks into later tests. Models not named stay loaded (tests stay quick)."""
-    from app_pages import common
+    from app_pages.shared import models as common
 
     def drop(*names: str) -> None:
         for name in names:
@@ -507,7 +507,7 @@ def no_chromium(monkeypatch):
     export.shutdown()
     monkeypatch.setattr(Chromium, "find_browser", classmethod(lambda cls, **kw: None))
     # the app remembers the answer for a minute: forget an earlier test's "found"
-    from app_pages import download
+    from app_pages.shared import download
 
     monkeypatch.setattr(download, "_chromium_seen", (-float("inf"), False))
     monkeypatch.delenv("BROWSER_PATH", raising=False)
@@ -556,7 +556,7 @@ def test_without_chromium_the_cli_explains_images_and_writes_data(no_chromium, t
 
 
 def test_without_chromium_the_app_download_explains(no_chromium, fresh):
-    from app_pages import download
+    from app_pages.shared import download
 
     at = open_app(state={"attn_model": "transformer-base"})
     assert any("Chromium" in w.value for w in at.warning), [w.value for w in at.warning]
@@ -599,7 +599,7 @@ def test_four_threads_through_the_apps_cached_path_get_their_own_figures():
     sessions are driven in tests/browser/test_browser_xss.py."""
     import logging
 
-    from app_pages import common
+    from app_pages.shared import models as common
     from viz import head_heatmap
     from viz.style import safe_labels
 

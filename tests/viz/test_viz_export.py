@@ -335,7 +335,7 @@ def test_model_view_and_masks_export_vector():
 def test_csv_text_cannot_run_as_a_spreadsheet_formula():
     """Tokens such as '=HYPERLINK(...)' or '@SUM' reach the CSV with a leading apostrophe
     (spreadsheets show them as text); JSON and NPZ keep every token as it is."""
-    from app_pages.download import table_bytes
+    from app_pages.shared.download import table_bytes
 
     tokens = ["=HYPERLINK(1)", "+1", "-", "@SUM(A1)", "plain", "a=b"]
     data = ex.AttentionData(tokens=tokens, attn={"encoder.self.0": np.full((1, 6, 6), 1 / 6,

@@ -11,24 +11,22 @@ import numpy as np
 import streamlit as st
 
 import engine
-from app_pages.attention_support import (
+from app_pages.attention.passes import (
     FULL_HEATMAP_MAX,
     MEASURE_STEPS,
     ROLLOUT_MAX,
     WINDOW_MAX,
-    explain,
-    figure_with_text,
-    frame,
     greedy_text,
-    kind_name,
-    matrix_table,
     measured_kv_bytes,
 )
-from app_pages.attention_text import T
-from app_pages.common import Settings, attend
-from app_pages.download import download_menu
-from app_pages.i18n import tr
-from app_pages.widget_state import keep_in_range, keep_subset, keep_valid
+from app_pages.attention.text import ATTENTION_TEXT, KIND_NAMES
+from app_pages.shared.download import figure_with_download
+from app_pages.shared.i18n import lang, translator
+from app_pages.shared.models import attend
+from app_pages.shared.numbers import cosine, frame, matrix_table
+from app_pages.shared.sidebar import Settings
+from app_pages.shared.widget_state import keep_in_range, keep_subset, keep_valid
+from engine.core.block_key import BlockKey, kind_of, layer_of
 from viz.aggregate import mean_heads, rollout_layers
 from viz.figures.decoding import step_figure, topk_compare_figure
 from viz.figures.head_view import head_view
@@ -42,6 +40,23 @@ from viz.figures.qk_view import qk_view
 from viz.figures.window import window_heatmap
 from viz.metrics import METRIC_TITLES, METRICS, head_metrics
 from viz.style import Style
+
+say = translator(ATTENTION_TEXT)
+
+
+def kind_name(kind: str) -> str:
+    """A block kind's name in the interface language ("encoder self", "交叉…")."""
+    en, zh = KIND_NAMES.get(kind, (kind, kind))
+    return zh if lang() == "zh" else en
+
+
+def explain(key: str) -> None:
+    st.caption(say(key))
+
+
+def explained(key: str) -> str:
+    """The explanation `key` shown beside a figure."""
+    return say(key)
 
 
 @dataclass(frozen=True)
@@ -83,21 +98,21 @@ def head_tab(page: AttentionView) -> None:
         views = (["v_full"] if max(w.shape) <= FULL_HEATMAP_MAX else []) + [
             "v_overview", "v_topk", "v_window"]
         keep_valid("attn_long_view", views)
-        view = st.segmented_control(tr(T, "long_view"), views, key="attn_long_view",
-                                    format_func=lambda v: tr(T, v), required=True)
+        view = st.segmented_control(say("long_view"), views, key="attn_long_view",
+                                    format_func=lambda v: say(v), required=True)
         if view == "v_overview":
             fig = overview_figure(w, q_tok, k_tok, style=style, title=title)
         elif view == "v_topk":
             keep_in_range("attn_topk", 1, 32, 8)
-            k = st.slider(tr(T, "k"), 1, 32, key="attn_topk")
+            k = st.slider(say("k"), 1, 32, key="attn_topk")
             fig = topk_figure(w, q_tok, k_tok, k=k, style=style, title=title)
         elif view == "v_window":
             size_q, size_k = min(WINDOW_MAX, w.shape[0]), min(WINDOW_MAX, w.shape[1])
             keep_in_range("attn_wq", 0, w.shape[0] - size_q, 0)
             keep_in_range("attn_wk", 0, w.shape[1] - size_k, 0)
-            qa = st.slider(tr(T, "q_window"), 0, max(1, w.shape[0] - size_q),
+            qa = st.slider(say("q_window"), 0, max(1, w.shape[0] - size_q),
                            key="attn_wq", disabled=w.shape[0] == size_q)
-            ka = st.slider(tr(T, "k_window"), 0, max(1, w.shape[1] - size_k),
+            ka = st.slider(say("k_window"), 0, max(1, w.shape[1] - size_k),
                            key="attn_wk", disabled=w.shape[1] == size_k)
             fig = window_heatmap(w, q_tok, k_tok, q_range=(qa, qa + size_q),
                                  k_range=(ka, ka + size_k), style=style, title=title,
@@ -107,8 +122,8 @@ def head_tab(page: AttentionView) -> None:
                                full_max=FULL_HEATMAP_MAX)
     else:
         fig = head_heatmap(w, q_tok, k_tok, style=style, title=title, zmax=zmax)
-    figure_with_text(fig, "ex_head", "attn_heatmap")
-    download_menu(fig, rec, key="dl_head", block=kind, layer=layer, head=head)
+    figure_with_download(fig, "attn_heatmap", "dl_head", record=rec, block=kind, layer=layer,
+                         head=head, explanation=explained("ex_head"), width="content")
 
 
 def model_tab(page: AttentionView) -> None:
@@ -139,17 +154,17 @@ def model_tab(page: AttentionView) -> None:
             l_, h_ = divmod(int(index), n_h)
             open_head(l_, h_)
 
-    figure_with_text(fig, "ex_model", "attn_model_view", on_select=on_pick,
-                     selection_mode="points")
+    figure_with_download(fig, "attn_model_view", "dl_model", record=None if long else rec,
+                         block=kind, explanation=explained("ex_model"), width="content",
+                         on_select=on_pick, selection_mode="points")
     pick_cols = st.columns([2, 1, 3])
     options = [(l_, h_) for l_ in range(stack.shape[0]) for h_ in range(n_h)]
     with pick_cols[0]:
-        choice = st.selectbox(tr(T, "open"), options, key="attn_open_choice",
+        choice = st.selectbox(say("open"), options, key="attn_open_choice",
                               format_func=lambda o: f"L{o[0]} · H{o[1]}")
     with pick_cols[1]:
-        st.button(tr(T, "open_btn"), key="attn_open_btn", on_click=open_head,
+        st.button(say("open_btn"), key="attn_open_btn", on_click=open_head,
                   args=choice)
-    download_menu(fig, None if long else rec, key="dl_model", block=kind)
 
 
 def lines_tab(page: AttentionView) -> None:
@@ -159,26 +174,27 @@ def lines_tab(page: AttentionView) -> None:
     lc = st.columns([2, 2, 1])
     keep_subset("attn_lines_heads", list(range(weights.shape[0])), [head])
     with lc[0]:
-        heads = st.multiselect(tr(T, "heads"), list(range(weights.shape[0])),
+        heads = st.multiselect(say("heads"), list(range(weights.shape[0])),
                                key="attn_lines_heads", format_func=lambda h: f"H{h}")
     queries = [None] + list(range(weights.shape[1]))
     if weights.shape[1] > 64:
         queries = queries[1:]
     keep_valid("attn_lines_query", queries)
     with lc[1]:
-        query = st.selectbox(tr(T, "query"), queries, key="attn_lines_query",
-                             format_func=lambda i: tr(T, "all_queries") if i is None
+        query = st.selectbox(say("query"), queries, key="attn_lines_query",
+                             format_func=lambda i: say("all_queries") if i is None
                              else f"{i}: {q_tok[i]}")
     with lc[2]:
         st.session_state.setdefault("attn_lines_min", 0.05)
-        min_w = st.slider(tr(T, "min_weight"), 0.0, 0.5, step=0.01, key="attn_lines_min")
+        min_w = st.slider(say("min_weight"), 0.0, 0.5, step=0.01,
+                          key="attn_lines_min")
     fig = head_view(weights, q_tok, k_tok, heads=heads or [head], query=query,
                     min_weight=min_w, style=style, title=f"{key}")
     # room for the lines: ~26 px per token row (the builder's default is tighter)
     fig.update_layout(height=int(min(2400, max(fig.layout.height or 0,
                                                26 * max(weights.shape[1:]) + 160))))
-    figure_with_text(fig, "ex_lines", "attn_lines")
-    download_menu(fig, rec, key="dl_lines", block=kind, layer=layer)
+    figure_with_download(fig, "attn_lines", "dl_lines", record=rec, block=kind, layer=layer,
+                         explanation=explained("ex_lines"), width="content")
 
 
 def qk_tab(page: AttentionView) -> None:
@@ -187,7 +203,7 @@ def qk_tab(page: AttentionView) -> None:
     base, kind, layer, head, key = page.base, page.kind, page.layer, page.head, page.key
     q_tok, k_tok = page.q_tok, page.k_tok
     keep_valid("attn_qk_query", list(range(len(q_tok))), min(len(q_tok) - 1, 10))
-    query = st.selectbox(tr(T, "query"), list(range(len(q_tok))), key="attn_qk_query",
+    query = st.selectbox(say("query"), list(range(len(q_tok))), key="attn_qk_query",
                          format_func=lambda i: f"{i}: {q_tok[i]}")
     # Maps only: the pass stops at this layer (its outputs are shown by the main record).
     rec_qk = attend(name, settings.device, text, scores=True, qk=True, layers=[key],
@@ -195,8 +211,8 @@ def qk_tab(page: AttentionView) -> None:
     fig = qk_view(rec_qk.q[key], rec_qk.k[key], query, k_tok, q_tok, head=head,
                   scores=rec_qk.scores[key], weights=rec_qk[key], scale=cfg.scale,
                   style=style, title=f"{key} · head {head} · query {query}")
-    figure_with_text(fig, "ex_qk", "attn_qk")
-    download_menu(fig, rec_qk, key="dl_qk", block=kind, layer=layer, head=head)
+    figure_with_download(fig, "attn_qk", "dl_qk", record=rec_qk, block=kind, layer=layer,
+                         head=head, explanation=explained("ex_qk"), width="content")
 
 
 def metrics_tab(page: AttentionView) -> None:
@@ -208,13 +224,13 @@ def metrics_tab(page: AttentionView) -> None:
     table = frame(rows)
     defined = [m for m in METRICS if table[m].notna().any()]
     keep_valid("attn_metric", defined)
-    metric = st.selectbox(tr(T, "metric"), defined, key="attn_metric",
+    metric = st.selectbox(say("metric"), defined, key="attn_metric",
                           format_func=lambda m: METRIC_TITLES[m])
     mc = st.columns([3, 2])
     with mc[0]:
         fig = metrics_figure(rows, metric, block=kind, style=style)
-        st.plotly_chart(fig, key="attn_metrics_fig", width="content")
-        download_menu(fig, key="dl_metrics", table=table, name=f"{name}_{kind}_metrics")
+        figure_with_download(fig, "attn_metrics_fig", "dl_metrics", table=table,
+                             name=f"{name}_{kind}_metrics", width="content")
     with mc[1]:
         explain("ex_metrics")
         st.dataframe(table.drop(columns=["block"]).round(settings.precision + 1),
@@ -231,24 +247,23 @@ def agg_tab(page: AttentionView) -> None:
                         value_name="mean weight", full_max=FULL_HEATMAP_MAX)
            if max(mean.shape) <= FULL_HEATMAP_MAX else
            overview_figure(mean, q_tok, k_tok, style=style))
-    st.subheader(tr(T, "mean_heads"))
-    figure_with_text(fig, "ex_agg", "attn_mean")
-    download_menu(fig, key="dl_mean", name=f"{name}_{key}_mean",
-                  table=matrix_table(mean, q_tok, k_tok, "weight"))
-    st.subheader(tr(T, "rollout", l=layer))
+    st.subheader(say("mean_heads"))
+    figure_with_download(fig, "attn_mean", "dl_mean", name=f"{name}_{key}_mean",
+                         table=matrix_table(mean, q_tok, k_tok, "weight"),
+                         explanation=explained("ex_agg"), width="content")
+    st.subheader(say("rollout", l=layer))
     if kind == "decoder.cross":
-        st.info(tr(T, "no_rollout_cross"))
+        st.info(say("no_rollout_cross"))
     else:
         roll = summary()["rollout"] if long else rollout_layers(layer_maps[: layer + 1])
         if roll is None:
-            st.info(tr(T, "no_rollout_long", n=ROLLOUT_MAX))
+            st.info(say("no_rollout_long", n=ROLLOUT_MAX))
         else:
             r = roll[layer] if long else roll[-1]
             fig = head_heatmap(r, q_tok, k_tok, style=style, value_name="rollout",
                                title=f"rollout {kind} 0..{layer}", full_max=FULL_HEATMAP_MAX)
-            st.plotly_chart(fig, key="attn_rollout", width="content")
-            download_menu(fig, key="dl_rollout", name=f"{name}_{key}_rollout",
-                          table=matrix_table(r, q_tok, k_tok, "rollout"))
+            figure_with_download(fig, "attn_rollout", "dl_rollout", name=f"{name}_{key}_rollout",
+                                 table=matrix_table(r, q_tok, k_tok, "rollout"), width="content")
 
 
 def ablation_tab(page: AttentionView) -> None:
@@ -259,12 +274,12 @@ def ablation_tab(page: AttentionView) -> None:
     explain("ex_ablation")
     options = [f"{k}:{h}" for k in model.block_keys() for h in range(cfg.n_heads)]
     keep_subset("attn_ablate", options, [f"{key}:{head}"])
-    chosen = st.multiselect(tr(T, "heads_off"), options, key="attn_ablate",
+    chosen = st.multiselect(say("heads_off"), options, key="attn_ablate",
                             format_func=lambda o: o.replace(":", " · H"))
     if not chosen:
-        st.info(tr(T, "pick_heads"))
+        st.info(say("pick_heads"))
     else:
-        pairs = tuple(sorted((o.rsplit(":", 1)[0], int(o.rsplit(":", 1)[1]))
+        pairs = tuple(sorted((o.rsplit(":", 1)[0], int(o.rsplit(":", 1)[1]))  # "key:head"
                              for o in chosen))
         heads_off: dict[str, list[int]] = {}
         for k_, h_ in pairs:
@@ -273,47 +288,44 @@ def ablation_tab(page: AttentionView) -> None:
         off = attend(name, settings.device, text, layers=layers, heads_off=heads_off, **base)
         intact = page.outputs()
         if arch == "encoder" and "embedding" in intact:
-            e0, e1 = intact["embedding"], off.outputs["embedding"]
-            cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1) + 1e-12))
-            st.metric(tr(T, "cosine"), f"{cos:.{settings.precision + 1}f}")
+            cos = cosine(intact["embedding"], off.outputs["embedding"])
+            st.metric(say("cosine"), f"{cos:.{settings.precision + 1}f}")
         elif arch == "decoder" and "top_k" in intact:
             fig = topk_compare_figure(intact["top_k"], off.outputs["top_k"],
                                       style=style, title="next token")
-            st.plotly_chart(fig, key="attn_ablate_topk", width="content")
+            figure_with_download(fig, "attn_ablate_topk", "dl_ablate_topk",
+                                 name=f"{name}_ablation_topk", width="content", table=frame(
+                                     [("intact", t, p) for t, p in intact["top_k"]]
+                                     + [("heads off", t, p) for t, p in off.outputs["top_k"]],
+                                     columns=["model", "token", "probability"]))
             tc = st.columns(2)
-            tc[0].caption(tr(T, "before"))
+            tc[0].caption(say("before"))
             tc[0].dataframe(frame(intact["top_k"],
                                          columns=["token", "probability"]), hide_index=True)
-            tc[1].caption(tr(T, "after"))
+            tc[1].caption(say("after"))
             tc[1].dataframe(frame(off.outputs["top_k"],
                                          columns=["token", "probability"]), hide_index=True)
-            download_menu(fig, key="dl_ablate_topk", name=f"{name}_ablation_topk",
-                          table=frame(
-                              [("intact", t, p) for t, p in intact["top_k"]]
-                              + [("heads off", t, p) for t, p in off.outputs["top_k"]],
-                              columns=["model", "token", "probability"]))
         elif arch == "encoder-decoder":
             # a random-weight model never says [EOS]: keep its decode short
             n = 8 if model.weights_hash.startswith("init:") else min(cfg.max_len - 1, 32)
-            with st.spinner(tr(T, "decoding")):
+            with st.spinner(say("decoding")):
                 before = greedy_text(name, settings.device, text, (), n)
                 after = greedy_text(name, settings.device, text, pairs, n)
-            st.caption(tr(T, "decoded", n=n))
+            st.caption(say("decoded", n=n))
             tc = st.columns(2)
-            tc[0].caption(tr(T, "before"))
+            tc[0].caption(say("before"))
             tc[0].code(before, language=None)
-            tc[1].caption(tr(T, "after"))
+            tc[1].caption(say("after"))
             tc[1].code(after, language=None)
         # how every recorded map of this block kind moved
-        kinds_keys = [k for k in off.keys() if k.rsplit(".", 1)[0] == kind and k in rec]
+        kinds_keys = [k for k in off.keys() if kind_of(k) == kind and k in rec]
         delta = np.stack([np.abs(off[k] - rec[k]).mean(axis=(1, 2)) for k in kinds_keys])
         fig = matrix_heatmap(delta, x_labels=[f"H{h}" for h in range(delta.shape[1])],
-                             y_labels=[k.rsplit(".", 1)[1] for k in kinds_keys],
+                             y_labels=[str(layer_of(k)) for k in kinds_keys],
                              x_title="head", y_title="layer", value_name="mean |Δ|",
-                             style=style, title=tr(T, "changed", kind=kind_name(kind)))
-        st.plotly_chart(fig, key="attn_ablate_delta", width="content")
-        download_menu(fig, key="dl_ablate_delta", name=f"{name}_ablation_delta",
-                      table=frame(
+                             style=style, title=say("changed", kind=kind_name(kind)))
+        figure_with_download(fig, "attn_ablate_delta", "dl_ablate_delta", width="content",
+                             name=f"{name}_ablation_delta", table=frame(
                           [(k, h, float(delta[i, h])) for i, k in enumerate(kinds_keys)
                            for h in range(delta.shape[1])],
                           columns=["block", "head", "mean_abs_delta"]))
@@ -323,7 +335,8 @@ def cross_tab(page: AttentionView) -> None:
     """Cross-attention of an encoder-decoder: one head, then every head."""
     name, settings, style, cfg, text = page.name, page.settings, page.style, page.cfg, page.text
     base, layer, head, rec = page.base, page.layer, page.head, page.rec
-    cross_key = f"decoder.cross.{min(layer, cfg.n_decoder_layers - 1)}"
+    cross_layer = min(layer, cfg.n_decoder_layers - 1)
+    cross_key = str(BlockKey("decoder.cross", cross_layer))
     rec_c = rec if cross_key in rec else attend(name, settings.device, text,
                                                 layers=[cross_key], **base)
     cw = rec_c[cross_key]
@@ -331,14 +344,13 @@ def cross_tab(page: AttentionView) -> None:
     fig = head_heatmap(cw[head], ct_q, ct_k, style=style,
                        title=f"{cross_key} · head {head}", full_max=FULL_HEATMAP_MAX,
                        zmax=float(cw.max()) if settings.shared_range else None)
-    figure_with_text(fig, "ex_cross", "attn_cross")
-    download_menu(fig, rec_c, key="dl_cross", block="decoder.cross",
-                  layer=int(cross_key.rsplit(".", 1)[1]), head=head)
-    st.subheader(tr(T, "all_heads_cross"))
+    figure_with_download(fig, "attn_cross", "dl_cross", record=rec_c, block="decoder.cross",
+                         layer=cross_layer, head=head, explanation=explained("ex_cross"),
+                         width="content")
+    st.subheader(say("all_heads_cross"))
     fig = heads_row(cw, style=style, title=cross_key)
-    st.plotly_chart(fig, key="attn_cross_all", width="content")
-    download_menu(fig, rec_c, key="dl_cross_all", block="decoder.cross",
-                  layer=int(cross_key.rsplit(".", 1)[1]))
+    figure_with_download(fig, "attn_cross_all", "dl_cross_all", record=rec_c,
+                         block="decoder.cross", layer=cross_layer, width="content")
 
 
 def steps_tab(page: AttentionView) -> None:
@@ -346,7 +358,7 @@ def steps_tab(page: AttentionView) -> None:
     name, settings, style, cfg, text = page.name, page.settings, page.style, page.cfg, page.text
     base, layer, rec = page.base, page.layer, page.rec
     d_layer = min(layer, cfg.n_decoder_layers - 1)
-    sk, ck = f"decoder.self.{d_layer}", f"decoder.cross.{d_layer}"
+    sk, ck = str(BlockKey("decoder.self", d_layer)), str(BlockKey("decoder.cross", d_layer))
     rec_s = rec if (sk in rec and ck in rec) else attend(
         name, settings.device, text, layers=[sk, ck], **base)
     dec = rec_s.target_tokens or []
@@ -354,29 +366,29 @@ def steps_tab(page: AttentionView) -> None:
     i = 0
     if n_steps > 1:
         keep_in_range("attn_step", 0, n_steps - 1, 0)
-        i = st.slider(tr(T, "step"), 0, n_steps - 1, key="attn_step")
+        i = st.slider(say("step"), 0, n_steps - 1, key="attn_step")
     nxt = dec[i + 1] if i + 1 < n_steps else "[EOS]"
-    st.caption(tr(T, "step_info", i=i))
+    st.caption(say("step_info", i=i))
     st.code(f"{dec[i]}  →  {nxt}", language=None)
     fig = step_figure(rec_s[sk][:, i, : i + 1], rec_s[ck][:, i, :], dec[: i + 1],
                       rec_s.tokens, style=style, title=f"layer {d_layer} · step {i}")
-    figure_with_text(fig, "ex_steps", "attn_step_fig")
-    download_menu(fig, rec_s, key="dl_step", block="decoder.cross", layer=d_layer)
+    figure_with_download(fig, "attn_step_fig", "dl_step", record=rec_s, block="decoder.cross",
+                         layer=d_layer, explanation=explained("ex_steps"), width="content")
     per = cfg.kv_cache_bytes_per_token(4)
     formula = [per * (j + 1) for j in range(n_steps)]
-    st.write(tr(T, "kv_bytes", b=formula[i], per=per, n=i + 1))
-    st.caption(tr(T, "kv_formula", layers=cfg.n_decoder_layers, kv=cfg.kv_heads,
+    st.write(say("kv_bytes", b=formula[i], per=per, n=i + 1))
+    st.caption(say("kv_formula", layers=cfg.n_decoder_layers, kv=cfg.kv_heads,
                   d=cfg.head_dim))
     n_measured = min(n_steps, MEASURE_STEPS)
-    with st.spinner(tr(T, "measuring_kv", n=n_measured)):
+    with st.spinner(say("measuring_kv", n=n_measured)):
         measured = measured_kv_bytes(name, settings.device, text, n_measured)
     fig = kv_steps_figure(formula, i, measured, style=style, title="KV cache")
-    st.plotly_chart(fig, key="attn_kv_steps", width="content")
+    figure_with_download(fig, "attn_kv_steps", "dl_kv_steps", name=f"{name}_kv_steps",
+                         width="content", table=frame(
+                             {"step": np.arange(n_steps), "formula_bytes": formula,
+                              "measured_bytes": measured + [None] * (n_steps - len(measured))}))
     if n_measured < n_steps:
-        st.caption(tr(T, "measured_first", n=n_measured))
-    download_menu(fig, key="dl_kv_steps", name=f"{name}_kv_steps", table=frame(
-        {"step": np.arange(n_steps), "formula_bytes": formula,
-         "measured_bytes": measured + [None] * (n_steps - len(measured))}))
+        st.caption(say("measured_first", n=n_measured))
 
 
 TAB_VIEWS = {"tab_head": head_tab, "tab_model": model_tab, "tab_lines": lines_tab,

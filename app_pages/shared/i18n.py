@@ -1,7 +1,7 @@
 """English / 中文 interface text.
 
-Each page keeps its own table `{key: (english, chinese)}` next to the code that uses it, so
-a page's strings are edited with the page; `tr(table, key)` picks the current language.
+Each page keeps its own table `{key: (english, chinese)}` in its folder's `text.py`, so a
+page's strings are edited with the page; `tr(table, key)` picks the current language.
 """
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ def tr(table: dict[str, tuple[str, str]], key: str, **fmt) -> str:
     return text.format(**fmt) if fmt else text
 
 
+def translator(table: dict[str, tuple[str, str]]):
+    """`tr` bound to one page's table: `say = translator(MASKS_TEXT)`; `say("title")`."""
+    def say(key: str, **fmt) -> str:
+        return tr(table, key, **fmt)
+
+    return say
+
+
 def tabs_keeping_choice(table: dict[str, tuple[str, str]], key: str, names: list[str]):
     """Lazy tabs whose open tab survives a language switch (their labels change with it)."""
     current = st.session_state.get(key)
@@ -31,7 +39,7 @@ def tabs_keeping_choice(table: dict[str, tuple[str, str]], key: str, names: list
     return st.tabs([tr(table, n) for n in names], key=key, on_change="rerun")
 
 
-COMMON = {
+COMMON_TEXT = {  # the sidebar's and every page's shared words
     "app_title": ("Attention Studio", "注意力工作室"),
     "language": ("Language / 语言", "语言 / Language"),
     "device": ("Device", "设备"),

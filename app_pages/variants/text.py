@@ -1,6 +1,6 @@
 """Interface text of the Variants page, English and 中文: {key: (en, zh)}."""
 
-T = {
+VARIANTS_TEXT = {
     "title": ("MHA, GQA and MQA", "MHA、GQA 与 MQA"),
     "intro": (
         "Multi-head attention gives every query head its own keys and values. Grouped-query "

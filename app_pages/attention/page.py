@@ -1,9 +1,8 @@
 """Attention page: type a sentence, see where every head looks.
 
-Wiring only: widgets → `engine` (through the cached `common.attend`) → `viz` builders →
-`st.plotly_chart`, each figure with a download control. Views live in lazily rendered tabs
-(only the open tab runs; each tab is a function in `attention_tabs`), so typing a sentence
-redraws one figure, not nine.
+Wiring only: widgets → `engine` (through the cached `shared.models.attend`) → `viz` builders
+→ `figure_with_download`. Views live in lazily rendered tabs (only the open tab runs; each
+tab is a function in `tabs.py`), so typing a sentence redraws one figure, not nine.
 
 Long inputs (> viz.LONG_INPUT tokens) record one layer at a time; the all-layer views
 (model view, metrics, rollout) come from one cached pass reduced to small arrays, so a
@@ -15,20 +14,18 @@ from __future__ import annotations
 import streamlit as st
 
 import engine
-from app_pages.attention_support import frame, kind_name, long_summary
-from app_pages.attention_tabs import TAB_VIEWS, AttentionView
-from app_pages.attention_text import T
-from app_pages.common import (
-    attend,
-    current_settings,
-    current_style,
-    get_model,
-    model_picker,
-    show_notices,
-)
-from app_pages.i18n import COMMON, tabs_keeping_choice, tr
-from app_pages.widget_state import keep_in_range, keep_valid, persist
+from app_pages.attention.passes import long_summary
+from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
+from app_pages.attention.text import ATTENTION_TEXT
+from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translator
+from app_pages.shared.models import attend, get_model, model_picker, show_notices
+from app_pages.shared.numbers import frame
+from app_pages.shared.sidebar import current_settings, current_style
+from app_pages.shared.widget_state import keep_in_range, keep_valid, persist
+from engine.core.block_key import BlockKey, kind_of
 from viz.figures.long_input import LONG_INPUT
+
+say = translator(ATTENTION_TEXT)
 
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 DEFAULT_DATE = "March 3rd, 2021"
@@ -44,8 +41,8 @@ persist(("attn_model", "attn_text", "attn_target", "attn_generate", "attn_kind",
          "attn_ablate", "attn_long_view"), {"attn_text": DEFAULT_TEXT})
 settings = current_settings()
 style = current_style()
-st.title(tr(T, "title"))
-st.caption(tr(T, "intro"))
+st.title(say("title"))
+st.caption(say("intro"))
 
 name = model_picker("attn_model", default="minilm")
 if name is None:
@@ -67,45 +64,47 @@ if st.session_state.get("attn_last_model") != name:
 
 cols = st.columns([3, 2]) if arch != "encoder" else [st.container()]
 with cols[0]:
-    text = st.text_input(tr(COMMON, "text"), key="attn_text")
+    text = st.text_input(tr(COMMON_TEXT, "text"), key="attn_text")
 target: str | None = None
 generate = 0
 if arch == "encoder-decoder":
     with cols[1]:
-        target = st.text_input(tr(COMMON, "target"), key="attn_target",
-                               placeholder=tr(T, "target_placeholder"), help=tr(T, "target_help"))
+        target = st.text_input(tr(COMMON_TEXT, "target"), key="attn_target",
+                               placeholder=say("target_placeholder"),
+                               help=say("target_help"))
     target = (target or "").strip() or None
     if target is None and model.weights_hash.startswith("init:"):  # random weights
         limit = min(getattr(model, "max_target_tokens", cfg.max_len - 1), cfg.max_len - 1)
-        st.info(tr(T, "no_greedy", name=name, n=limit))
+        st.info(say("no_greedy", name=name, n=limit))
         target = text
 elif arch == "decoder":
     with cols[1]:
         keep_in_range("attn_generate", 0, MAX_GENERATE, 0)
-        generate = int(st.number_input(tr(T, "generate"), 0, MAX_GENERATE, key="attn_generate",
-                                       help=tr(T, "generate_help")))
+        generate = int(st.number_input(say("generate"), 0, MAX_GENERATE,
+                                       key="attn_generate",
+                                       help=say("generate_help")))
 
 try:
     n_tokens = len(model.codec.encode(text).ids) + generate
 except (engine.InputError, ValueError) as exc:
-    st.warning(tr(T, "bad_input", msg=str(exc)))
+    st.warning(say("bad_input", msg=str(exc)))
     st.stop()
 long = n_tokens > LONG_INPUT
 
-kinds = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in model.block_keys()))
+kinds = list(dict.fromkeys(kind_of(k) for k in model.block_keys()))
 keep_valid("attn_kind", kinds)
 c1, c2, c3 = st.columns([5, 2, 2])
 with c1:
-    kind = st.segmented_control(tr(T, "block"), kinds, key="attn_kind", format_func=kind_name,
-                                required=True) or kinds[0]
+    kind = st.segmented_control(say("block"), kinds, key="attn_kind",
+                                format_func=kind_name, required=True) or kinds[0]
 n_layers = cfg.n_encoder_layers if kind == "encoder.self" else cfg.n_decoder_layers
 keep_valid("attn_layer", list(range(n_layers)))
 keep_valid("attn_head", list(range(cfg.n_heads)))
 with c2:
-    layer = st.selectbox(tr(T, "layer"), list(range(n_layers)), key="attn_layer")
+    layer = st.selectbox(say("layer"), list(range(n_layers)), key="attn_layer")
 with c3:
-    head = st.selectbox(tr(T, "head"), list(range(cfg.n_heads)), key="attn_head")
-key = f"{kind}.{layer}"
+    head = st.selectbox(say("head"), list(range(cfg.n_heads)), key="attn_head")
+key = str(BlockKey(kind, layer))
 base = dict(target=target, generate=generate)
 
 # A long input records the chosen layer only. Without generated tokens, its pass also stops
@@ -123,20 +122,20 @@ def model_outputs() -> dict:
 
 
 try:
-    with st.spinner(tr(COMMON, "loading", name=name)):
+    with st.spinner(tr(COMMON_TEXT, "loading", name=name)):
         rec = attend(name, settings.device, text, layers=[key] if long else None,
                      outputs=not maps_only, **base)
         shown = model_outputs() if arch == "decoder" else rec.outputs
 except (engine.InputError, ValueError) as exc:
-    st.warning(tr(T, "bad_input", msg=str(exc)))
+    st.warning(say("bad_input", msg=str(exc)))
     st.stop()
 
 show_notices(rec)
 if long:
-    st.info(tr(T, "long", n=len(rec.tokens)))
+    st.info(say("long", n=len(rec.tokens)))
 q_tok, k_tok = rec.axis_tokens(key)
 out_cols = st.columns(2)
-with out_cols[0].expander(tr(T, "tokens", n=len(rec.tokens))):
+with out_cols[0].expander(say("tokens", n=len(rec.tokens))):
     st.code("  ".join(f"{i}:{t}" for i, t in enumerate(rec.tokens)), language=None,
             wrap_lines=True)
     if rec.target_tokens is not None:
@@ -144,10 +143,10 @@ with out_cols[0].expander(tr(T, "tokens", n=len(rec.tokens))):
                 wrap_lines=True)
 with out_cols[1]:
     if "generated" in shown:
-        st.caption(tr(T, "generated"))
+        st.caption(say("generated"))
         st.code(shown["generated"], language=None)
     if "top_k" in shown:
-        st.caption(tr(T, "next_tokens"))
+        st.caption(say("next_tokens"))
         st.dataframe(frame(shown["top_k"], columns=["token", "probability"]),
                      width="stretch", height=160)
 
@@ -156,20 +155,20 @@ layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
 
 def summary() -> dict:
     """The all-layer summary of a long input (computed on first use by a tab that needs it)."""
-    with st.spinner(tr(T, "summarising")):
+    with st.spinner(say("summarising")):
         return long_summary(name, settings.device, text, kind, target, generate)
 
 
 weights = rec[key]  # [H, Tq, Tk]
 
 names = [t for t in TAB_VIEWS if arch == "encoder-decoder" or t not in ENC_DEC_ONLY]
-tabs = dict(zip(names, tabs_keeping_choice(T, "attn_tab", names), strict=True))
+tabs = dict(zip(names, tabs_keeping_choice(ATTENTION_TEXT, "attn_tab", names), strict=True))
 
 
 def open_head(layer_: int, head_: int) -> None:
     st.session_state["attn_layer"] = layer_
     st.session_state["attn_head"] = head_
-    st.session_state["attn_tab"] = tr(T, "tab_head")
+    st.session_state["attn_tab"] = say("tab_head")
 
 
 view = AttentionView(name=name, settings=settings, style=style, model=model, cfg=cfg, arch=arch,

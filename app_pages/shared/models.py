@@ -1,4 +1,4 @@
-"""Shared wiring: the sidebar settings, cached model loading and cached attention runs.
+"""Cached model loading and cached attention runs, and the model picker every page uses.
 
 Models sit behind `st.cache_resource` (one copy per process, shared by every session:
 forward passes run under torch.inference_mode and never mutate the model); results sit
@@ -7,53 +7,11 @@ behind `st.cache_data`, keyed by every argument that changes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import streamlit as st
 
 import engine
-from app_pages.i18n import COMMON, LANGS, tr
+from app_pages.shared.i18n import COMMON_TEXT, tr
 from engine.models.registry import MODELS
-from viz.style import Style
-
-PALETTES = ["cividis", "viridis", "magma", "Blues", "Greys"]  # colour-blind-safe first
-
-
-@dataclass(frozen=True)
-class Settings:
-    lang: str
-    device: str
-    colorscale: str
-    shared_range: bool
-    precision: int
-
-
-def sidebar() -> Settings:
-    """Language, device, colour scale, shared/per-head range and precision; kept in
-    session_state under fixed keys so every page sees the same choice."""
-    with st.sidebar:
-        st.radio(tr(COMMON, "language"), list(LANGS), format_func=LANGS.get, key="lang",
-                 horizontal=True)
-        st.selectbox(tr(COMMON, "device"), ["auto", "cpu", "cuda"], key="device")
-        st.selectbox(tr(COMMON, "colorscale"), PALETTES, key="colorscale")
-        st.toggle(tr(COMMON, "shared_range"), value=True, key="shared_range")
-        st.slider(tr(COMMON, "precision"), 1, 6, 3, key="precision")
-    s = st.session_state
-    return Settings(s["lang"], s["device"], s["colorscale"], s["shared_range"], s["precision"])
-
-
-def current_settings() -> Settings:
-    """The sidebar's settings (app.py draws the sidebar); defaults when a page runs alone."""
-    s = st.session_state
-    return Settings(s.get("lang", "en"), s.get("device", "auto"), s.get("colorscale", "cividis"),
-                    bool(s.get("shared_range", True)), int(s.get("precision", 3)))
-
-
-def current_style() -> Style:
-    """The figure style the sidebar chose (palette, precision, shared colour range)."""
-    s = st.session_state
-    return Style(palette=s.get("colorscale", "cividis"), precision=int(s.get("precision", 3)),
-                 shared_range=bool(s.get("shared_range", True)))
 
 
 def installed_models(kinds: tuple[str, ...] | None = None) -> tuple[list[str], dict[str, str]]:
@@ -71,7 +29,7 @@ def installed_models(kinds: tuple[str, ...] | None = None) -> tuple[list[str], d
 
 @st.cache_resource(show_spinner=False)
 def _load(name: str, device: str) -> engine.LoadedModel:
-    bar = st.progress(0.0, text=tr(COMMON, "loading", name=name))
+    bar = st.progress(0.0, text=tr(COMMON_TEXT, "loading", name=name))
 
     def progress(fraction: float, message: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=message)
@@ -85,13 +43,13 @@ def _load(name: str, device: str) -> engine.LoadedModel:
 def get_model(name: str, device: str) -> engine.LoadedModel | None:
     """The model, or None after showing why it cannot be loaded."""
     try:
-        with st.spinner(tr(COMMON, "loading", name=name)):
+        with st.spinner(tr(COMMON_TEXT, "loading", name=name)):
             return _load(name, device)
     except engine.ModelNotInstalled as exc:
-        st.warning(f"{tr(COMMON, 'not_installed')}")
+        st.warning(f"{tr(COMMON_TEXT, 'not_installed')}")
         st.code(exc.command, language="bash")
     except (ValueError, ImportError, OSError) as exc:  # a corrupt file, a broken package
-        st.error(tr(COMMON, "error", msg=str(exc)))
+        st.error(tr(COMMON_TEXT, "error", msg=str(exc)))
     return None
 
 
@@ -102,10 +60,10 @@ def model_picker(key: str, kinds: tuple[str, ...] | None = None, default: str | 
         st.error("no model is installed")
         return None
     index = names.index(default) if default in names else 0
-    name = st.selectbox(tr(COMMON, "model"), names, index=index, key=key,
+    name = st.selectbox(tr(COMMON_TEXT, "model"), names, index=index, key=key,
                         format_func=lambda n: f"{n} — {MODELS[n].summary}")
     if missing:
-        with st.expander(f"{tr(COMMON, 'not_installed')} {', '.join(missing)}"):
+        with st.expander(f"{tr(COMMON_TEXT, 'not_installed')} {', '.join(missing)}"):
             for n, cmd in missing.items():
                 st.markdown(f"**{n}**")
                 st.code(cmd, language="bash")
@@ -118,6 +76,14 @@ def attend(name: str, device: str, text: str, **kwargs) -> engine.AttentionRecor
     return _load(name, device).attend(text, **kwargs)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def attend_batch(name: str, device: str, texts: tuple[str, ...],
+                 **kwargs) -> list[engine.AttentionRecord]:
+    """Cached `model.attend_batch` (one padded batch); every argument is part of the key."""
+    return _load(name, device).attend_batch(list(texts), **kwargs)
+
+
 def show_notices(record: engine.AttentionRecord) -> None:
+    """The engine's notices about this input (truncation, unknown characters, …)."""
     for notice in record.meta.get("notices", []):
         st.info(notice)

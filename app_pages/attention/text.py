@@ -1,6 +1,6 @@
 """Interface text of the Attention page, English and 中文: {key: (en, zh)}."""
 
-T = {
+ATTENTION_TEXT = {
     "title": ("Where does each head look?", "每个注意力头在看哪里?"),
     "intro": (
         "Type a sentence. Every head of every layer turns each token (query) into a "

@@ -1,5 +1,6 @@
 """A download control for any figure: PNG / SVG / PDF / HTML of the figure, and CSV / JSON /
-NPZ of the numbers behind it.
+NPZ of the numbers behind it; `figure_with_download` draws a figure with its control (and,
+optionally, a short explanation beside it), the one way every page shows a figure.
 
 Nothing is exported until the user clicks: `st.download_button` gets a callable, which
 Streamlit runs on its own thread at click time (viz.export serialises the Chromium renderer
@@ -21,7 +22,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
-from app_pages.i18n import tr
+from app_pages.shared.i18n import tr
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - viz.export ships with the repo; degrade if broken
     _export = None
 
-T = {
+DOWNLOAD_TEXT = {
     "download": ("Download", "下载"),
     "format": ("Format", "格式"),
     "scale": ("PNG scale (× screen pixels)", "PNG 放大倍数(× 屏幕像素)"),
@@ -163,24 +164,44 @@ def download_menu(fig: go.Figure, record=None, key: str = "download", block: str
     """
     has_data = record is not None or table is not None
     formats = list(FIGURE_FORMATS) + (list(DATA_FORMATS) if has_data else [])
-    with st.popover(tr(T, "download"), icon=":material/download:", key=f"{key}_pop"):
-        fmt = st.segmented_control(tr(T, "format"), formats, default="png", key=f"{key}_fmt",
-                                   format_func=str.upper) or "png"
+    with st.popover(tr(DOWNLOAD_TEXT, "download"), icon=":material/download:", key=f"{key}_pop"):
+        fmt = st.segmented_control(tr(DOWNLOAD_TEXT, "format"), formats, default="png",
+                                   key=f"{key}_fmt", format_func=str.upper) or "png"
         scale = 1.0
         disabled = False
         if fmt == "png":
-            scale = float(st.select_slider(tr(T, "scale"), [1, 2, 3, 4], value=2,
+            scale = float(st.select_slider(tr(DOWNLOAD_TEXT, "scale"), [1, 2, 3, 4], value=2,
                                            key=f"{key}_scale"))
         if fmt in IMAGE_FORMATS and not chromium_available():
-            st.warning(tr(T, "no_chromium"))
+            st.warning(tr(DOWNLOAD_TEXT, "no_chromium"))
             disabled = True
         stem = file_stem(name or (record.meta.get("model") if record is not None else None),
                          block, None if layer is None else f"L{layer}",
                          None if head is None else f"H{head}", key)
         st.download_button(
-            tr(T, "save", fmt=fmt.upper()),
+            tr(DOWNLOAD_TEXT, "save", fmt=fmt.upper()),
             data=_deferred(fig, fmt, record, table, block, layer, head, scale),
             file_name=f"{stem}.{fmt}", mime=MIME[fmt], key=f"{key}_btn", on_click="ignore",
             disabled=disabled, icon=":material/download:",
         )
-        st.caption(tr(T, "what"))
+        st.caption(tr(DOWNLOAD_TEXT, "what"))
+
+
+def figure_with_download(fig: go.Figure, chart_key: str, download_key: str, *,
+                         record=None, block: str | None = None, layer: int | None = None,
+                         head: int | None = None, table=None, name: str | None = None,
+                         explanation: str | None = None, **chart_kw):
+    """The figure (keyed `chart_key`), its "Download" control (`download_menu` keyed
+    `download_key`, with the record or table behind it) under it, and `explanation` (a
+    caption) beside it when given. Returns the chart's selection event (`on_select`)."""
+    if explanation:
+        left, right = st.columns([4, 1])
+        with left:
+            event = st.plotly_chart(fig, key=chart_key, **chart_kw)
+        with right:
+            st.caption(explanation)
+    else:
+        event = st.plotly_chart(fig, key=chart_key, **chart_kw)
+    download_menu(fig, record, key=download_key, block=block, layer=layer, head=head,
+                  table=table, name=name)
+    return event

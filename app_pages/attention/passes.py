@@ -1,0 +1,76 @@
+"""The cached passes some Attention tabs run besides the page's own record: a long input's
+all-layer summary (each layer reduced to a thumbnail, head metrics and a rollout input as it
+arrives), greedy decoding with heads off, and the KV cache measured step by step. The passes
+themselves are engine calls (engine.analysis); this module only reduces and caches."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import engine
+from app_pages.shared.models import attend
+from engine.analysis import greedy_text_heads_off, kv_bytes_per_step, stream_layer_maps
+from engine.core.block_key import kind_of
+from viz.aggregate import mean_heads, rollout_layers
+from viz.figures.long_input import block_average, block_size
+from viz.metrics import head_metrics
+
+FULL_HEATMAP_MAX = 512  # up to here the full map is drawn (zoom/pan in the browser)
+WINDOW_MAX = 256  # the zoom window of a longer map
+ROLLOUT_MAX = 512  # rollout is a T×T product per layer: skipped above this
+MEASURE_STEPS = 32  # greedy steps run to read the real KV cache (the formula covers the rest)
+
+
+class LayerReducer:
+    """Keeps, of each layer's map of one block kind, only what the all-layer views need: a
+    block-averaged thumbnail, the head metrics and (up to ROLLOUT_MAX tokens) the head-mean
+    map for rollout. The engine hands over one layer's [H, T, T] map at a time and drops it
+    after, so a 2,048-token pass over 18 layers holds one layer's map instead of all of them
+    (about 1.2 GB)."""
+
+    def __init__(self, kind: str, thumb: int):
+        self.kind, self.thumb = kind, thumb
+        self.thumbs: list[np.ndarray] = []
+        self.rows: list[dict] = []
+        self.means: list[np.ndarray] = []
+        self.block = 1
+
+    def __call__(self, key: str, w: np.ndarray) -> None:
+        tq, tk = w.shape[1:]  # w: [H, Tq, Tk]
+        self.block = max(block_size(tq, self.thumb), block_size(tk, self.thumb))
+        self.thumbs.append(block_average(w, self.block))
+        self.rows += head_metrics({key: w})
+        if self.kind != "decoder.cross" and tq <= ROLLOUT_MAX:
+            self.means.append(mean_heads(w))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def long_summary(name: str, device: str, text: str, kind: str, target: str | None,
+                 generate: int, thumb: int = 64) -> dict:
+    """For a long input: one pass over every layer of `kind`, kept only as thumbnails
+    (block-averaged to ≤ thumb²), head metrics and, up to ROLLOUT_MAX tokens, the rollout."""
+    model = engine.load(name, device)
+    reducer = LayerReducer(kind, thumb)
+    generated: list[int] = []
+    if generate and model.kind in ("encoder", "decoder"):  # the tokens the page's record holds
+        first = next(k for k in model.block_keys() if kind_of(k) == kind)
+        generated = attend(name, device, text, target=target, generate=generate,
+                           layers=[first]).outputs.get("generated_ids", [])
+    stream_layer_maps(model, text, kind, reducer, target=target, generated_ids=generated,
+                      generate_n=generate)
+    roll = rollout_layers(reducer.means) if reducer.means else None
+    return dict(thumbs=np.stack(reducer.thumbs), block=reducer.block, rows=reducer.rows,
+                rollout=roll)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def greedy_text(name: str, device: str, text: str, heads_off: tuple, n: int) -> str:
+    """Greedy decode of an encoder-decoder, at most n tokens, with (key, head) pairs off."""
+    return greedy_text_heads_off(engine.load(name, device), text, heads_off, n)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
+    """KV-cache bytes (cache.bytes_used) after each of n greedy decoding steps."""
+    return kv_bytes_per_step(engine.load(name, device), text, n)

@@ -1,0 +1,1 @@
+"""The variants page: `page.py` and its English/中文 text table in `text.py`."""

@@ -1,0 +1,51 @@
+"""The KV benchmark results of issue 8 (bench/bench_kv.py, bench/plot_results.py) as the
+Variants page's GPU tab reads them from bench/results/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+
+
+def kv_results() -> dict[str, dict]:
+    """The KV benchmark of issue 8 (bench/bench_kv.py): {device: result} from every
+    bench/results/kv_<device>.json that holds measured points."""
+    out: dict[str, dict] = {}
+    if not RESULTS.is_dir():
+        return out
+    for path in sorted(RESULTS.glob("kv_*.json")):
+        if path.name.startswith("kv_figures_"):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("points"), list) and data["points"]:
+            out[path.stem.removeprefix("kv_")] = data
+    return out
+
+
+def kv_figures(device: str) -> dict[str, dict]:
+    """The Plotly figures bench/plot_results.py wrote for a device (latency, memory,
+    bandwidth), as figure dicts; empty when it has not been run."""
+    path = RESULTS / f"kv_figures_{device}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and "data" in v}
+
+
+def headline_table(result: dict) -> pd.DataFrame | None:
+    """One row per variant of the benchmark's headline point (its batch and context)."""
+    head = result.get("headline")
+    if not isinstance(head, dict):
+        return None
+    rows = [{"variant": v, "batch": head.get("batch"), "context": head.get("context"), **m}
+            for v, m in head.items() if isinstance(m, dict)]
+    return pd.DataFrame(rows) if rows else None
