@@ -73,8 +73,8 @@ def convert(tensors: Mapping[str, torch.Tensor], cfg: ModelConfig) -> dict[str, 
     when tied, the embedding, times d_model^-½ where T5 scales the decoder output."""
     ours = {}
     for name, t in rename(tensors, RULES, IGNORE)[0].items():
-        head, _, tail = name.rpartition(".ffn.")
-        if tail:
+        if ".ffn." in name:
+            head, _, tail = name.rpartition(".ffn.")
             leaf, _, kind = tail.partition(".")
             name = f"{head}.ffn.{FFN_NAMES[leaf]}.{kind}"
         ours[name] = t
