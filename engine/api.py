@@ -440,9 +440,14 @@ class LoadedModel:
             "n_real": len(enc.ids), "notices": notices,
         }
         rec = out.record
+        def labels(codec, toks):
+            return codec.labels(toks) if toks is not None and hasattr(codec, "labels") else None
+
         return AttentionRecord(
             tokens=tokens,
             target_tokens=target_tokens,
+            labels=labels(self.codec, tokens),
+            target_labels=labels(self.target_codec or self.codec, target_tokens),
             maps={k: np32(v.weights) for k, v in rec.items() if v.weights is not None},
             scores={k: np32(v.scores) for k, v in rec.items() if v.scores is not None},
             q={k: np32(v.q) for k, v in rec.items() if v.q is not None},

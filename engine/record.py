@@ -29,8 +29,21 @@ class AttentionRecord:
     # residual's share). See engine/contributions.py.
     norm: dict[str, np.ndarray] = field(default_factory=dict)
     flow: dict[str, np.ndarray] = field(default_factory=dict)
+    # Readable labels, one per token: byte-level "Ġ"/"Ċ" and SentencePiece "▁" shown as the
+    # space or newline they stand for, a byte token of a character as "我 1/2"
+    # (engine/text/readable.py). Figures show labels; hover and exports keep the raw tokens.
+    labels: list[str] | None = None
+    target_labels: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = list(self.tokens)
+        if self.target_labels is None and self.target_tokens is not None:
+            self.target_labels = list(self.target_tokens)
+        for name, toks in (("labels", self.tokens), ("target_labels", self.target_tokens)):
+            got = getattr(self, name)
+            if toks is not None and len(got) != len(toks):
+                raise ValueError(f"{len(got)} {name} for {len(toks)} tokens")
         for key, arr in self.norm.items():
             if key not in self.maps or arr.shape != self.maps[key].shape:
                 raise ValueError(f"norm.{key}: shape {arr.shape} does not match its weights")
@@ -69,6 +82,16 @@ class AttentionRecord:
             if key.startswith(prefix):
                 return table, key[len(prefix):]
         return self.maps, key
+
+    def axis_labels(self, key: str) -> tuple[list[str], list[str]]:
+        """(query labels, key labels) of the map `key`: readable forms of `axis_tokens`."""
+        kind = kind_of(key)
+        if kind == "encoder.self":
+            return self.labels, self.labels
+        if kind == "decoder.cross":
+            return self.target_labels or [], self.labels
+        side = self.target_labels if self.target_tokens is not None else self.labels
+        return side, side
 
     def axis_tokens(self, key: str) -> tuple[list[str], list[str]]:
         """(query tokens, key tokens) labelling the map `key`."""
@@ -110,9 +133,11 @@ class AttentionRecord:
         # numpy's str arrays drop trailing NULs, so the exact tokens also travel as JSON.
         arrays["tokens"] = np.array(self.tokens, dtype=str)
         arrays["tokens_json"] = np.array(json.dumps(self.tokens))
+        arrays["labels_json"] = np.array(json.dumps(self.labels))
         if self.target_tokens is not None:
             arrays["target_tokens"] = np.array(self.target_tokens, dtype=str)
             arrays["target_tokens_json"] = np.array(json.dumps(self.target_tokens))
+            arrays["target_labels_json"] = np.array(json.dumps(self.target_labels))
         for prefix, table in (("scores", self.scores), ("norm", self.norm), ("flow", self.flow)):
             for key, arr in table.items():
                 arrays[f"{prefix}.{key}"] = arr.astype(np.float32)
@@ -138,6 +163,8 @@ class AttentionRecord:
                 tokens=tokens("tokens"),
                 maps=maps,
                 target_tokens=tokens("target_tokens"),
+                labels=tokens("labels"),
+                target_labels=tokens("target_labels"),
                 scores=table("scores."),
                 norm=table("norm."),
                 flow=table("flow."),
