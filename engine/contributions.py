@@ -216,7 +216,7 @@ def logit_lens(model: Transformer, hidden_states: list[torch.Tensor], position: 
         x = h[position][None]  # [1, d]
         if model.decoder.norm is not None:
             x = model.decoder.norm(x)
-        logits = model.output_logits(x) if hasattr(model, "output_logits") else model.lm_head(x)
+        logits = model.lm_head(x)  # with the model's own soft-capping and bias
         probs = torch.softmax(logits.float()[0], -1)
         p, idx = probs.topk(min(k, probs.shape[-1]))
         out.append((idx.tolist(), p.tolist()))
