@@ -2,21 +2,17 @@
 
     Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias, masked) V
 
-One function serves self- and cross-attention, MHA, GQA and MQA. Notation:
-
-    B batch · H query heads · Hkv K/V heads · G = H / Hkv query heads per K/V head
-    Tq queries · Tk keys · D head dimension
+One function serves self- and cross-attention, MHA, GQA and MQA. Notation: B batch · H query
+heads · Hkv K/V heads · G = H / Hkv query heads per K/V head · Tq queries · Tk keys · D head dim.
 
 Head sharing under GQA (H = 8, Hkv = 2, G = 4): query heads 0-3 read K/V head 0, query
-heads 4-7 read K/V head 1. Neither path below copies K/V to H heads: the explicit path
-views q as [B, Hkv, G, Tq, D] and broadcasts k over G; the fused path passes
-`enable_gqa=True` to `scaled_dot_product_attention` (flash takes Hkv < H as it is), or, with a
-mask tensor on CUDA, stacks each group's queries as [B, Hkv, G·Tq, D] (`engine.fast.sdpa`).
+heads 4-7 read K/V head 1. Neither path copies K/V to H heads: the explicit path views q as
+[B, Hkv, G·Tq, D]; the fused one is `engine.fast.sdpa`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -44,30 +40,18 @@ class AttentionOutput:
 
 
 
-def attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-    scale: float | None = None,
-    need_weights: bool = True,
-    is_causal: bool = False,
-    keep_scores: bool = True,
-    softcap: float | None = None,
-) -> AttentionOutput:
-    """Attention of q over k, v.
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              mask: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+              scale: float | None = None, need_weights: bool = True, is_causal: bool = False,
+              keep_scores: bool = True, softcap: float | None = None) -> AttentionOutput:
+    """Attention of q over k, v; a query whose every key is masked gets zero weights and a
+    zero output (not NaN).
 
-    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] with H % Hkv == 0;
-    mask bool broadcastable to [B, H, Tq, Tk] (True = may attend);
-    bias float broadcastable to [B, H, Tq, Tk] (ALiBi, T5). `is_causal` is a fast-path hint
-    for the fused kernel only and must agree with `mask` when both are given.
-    `keep_scores=False`: the weights may overwrite the scores (one [B, H, Tq, Tk] tensor
-    instead of two; `scores` is then None). `softcap` (Gemma 2): scaled scores become
-    cap · tanh(scores / cap) before bias and mask, which no fused kernel does.
-
-    A query whose every key is masked gets zero weights and a zero output (not NaN).
-    """
+    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] with H % Hkv == 0; mask bool broadcastable
+    to [B, H, Tq, Tk] (True = may attend); bias float broadcastable to it (ALiBi, T5).
+    `is_causal`: a hint for the fused kernel (must agree with `mask`). `keep_scores=False`:
+    the weights may overwrite the scores (then None). `softcap` (Gemma 2): scaled scores
+    become cap · tanh(scores / cap) before bias and mask, which no fused kernel does."""
     b, h, t_q, d = q.shape
     h_kv, t_k = k.shape[1], k.shape[2]
     if h % h_kv:
@@ -108,26 +92,10 @@ def blocked_attention(q, k, v, spec: MaskSpec, scale: float, rows: int = blocked
                       bias: torch.Tensor | None = None, need_weights: bool = True,
                       want_scores: bool = False, softcap: float | None = None) -> AttentionOutput:
     """`attention` in blocks of `rows` queries, each over only the keys `spec` lets its rows
-    see (`engine.fast.blocked`): the same maps, fewer products under a causal or windowed mask.
-
-    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] → out [B, H, Tq, D].
-    """
-    def run(s, e, lo, hi):
-        part = attention(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
-                         mask=spec.block(s, lo, hi).dense(e - s, hi - lo, q.device),
-                         bias=None if bias is None else blocked.block_of(bias, s, e, lo, hi),
-                         scale=scale, need_weights=need_weights, keep_scores=want_scores,
-                         softcap=softcap)
-        return part.out, part.weights, part.scores
-
-    out, weights, scores = blocked.in_query_blocks(
-        q, k.shape[2], lambda s, e: spec.key_span(s, e, k.shape[2]), run, rows,
-        need_weights, want_scores)
-    return AttentionOutput(out=out, weights=weights, scores=scores)
-
-
-
-
+    see: the same maps, fewer products under a causal or windowed mask (`engine.fast.blocked`).
+    Shapes: q [B, H, Tq, D]; k, v [B, Hkv, Tk, D] → out [B, H, Tq, D]."""
+    return AttentionOutput(*blocked.blocked(attention, q, k, v, spec, scale, rows, bias,
+                                            need_weights, want_scores, softcap))
 
 
 @dataclass(frozen=True)
@@ -153,8 +121,7 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: ModelConfig, layer_index: int, cross: bool = False):
         super().__init__()
-        self.cfg = cfg
-        self.cross = cross
+        self.cfg, self.cross = cfg, cross
         self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.rope_base = cfg.layer_rope_base(layer_index)
         self.rope_scaling = cfg.layer_rope_scaling(layer_index)
@@ -190,16 +157,10 @@ class Attention(nn.Module):
             k = apply_rope(k, cos, sin)
         return k, v
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: MaskSpec,
-        memory: torch.Tensor | None = None,
-        cache: LayerCache | None = None,
-        capture: Capture = NO_CAPTURE,
-        heads_off: list[int] | None = None,
-        bias: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, AttentionOutput | None]:
+    def forward(self, x: torch.Tensor, mask: MaskSpec, memory: torch.Tensor | None = None,
+                cache: LayerCache | None = None, capture: Capture = NO_CAPTURE,
+                heads_off: list[int] | None = None, bias: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, AttentionOutput | None]:
         """x [B, Tq, d_model]; memory [B, Tk, d_model] for cross-attention; bias [1, H, Tq, Tk]
         (T5's relative positions). Returns ([B, Tq, d_model], the AttentionOutput when
         anything was captured)."""
@@ -228,40 +189,19 @@ class Attention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)  # every key so far, [B, Hkv, offset+Tq, D]
 
-        t_k = k.shape[2]
         window = mask.window if mask.window is not None else self.window
-        spec = MaskSpec(
-            causal=mask.causal,
-            window=window,
-            key_is_real=mask.key_is_real,
-            keep_keys=mask.keep_keys,
-            offset=offset,
-        )
+        spec = replace(mask, window=window, offset=offset)
         if self.cfg.positions == "alibi" and not self.cross:
-            bias = alibi_bias(self.n_heads, t_q, t_k, offset, device=x.device)[None]
-        softcap = self.cfg.attn_softcap
-        # Plain causal attention over the cache's keys plus the new ones needs no mask tensor:
-        # a prefill (offset 0), a prefill chunk or one decode step (offset = Tk - Tq) are all
-        # the bottom-right-aligned causal pattern that `attention(is_causal=True)` means.
-        plain_causal = spec.causal and spec.window is None and spec.key_is_real is None
-        plain_causal = plain_causal and spec.keep_keys is None
-        causal_tail = plain_causal and spec.offset == t_k - t_q
-        need_weights = capture.weights or capture.scores
-        if need_weights and blocked.record_blocks_pay(spec.causal, spec.window, t_q, x.device):
-            result = blocked_attention(q, k, v, spec, self.cfg.scale, bias=bias,
-                                       want_scores=capture.scores, softcap=softcap)
-        elif not need_weights and bias is None and blocked.window_blocks_pay(
-                spec.causal, spec.window, spec.offset, t_q, t_k, x.device):
-            # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
-            result = blocked_attention(q, k, v, spec, self.cfg.scale, rows=spec.window,
-                                       need_weights=False, softcap=softcap)
-        else:
-            dense = None if causal_tail else spec.dense(t_q, t_k, x.device)
-            result = attention(
-                q, k, v, mask=dense, bias=bias, scale=self.cfg.scale,
-                need_weights=need_weights, is_causal=causal_tail, keep_scores=capture.scores,
-                softcap=softcap,
-            )
+            bias = alibi_bias(self.n_heads, t_q, k.shape[2], offset, device=x.device)[None]
+        softcap, need_weights = self.cfg.attn_softcap, capture.weights or capture.scores
+        found = blocked.faster(attention, q, k, v, spec, self.cfg.scale, bias, need_weights,
+                               capture.scores, softcap)
+        if found is None:  # the textbook call: the whole mask as one tensor
+            result = attention(q, k, v, mask=spec.dense(t_q, k.shape[2], x.device), bias=bias,
+                               scale=self.cfg.scale, need_weights=need_weights,
+                               keep_scores=capture.scores, softcap=softcap)
+        else:  # the same maps by a route that skips masked work (engine.fast.blocked)
+            result = AttentionOutput(*found)
         out = result.out  # [B, H, Tq, D]
         if heads_off:
             keep = torch.ones(self.n_heads, device=out.device, dtype=out.dtype)

@@ -1,9 +1,8 @@
 """One configuration for every Transformer the engine runs.
 
-The same frozen dataclass describes an encoder (BERT, MiniLM), a decoder (Gemma) and an
-encoder-decoder (Vaswani et al., 2017, "Attention Is All You Need"). Per-layer settings
-(RoPE base, sliding window) are tuples so that a model like Gemma 3, which alternates local
-and global layers, is one config rather than a subclass.
+One frozen dataclass describes an encoder (BERT), a decoder (Llama, Gemma) and an
+encoder-decoder (Vaswani et al., 2017; T5, BART). Per-layer settings (RoPE, sliding window)
+are tuples, so that Gemma's alternating local and global layers are one config.
 
 `n_kv_heads` covers MHA, GQA and MQA in one field (Ainslie et al., 2023):
 
@@ -34,10 +33,9 @@ ROPE_KINDS = ("linear", "dynamic", "llama3")
 
 @dataclass(frozen=True)
 class RopeScaling:
-    """How a long-context checkpoint rescales RoPE's frequencies (transformers' `rope_type`):
-    linear divides them by `factor` (Chen et al., 2023, position interpolation); dynamic raises
-    the base once a text is longer than `original_max_len` (NTK-aware); llama3 divides only the
-    low frequencies, blending between `low_freq_factor` and `high_freq_factor` (Llama 3.1)."""
+    """How a long-context checkpoint rescales RoPE (transformers' `rope_type`): linear divides
+    the frequencies by `factor` (Chen et al., 2023); dynamic raises the base past
+    `original_max_len` (NTK-aware); llama3 divides the low ones, blending in between."""
 
     kind: str
     factor: float
@@ -110,16 +108,10 @@ class ModelConfig:
         def bad(msg: str) -> None:
             raise ValueError(f"ModelConfig({self.name}): {msg}")
 
-        if self.arch not in ARCHS:
-            bad(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.activation not in ACTIVATIONS:
-            bad(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.norm not in NORMS:
-            bad(f"norm must be one of {NORMS}, got {self.norm!r}")
-        if self.norm_position not in ("pre", "post"):
-            bad(f"norm_position must be 'pre' or 'post', got {self.norm_position!r}")
-        if self.positions not in POSITIONS:
-            bad(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        for name, allowed in (("arch", ARCHS), ("activation", ACTIVATIONS), ("norm", NORMS),
+                              ("norm_position", ("pre", "post")), ("positions", POSITIONS)):
+            if getattr(self, name) not in allowed:
+                bad(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("vocab_size", "d_model", "n_heads", "d_ff", "max_len"):
             if getattr(self, name) <= 0:
                 bad(f"{name} must be positive, got {getattr(self, name)}")
@@ -127,21 +119,15 @@ class ModelConfig:
             bad("an encoder needs n_encoder_layers >= 1 and n_decoder_layers = 0")
         if self.arch == "decoder" and (self.n_decoder_layers < 1 or self.n_encoder_layers):
             bad("a decoder needs n_decoder_layers >= 1 and n_encoder_layers = 0")
-        if self.arch == "encoder-decoder" and (
-            self.n_encoder_layers < 1 or self.n_decoder_layers < 1
-        ):
+        if self.arch == "encoder-decoder" and min(self.n_encoder_layers, self.n_decoder_layers) < 1:
             bad("an encoder-decoder needs at least one encoder and one decoder layer")
         if self.d_head is None and self.d_model % self.n_heads:
-            bad(
-                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
-                "set d_head explicitly or choose another head count"
-            )
+            bad(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                "set d_head explicitly or choose another head count")
         kv = self.kv_heads
         if kv < 1 or self.n_heads % kv:
-            bad(
-                f"n_kv_heads={kv} must divide n_heads={self.n_heads} "
-                f"(valid: {[g for g in range(1, self.n_heads + 1) if self.n_heads % g == 0]})"
-            )
+            bad(f"n_kv_heads={kv} must divide n_heads={self.n_heads} "
+                f"(valid: {[g for g in range(1, self.n_heads + 1) if self.n_heads % g == 0]})")
         if self.positions == "rope" and self.head_dim % 2:
             bad(f"RoPE rotates pairs of dimensions: d_head={self.head_dim} must be even")
         n = self.n_layers_total

@@ -1,12 +1,11 @@
-"""A KV cache that stores n_kv_heads (not n_heads) per layer.
-
-Buffers are preallocated and grow by doubling, so a decode step writes one slice instead
-of concatenating the whole history (which would read and write O(T) bytes per token).
-"""
+"""A KV cache that stores n_kv_heads (not n_heads) per layer, in buffers preallocated and
+grown by doubling (`engine.fast.tables.grown`): a decode step writes one slice."""
 
 from __future__ import annotations
 
 import torch
+
+from engine.fast.tables import grown
 
 
 class LayerCache:
@@ -29,23 +28,13 @@ class LayerCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add [B, Hkv, t, D] and return views of every key and value so far."""
-        b, h_kv, t, d = k.shape
-        if self.k is not None and (self.k.shape[:2], self.k.shape[3]) != (k.shape[:2], d):
+        if self.k is not None and (self.k.shape[:2], self.k.shape[3]) != (k.shape[:2], k.shape[3]):
             raise ValueError(
                 f"the cache holds [batch, kv heads, *, d_head] = {tuple(self.k.shape[:2])} and "
-                f"{self.k.shape[3]}, but keys of shape {tuple(k.shape)} arrived"
-            )
-        needed = self.length + t
-        if self.k is None or needed > self.k.shape[2]:
-            capacity = max(self.capacity, needed)
-            if self.k is not None:
-                capacity = max(capacity, 2 * self.k.shape[2])
-            new_k = k.new_empty(b, h_kv, capacity, d)
-            new_v = v.new_empty(b, h_kv, capacity, d)
-            if self.k is not None:
-                new_k[:, :, : self.length] = self.k[:, :, : self.length]
-                new_v[:, :, : self.length] = self.v[:, :, : self.length]
-            self.k, self.v = new_k, new_v
+                f"{self.k.shape[3]}, but keys of shape {tuple(k.shape)} arrived")
+        needed = self.length + k.shape[2]
+        self.k = grown(self.k, k, self.length, needed, self.capacity)
+        self.v = grown(self.v, v, self.length, needed, self.capacity)
         self.k[:, :, self.length : needed] = k
         self.v[:, :, self.length : needed] = v
         self.length = needed

@@ -73,25 +73,6 @@ class MaskSpec:
     keep_keys: torch.Tensor | None = None  # [Tk] bool (knock-outs)
     offset: int = 0  # absolute position of the first query (KV-cache decoding)
 
-    def key_span(self, s: int, e: int, t_k: int) -> tuple[int, int]:
-        """Keys [lo, hi) that queries s .. e-1 may see at all under the causal and window
-        parts (query i sits at absolute position offset + i, key j at j)."""
-        lo, hi = 0, t_k
-        if self.causal:
-            hi = min(hi, self.offset + e)
-        if self.window is not None:
-            lo = max(0, self.offset + s - self.window + 1)
-            if not self.causal:
-                hi = min(hi, self.offset + e - 1 + self.window)
-        return lo, max(lo, hi)
-
-    def block(self, s: int, lo: int, hi: int) -> MaskSpec:
-        """This spec for queries from s on against keys lo .. hi-1 only."""
-        return MaskSpec(causal=self.causal, window=self.window, offset=self.offset + s - lo,
-                        key_is_real=None if self.key_is_real is None
-                        else self.key_is_real[:, lo:hi],
-                        keep_keys=None if self.keep_keys is None else self.keep_keys[lo:hi])
-
     def dense(self, t_q: int, t_k: int, device=None) -> torch.Tensor | None:
         """The combined mask, broadcastable to [B, H, Tq, Tk]; None when nothing is masked."""
         mask = None

@@ -11,11 +11,8 @@ from engine.fast.norms import fused_rms_norm_keeps_float32
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x²) + eps) · weight, computed in float32.
-
-    The weight is used as stored: Gemma's "(1 + w)" is folded into the weight by the loader
-    (GGUF files already store 1 + w).
-    """
+    """x / sqrt(mean(x²) + eps) · weight, computed in float32. The weight is used as stored:
+    loaders fold Gemma's "(1 + w)" into it (GGUF files already store 1 + w)."""
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()

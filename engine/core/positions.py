@@ -1,10 +1,6 @@
-"""Positional encodings: sinusoidal (Vaswani et al., 2017), learned, RoPE (Su et al., 2021,
-"RoFormer"), ALiBi (Press et al., 2022, "Train Short, Test Long") and T5's bucketed relative
-bias (Raffel et al., 2020).
-
-Sinusoidal and learned encodings are added to the embeddings; RoPE rotates q and k inside
-attention; ALiBi and T5's bias are added to the scores.
-"""
+"""Positional encodings: sinusoidal (Vaswani et al., 2017) and learned ones are added to the
+embeddings; RoPE (Su et al., 2021, "RoFormer") rotates q and k; ALiBi (Press et al., 2022) and
+T5's bucketed relative bias (Raffel et al., 2020) are added to the scores."""
 
 from __future__ import annotations
 
@@ -33,13 +29,9 @@ def sinusoidal_table(length: int, d_model: int, base: float = 10_000.0,
 
 def rope_frequencies(d_head: int, base: float, scaling: RopeScaling | None = None,
                      length: int = 0) -> torch.Tensor:
-    """θ_i = base^(-2i/d) for i in 0..d/2-1, rescaled by `scaling` for a text of `length`
-    positions. Shape [d_head/2], float32.
-
-    In float32 and in the same order of operations as transformers (and Meta's reference
-    code): the checkpoints were trained with these rounded angles, and float64 angles differ
-    from them by up to 1e-4 in the maps at ~800 tokens.
-    """
+    """θ_i = base^(-2i/d), i < d/2, rescaled by `scaling` for a text of `length` positions.
+    Shape [d_head/2]. In float32 and in transformers' (and Meta's) order of operations: the
+    checkpoints were trained with these rounded angles (float64 ones move maps by 1e-4)."""
     exponent = torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head
     kind = None if scaling is None else scaling.kind
     if kind == "dynamic" and length > scaling.original_max_len:
@@ -72,20 +64,10 @@ def rope_cos_sin(positions: torch.Tensor, d_head: int, base: float,
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x_i, x_{i+d/2}) by angle pos·θ_i ("rotate half", as in GPT-NeoX/Gemma):
-
-        out = x · cos + cat(-x₂, x₁) · sin        (x₁, x₂ the two halves of the last axis)
-
-    Computed as one multiply and two in-place multiply-adds on the halves of `out`, three
-    kernels instead of five (a decode step rotates q and k in every layer). Shapes:
-    x [..., T, D]; cos, sin [T, D] (or broadcastable to x).
-    """
-    half = x.shape[-1] // 2
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    out = x * cos
-    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
-    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
-    return out
+    """Rotate pairs (x_i, x_{i+d/2}) by pos·θ_i ("rotate half", GPT-NeoX/Llama/Gemma):
+    x · cos + cat(-x₂, x₁) · sin. Shapes: x [..., T, D]; cos, sin [T, D] (or broadcastable)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos.to(x.dtype) + torch.cat([-x2, x1], dim=-1) * sin.to(x.dtype)
 
 
 def rope_table(start: int, length: int, d_head: int, base: float, like: torch.Tensor,
@@ -108,11 +90,8 @@ def rope_table(start: int, length: int, d_head: int, base: float, like: torch.Te
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
-    """Geometric slopes 2^(-8/n), 2^(-16/n), ...; for 8 heads 1/2 … 1/256.
-
-    For a head count that is not a power of two, the paper's recipe: take the slopes of the
-    closest lower power of two, then every other slope of the next power of two.
-    """
+    """Geometric slopes 2^(-8/n), 2^(-16/n), ...; for 8 heads 1/2 … 1/256. Other head counts:
+    the closest lower power of two's slopes, then every other one of the next (the paper's)."""
 
     def power_of_two(n: int) -> list[float]:
         start = 2.0 ** (-8.0 / n)
@@ -127,11 +106,8 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
 
 def alibi_bias(n_heads: int, t_q: int, t_k: int, offset: int = 0, device=None) -> torch.Tensor:
-    """-slope_h · |i - j| added to the scores. Shape [H, Tq, Tk].
-
-    The symmetric distance serves encoders; under a causal mask the future half is masked
-    anyway, so decoders get the paper's -slope·(i - j).
-    """
+    """-slope_h · |i - j| added to the scores (a decoder's causal mask hides the future half,
+    leaving the paper's -slope·(i - j)). Shape [H, Tq, Tk]."""
     q_pos = torch.arange(t_q, device=device)[:, None] + offset
     k_pos = torch.arange(t_k, device=device)[None, :]
     distance = (q_pos - k_pos).abs().float()
@@ -140,11 +116,9 @@ def alibi_bias(n_heads: int, t_q: int, t_k: int, offset: int = 0, device=None) -
 
 def relative_buckets(t_q: int, t_k: int, offset: int, bidirectional: bool, n_buckets: int,
                      max_distance: int, device=None) -> torch.Tensor:
-    """T5's bucket of each (query, key) distance: exact buckets for small distances, then
-    logarithmically wider ones up to `max_distance`; an encoder gives keys after the query
-    buckets of their own, a decoder sees only the past. Shape [Tq, Tk] int64.
-
-    The same operations as T5's `_relative_position_bucket` (float32 log, truncation)."""
+    """T5's bucket of each (query, key) distance, as its `_relative_position_bucket` computes
+    it: exact small distances, then log-wider buckets up to `max_distance`; an encoder's later
+    keys get buckets of their own, a decoder sees only the past. Shape [Tq, Tk] int64."""
     q_pos = torch.arange(offset, offset + t_q, device=device)[:, None]
     rel = torch.arange(t_k, device=device)[None, :] - q_pos  # key - query
     buckets = torch.zeros_like(rel)

@@ -1,12 +1,8 @@
 """The Transformer: encoder, decoder, or encoder-decoder (Vaswani et al., 2017), configured by
-one `ModelConfig` and returning every attention map that is asked for.
-
-Read top to bottom: embeddings → feed-forward → block (self-attention, optional
-cross-attention, feed-forward, with pre- or post-norm) → stack → the model → greedy decoding.
-
-Record keys name where a map came from: "encoder.self.L", "decoder.self.L",
-"decoder.cross.L" (L from 0).
-"""
+one `ModelConfig` and returning every attention map that is asked for. Read top to bottom:
+embeddings → feed-forward → block (self-attention, optional cross-attention, feed-forward,
+pre- or post-norm) → stack → the model → decoding steps. Record keys: "encoder.self.L",
+"decoder.self.L", "decoder.cross.L" (L from 0)."""
 
 from __future__ import annotations
 
@@ -36,27 +32,20 @@ class Embeddings(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.positions = (
-            nn.Embedding(cfg.max_len + cfg.position_offset, cfg.d_model)
-            if cfg.positions == "learned" else None
-        )
-        self.types = (
-            nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
-        )
+        self.positions = (nn.Embedding(cfg.max_len + cfg.position_offset, cfg.d_model)
+                          if cfg.positions == "learned" else None)
+        self.types = nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
         if cfg.positions == "sinusoidal":
-            self.register_buffer(
-                "sinusoid", sinusoidal_table(cfg.max_len, cfg.d_model, halves=cfg.sinusoid_halves),
-                persistent=False
-            )
+            table = sinusoidal_table(cfg.max_len, cfg.d_model, halves=cfg.sinusoid_halves)
+            self.register_buffer("sinusoid", table, persistent=False)
         self.norm = make_norm(cfg) if cfg.embed_norm else None
 
     def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """ids [B, T] → [B, T, d_model]."""
         t = ids.shape[1]
         if offset + t > self.cfg.max_len and self.cfg.positions in ("sinusoidal", "learned"):
-            raise ValueError(
-                f"{offset + t} positions exceed the model's max_len={self.cfg.max_len}"
-            )
+            raise ValueError(f"{offset + t} positions exceed the model's max_len={self.cfg.max_len}"
+                             )
         x = self.tokens(ids)
         if self.cfg.embed_scale is not None:
             # Gemma casts the scale to the activation dtype before multiplying.
@@ -171,9 +160,7 @@ class Stack(nn.Module):
         super().__init__()
         self.cfg, self.causal = cfg, causal
         self.embed = Embeddings(cfg)
-        self.layers = nn.ModuleList(
-            Block(cfg, first_index + i, cross) for i in range(n_layers)
-        )
+        self.layers = nn.ModuleList(Block(cfg, first_index + i, cross) for i in range(n_layers))
         self.norm = make_norm(cfg) if cfg.final_norm else None
         self.relative = (nn.Embedding(cfg.relative_buckets, cfg.n_heads)
                          if cfg.positions == "relative" else None)
@@ -189,17 +176,11 @@ class Stack(nn.Module):
 
 @dataclass
 class Request:
-    """What to record, and how to restrict attention, for one forward pass.
-
-    `record`: block keys to capture ("encoder.self.0", ...), or None for every block.
-    Blocks not recorded run the fused kernel and never form a [Tq, Tk] weight matrix.
-    `mask`: "auto" (the model's own), "causal" or "none".
-    `window`: overrides every self-attention layer's sliding window.
-    `knockout`: key positions of the input text that no query may attend to.
-    `heads_off`: {block key: [heads]} whose outputs are zeroed (ablation).
-    `maps_only`: stop after the deepest recorded block (attention in layer L depends on the
-    layers below it alone); the model's outputs (hidden states, logits) are then not computed.
-    """
+    """What to record, and how to restrict attention, for one forward pass. `record`: block
+    keys to capture, None for all (the others run fused, never forming [Tq, Tk] weights);
+    `mask` "auto" | "causal" | "none"; `window` overrides every self-attention layer's;
+    `knockout` keys no query may see; `heads_off` {block key: heads zeroed}; `maps_only`:
+    stop after the deepest recorded block (layer L depends on the layers below it alone)."""
 
     record: Iterable[str] | None = ()
     weights: bool = True
@@ -245,12 +226,8 @@ class Transformer(nn.Module):
         has_enc = cfg.arch in ("encoder", "encoder-decoder")
         has_dec = cfg.arch in ("decoder", "encoder-decoder")
         self.encoder = Stack(cfg, cfg.n_encoder_layers, 0, cross=False) if has_enc else None
-        self.decoder = (
-            Stack(cfg, cfg.n_decoder_layers, cfg.n_encoder_layers, cross=cfg.arch != "decoder",
-                  causal=True)
-            if has_dec
-            else None
-        )
+        self.decoder = Stack(cfg, cfg.n_decoder_layers, cfg.n_encoder_layers,
+                             cross=cfg.arch != "decoder", causal=True) if has_dec else None
         self.lm_head = None
         if has_dec:
             self.lm_head = LMHead(cfg)
@@ -296,17 +273,12 @@ class Transformer(nn.Module):
         decoder_only = self.cfg.arch == "decoder"
         t_k = offset + ids.shape[1]
         spec = self._self_spec("decoder", req, key_is_real, t_k, text_side=decoder_only)
-        cross_spec = None
-        if memory is not None:
-            keep = (
-                keep_keys_mask(memory.shape[1], req.knockout) if req.knockout else None
-            )
-            cross_spec = MaskSpec(key_is_real=memory_is_real, keep_keys=keep)
+        cross_spec = None if memory is None else MaskSpec(key_is_real=memory_is_real, keep_keys=(
+            keep_keys_mask(memory.shape[1], req.knockout) if req.knockout else None))
         n_run = req.layers_needed("decoder", len(self.decoder.layers))
         bias = self.decoder.position_bias(ids.shape[1], t_k, offset, ids.device)
         for i, layer in enumerate(self.decoder.layers[:n_run]):
-            self_key = str(BlockKey("decoder.self", i))
-            cross_key = str(BlockKey("decoder.cross", i))
+            self_key, cross_key = (str(BlockKey(k, i)) for k in ("decoder.self", "decoder.cross"))
             x, self_rec, cross_rec = layer(
                 x, spec, memory=memory, cross_mask=cross_spec,
                 cache=None if cache is None else cache.self_attn[i],
@@ -314,22 +286,19 @@ class Transformer(nn.Module):
                 else cache.cross_attn[i],
                 capture_self=req.capture(self_key), capture_cross=req.capture(cross_key),
                 heads_off_self=req.heads_off.get(self_key),
-                heads_off_cross=req.heads_off.get(cross_key), bias_self=bias,
-            )
-            if self_rec is not None:
-                record[self_key] = self_rec
-            if cross_rec is not None:
-                record[cross_key] = cross_rec
+                heads_off_cross=req.heads_off.get(cross_key), bias_self=bias)
+            for key, rec in ((self_key, self_rec), (cross_key, cross_rec)):
+                if rec is not None:
+                    record[key] = rec
         return x if self.decoder.norm is None else self.decoder.norm(x)
 
     def forward(self, input_ids, input_is_real=None, target_ids=None, target_is_real=None,
                 req: Request | None = None, cache: KVCache | None = None,
                 logits: bool = True) -> ModelOutput:
-        """Shapes: input_ids [B, T] (encoder input, or decoder input for decoder-only);
-        *_is_real [B, T] bool, False at padding; target_ids [B, Tt] (encoder-decoder).
-        `logits=False` skips the output projection (at 8,192 tokens and Gemma's 262,144-word
-        vocabulary the full logits alone take 8.6 GB). Under `req.maps_only` only the record
-        is meaningful: hidden states stop at the deepest recorded layer and logits are None."""
+        """Shapes: input_ids [B, T] (the encoder's, or a decoder-only model's); *_is_real [B, T]
+        bool, False at padding; target_ids [B, Tt] (encoder-decoder). `logits=False` skips
+        the output projection (8.6 GB for Gemma at 8,192 tokens); under `req.maps_only` only
+        the record is meaningful."""
         req = req or Request()
         if req.maps_only:
             logits = False
@@ -350,9 +319,8 @@ class Transformer(nn.Module):
 
     # -- decoding -----------------------------------------------------------------------
     def new_cache(self, capacity: int = 256, batch: int | None = None) -> KVCache:
-        """A KV cache for `capacity` tokens per sequence. With `batch`, its self-attention
-        buffers are allocated now, in the model's dtype and on its device; without, at the
-        first token (either way a buffer grows by doubling if `capacity` is passed)."""
+        """A KV cache for `capacity` tokens per sequence (grown by doubling past it), its
+        buffers allocated now in the model's dtype and device when `batch` is given."""
         cache = KVCache(self.cfg.n_decoder_layers, capacity, cross=self.cfg.arch != "decoder")
         if batch is not None:
             p = self.lm_head.weight
@@ -363,15 +331,10 @@ class Transformer(nn.Module):
     def extend(self, ids: torch.Tensor, cache: KVCache, memory: torch.Tensor | None = None,
                memory_is_real: torch.Tensor | None = None, req: Request | None = None,
                chunk: int | None = None) -> torch.Tensor:
-        """Feed ids [B, T] to the decoder after the tokens already in `cache`, which takes
-        their K/V, and return the last position's logits [B, vocab].
-
-        `chunk` feeds at most that many positions per pass (None: all at once): a long
-        prefill then holds [B, chunk, d_ff] activations instead of [B, T, d_ff]. Under plain
-        causal masking every chunk runs the fused kernel with a bottom-right-aligned causal
-        mask, so chunked and single-pass prefill compute the same function. One decode step
-        is `extend(next_ids [B, 1], cache)`.
-        """
+        """Feed ids [B, T] to the decoder after the tokens in `cache` (which takes their K/V);
+        return the last position's logits [B, vocab]. One decode step is `extend(next [B, 1],
+        cache)`. `chunk` feeds at most that many positions per pass, so a long prefill holds
+        [B, chunk, d_ff] activations; every chunk is the same bottom-right causal function."""
         req = req or Request(record=())
         t = ids.shape[1]
         step = t if chunk is None else chunk

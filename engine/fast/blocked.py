@@ -9,13 +9,15 @@ dense path gives them.
     causal, rows = 2:   q 0-1 read keys 0-1 · q 2-3 read keys 0-3 · q 4-5 read keys 0-5
     window w = 2:       q 4-5 read keys 3-5 only
 
-This module knows nothing of masks or models: the caller says which keys a block of queries
-may see (`span`) and runs the textbook attention on that block (`run`).
+`in_query_blocks` knows nothing of masks or models: the caller says which keys a block of
+queries may see (`span`) and runs the textbook attention on that block (`run`). `faster`, for
+`engine.core.attention`, picks the route: blocks, or the fused kernel's own causal mask.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -73,3 +75,65 @@ def record_blocks_pay(causal: bool, window: int | None, t_q: int, device: torch.
     Unmasked, one dense call is faster; on a GPU the blocks' extra kernel launches cost more
     than the skipped products (bench/README.md)."""
     return device.type == "cpu" and t_q > QUERY_BLOCK and (causal or window is not None)
+
+
+def key_span(spec, s: int, e: int, t_k: int) -> tuple[int, int]:
+    """Keys [lo, hi) that queries s .. e-1 may see at all under a MaskSpec's causal and window
+    parts (query i sits at absolute position offset + i, key j at j)."""
+    lo, hi = 0, t_k
+    if spec.causal:
+        hi = min(hi, spec.offset + e)
+    if spec.window is not None:
+        lo = max(0, spec.offset + s - spec.window + 1)
+        if not spec.causal:
+            hi = min(hi, spec.offset + e - 1 + spec.window)
+    return lo, max(lo, hi)
+
+
+def block_spec(spec, s: int, lo: int, hi: int):
+    """A MaskSpec for queries from s on against keys lo .. hi-1 only."""
+    return replace(spec, offset=spec.offset + s - lo,
+                   key_is_real=None if spec.key_is_real is None else spec.key_is_real[:, lo:hi],
+                   keep_keys=None if spec.keep_keys is None else spec.keep_keys[lo:hi])
+
+
+def blocked(attend, q, k, v, spec, scale: float, rows: int, bias, need_weights: bool,
+            want_scores: bool, softcap) -> tuple:
+    """`attend` (engine.core.attention.attention) in blocks of `rows` queries, each over the
+    keys `spec` lets it see. Returns (out, weights or None, scores or None)."""
+    t_k = k.shape[2]
+
+    def run(s, e, lo, hi):
+        part = attend(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi],
+                      mask=block_spec(spec, s, lo, hi).dense(e - s, hi - lo, q.device),
+                      bias=None if bias is None else block_of(bias, s, e, lo, hi),
+                      scale=scale, need_weights=need_weights, keep_scores=want_scores,
+                      softcap=softcap)
+        return part.out, part.weights, part.scores
+
+    return in_query_blocks(q, t_k, lambda s, e: key_span(spec, s, e, t_k), run, rows,
+                           need_weights, want_scores)
+
+
+def faster(attend, q, k, v, spec, scale: float, bias, need_weights: bool, want_scores: bool,
+           softcap) -> tuple | None:
+    """(out, weights, scores) of `attend` under `spec` by a route that skips masked work, or
+    None when the one dense call is the fastest there is.
+
+    Plain causal attention over a cache's keys plus the new ones needs no mask tensor: a
+    prefill (offset 0), a prefill chunk or one decode step (offset = Tk - Tq) are all the
+    bottom-right-aligned causal pattern that `attend(is_causal=True)` means."""
+    t_q, t_k = q.shape[2], k.shape[2]
+    if need_weights and record_blocks_pay(spec.causal, spec.window, t_q, q.device):
+        return blocked(attend, q, k, v, spec, scale, QUERY_BLOCK, bias, True, want_scores,
+                       softcap)
+    if not need_weights and bias is None and window_blocks_pay(
+            spec.causal, spec.window, spec.offset, t_q, t_k, q.device):
+        # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
+        return blocked(attend, q, k, v, spec, scale, spec.window, None, False, False, softcap)
+    plain = spec.causal and spec.window is None and spec.key_is_real is None
+    if plain and spec.keep_keys is None and spec.offset == t_k - t_q:
+        r = attend(q, k, v, bias=bias, scale=scale, need_weights=need_weights, is_causal=True,
+                   keep_scores=want_scores, softcap=softcap)
+        return r.out, r.weights, r.scores
+    return None

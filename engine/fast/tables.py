@@ -23,3 +23,17 @@ def grown_table(key: tuple, rows: int,
         table = build(size)
         _TABLES[key] = table
     return table
+
+
+def grown(buf: torch.Tensor | None, like: torch.Tensor, length: int, needed: int,
+          capacity: int) -> torch.Tensor:
+    """A KV-cache buffer [B, Hkv, C, D] with room for `needed` positions: `buf` itself, or a
+    new one of max(capacity, needed, 2C) positions holding `buf`'s first `length`. Doubling
+    makes a decode step write one slice instead of concatenating the whole history."""
+    if buf is not None and needed <= buf.shape[2]:
+        return buf
+    size = max(capacity, needed, 0 if buf is None else 2 * buf.shape[2])
+    new = like.new_empty(like.shape[0], like.shape[1], size, like.shape[3])
+    if buf is not None:
+        new[:, :, :length] = buf[:, :, :length]
+    return new
