@@ -166,7 +166,7 @@ def make_token_fixture(gguf_path: Path, out_dir: Path) -> dict:
     """tokens.json from the reference tokenizer; also checks ours against it (JSON and ids)."""
     import transformers
 
-    from engine.io.gemma_package import load_gemma_files
+    from engine.models.gemma3 import load_gemma_parts as load_gemma_files
 
     t0 = time.time()
     ref = reference_tokenizer(gguf_path)
@@ -268,7 +268,7 @@ def make_reference_fixture(gguf_path: Path, out_dir: Path) -> dict:
     import torch
     import transformers
 
-    from engine.io.gemma_package import gguf_to_hf_name
+    from engine.models.gemma3 import gguf_to_hf_name
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     timings = {}

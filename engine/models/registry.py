@@ -51,16 +51,9 @@ def _build_gemma(device, progress, dtype=None) -> LoadedModel:
 def _gemma_config() -> ModelConfig:
     """From the GGUF's header, once the first load has assembled the file (listing the models
     never assembles 250 MB)."""
-    from engine.io import gemma_package
-    from engine.io.cache_dir import cache_dir
-    from engine.io.gguf import read_gguf
-    from engine.models.gemma3 import config_from_meta
+    from engine.models.gemma3 import config
 
-    path = cache_dir(gemma_package.CACHE_SUBDIR) / gemma_package._package().MODEL_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is assembled at the first load")
-    meta = gemma_package._gemma_meta(read_gguf(path, string_arrays=("tokenizer.ggml.tokens",)))
-    return config_from_meta(meta)
+    return config()
 
 
 def _seq2seq_entry(variant: str) -> ModelEntry:

