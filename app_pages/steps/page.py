@@ -52,6 +52,15 @@ def table(m: np.ndarray, rows, cols, key: str) -> None:
         st.dataframe(df.style.format(lambda v: fmt(v, p)))
 
 
+def titled_tables(cells: list[tuple]) -> None:
+    """Read-only tables side by side, each under its bold title:
+    cells = [(title, matrix, row labels, column labels, key), ...]."""
+    for col, (title, m, rows, cols, key) in zip(st.columns(len(cells)), cells, strict=True):
+        with col:
+            st.markdown(f"**{title}**")
+            table(m, rows, cols, key)
+
+
 def editor(default, rows, cols, key: str, label: str) -> np.ndarray:
     st.markdown(f"**{label}**")
     df = pd.DataFrame(np.asarray(default, dtype=np.float64), index=list(rows),
@@ -192,27 +201,18 @@ with cols[1]:
 st.subheader(say("s6"))
 st.caption(say("s6_help"))
 if ex["matches_seed"]:
-    cols = st.columns(3)
-    with cols[0]:
-        st.markdown(f"**{say('seed_weights')}**")
-        table(ex_np["seed_rounded_weights"], inputs, inputs, "steps_seed_weights")
-    with cols[1]:
-        st.markdown(f"**{say('exact_weights')}**")
-        table(ex_np["weights"], inputs, inputs, "steps_exact_weights")
-    with cols[2]:
-        st.markdown(f"**{say('seed_weighted', q=inputs[qi])}**")
-        table(ex_np["seed_weighted_values"][:, qi, :], [f"w·v{j + 1}" for j in range(3)],
-              dims3, "steps_seed_weighted")
-    cols = st.columns(3)
-    with cols[0]:
-        st.markdown(f"**{say('outputs')}**")
-        table(ex_np["outputs"], inputs, dims3, "steps_exact_outputs")
-    with cols[1]:
-        st.markdown(f"**{say('seed_outputs')}**")
-        table(ex_np["seed_outputs"], inputs, dims3, "steps_seed_outputs")
-    with cols[2]:
-        st.markdown(f"**{say('difference')}**")
-        table(ex_np["seed_difference"], inputs, dims3, "steps_difference")
+    titled_tables([
+        (say("seed_weights"), ex_np["seed_rounded_weights"], inputs, inputs,
+         "steps_seed_weights"),
+        (say("exact_weights"), ex_np["weights"], inputs, inputs, "steps_exact_weights"),
+        (say("seed_weighted", q=inputs[qi]), ex_np["seed_weighted_values"][:, qi, :],
+         [f"w·v{j + 1}" for j in range(3)], dims3, "steps_seed_weighted"),
+    ])
+    titled_tables([
+        (say("outputs"), ex_np["outputs"], inputs, dims3, "steps_exact_outputs"),
+        (say("seed_outputs"), ex_np["seed_outputs"], inputs, dims3, "steps_seed_outputs"),
+        (say("difference"), ex_np["seed_difference"], inputs, dims3, "steps_difference"),
+    ])
     diff = ex_np["seed_difference"]
     i, j = np.unravel_index(np.abs(diff).argmax(), diff.shape)
     st.markdown(say(
