@@ -113,7 +113,7 @@ def cmd_attention(args) -> int:
     layers = parse_layers(args.layers)
     model = load(args.model, device=args.device, dtype=args.dtype)
     record = model.attend(text, target=args.target, mask=args.mask, kv_heads=args.kv_heads,
-                          window=args.window, layers=layers)
+                          window=args.window, layers=layers, contributions=args.contributions)
     record.meta["truncated"] = bool(record.meta.get("truncated"))
     record.to_npz(args.out)
     for notice in record.meta.get("notices", []):
@@ -130,10 +130,17 @@ def for_the_cli(message: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["census"]:  # the head census parses its own options
+        from engine.census.cli import main as census_main
+
+        return census_main(argv[1:])
     parser = _Parser(prog="python -m engine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("models", help="list the registered models and the checkpoints found in "
                    "the Hugging Face cache and under ATTENTION_STUDIO_MODELS")
+    sub.add_parser("census", help="what every head does across a corpus (python -m engine "
+                   "census --help)")
     att = sub.add_parser("attention", help="record attention maps to an NPZ file")
     att.add_argument("--model", required=True, help="a registered name, a Hugging Face "
                      "checkpoint folder, a repo id org/name in the HF cache, or a .gguf file")
@@ -154,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                      "(maps are written as float32)")
     att.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                      help="auto: CUDA when present, else CPU")
+    att.add_argument("--contributions", action="store_true",
+                     help="also the norm and flow maps of every recorded block, written as "
+                     "norm.<block> and flow.<block> (engine/contributions.py)")
     att.add_argument("--out", required=True, help="the .npz file to write")
     args = parser.parse_args(argv)
     try:

@@ -237,3 +237,17 @@ def test_minilm_contributions_match_a_float64_loop():
     norm, flow = reference(block.self_attn, rec["encoder.self.2"].astype(np.float64), x, x)
     np.testing.assert_allclose(rec["norm.encoder.self.2"], norm, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(rec["flow.encoder.self.2"], flow, atol=1e-5)
+
+
+def test_cli_writes_contributions_into_the_npz(tmp_path):
+    from engine.__main__ import main
+    from engine.record import AttentionRecord
+
+    out = tmp_path / "maps.npz"
+    assert main(["attention", "--model", "transformer-base", "--text", "the cat sat",
+                 "--target", "le chat", "--layers", "decoder.cross.1", "--contributions",
+                 "--out", str(out)]) == 0
+    rec = AttentionRecord.from_npz(out)
+    assert rec["flow.decoder.cross.1"].shape == (len(rec.target_tokens), len(rec.tokens) + 1)
+    np.testing.assert_allclose(rec["flow.decoder.cross.1"].sum(-1), 1.0, atol=1e-5)
+    assert rec["norm.decoder.cross.1"].shape == rec["decoder.cross.1"].shape
