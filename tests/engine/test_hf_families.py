@@ -321,3 +321,24 @@ def test_every_family_is_served():
         "bert", "roberta", "xlm-roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2",
         "qwen3", "gemma", "gemma2", "gemma3_text", "t5", "bart", "mbart", "marian"}
     assert json  # noqa: B018 (imported for the loading tests that share this module)
+
+
+LONG = " ".join(WORDS[(11 * i + 5) % 40] for i in range(799))  # 800 tokens with <s>
+
+
+@pytest.mark.parametrize("family", ["llama3", "gemma3_text"])
+def test_long_text_past_every_window_and_through_the_query_blocks(tmp_path, family):
+    """800 positions: RoPE angles in float32 as transformers computes them (float64 angles
+    drift by ~1e-4 here), windows of 64 keys, and the CPU's blocked path (128-query blocks)."""
+    if family == "llama3":
+        cfg = transformers.LlamaConfig(**SMALL, max_position_embeddings=1024, rope_parameters={
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 256,
+            "rope_theta": 500_000.0})
+    else:
+        cfg = transformers.Gemma3TextConfig(**SMALL, head_dim=16, max_position_embeddings=1024,
+                                            sliding_window=64, query_pre_attn_scalar=16,
+                                            layer_types=["sliding_attention", "full_attention"])
+    ref = causal_lm(cfg)
+    write_tokenizer(tmp_path)
+    check_decoder(ref, save(ref, tmp_path), text=LONG)
