@@ -17,7 +17,7 @@ import pytest
 from cli.export import main, regenerate
 from viz import export as ex
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HAS_ENGINE = importlib.util.find_spec("engine") is not None and (ROOT / "engine/api.py").exists()
 needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="engine/api.py not written yet")
 TEXT, TARGET = "the cat sat on the mat", "le chat"
