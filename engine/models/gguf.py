@@ -38,7 +38,7 @@ Two stored differences are undone here:
   by 1 + w); the HF weight is the stored one minus 1.
 
 Facts a GGUF leaves out, filled from the architecture (documented per family in
-`_hf_config`): the activation (SiLU for llama/qwen2, tanh-GELU for gemma); qwen2's q/k/v
+`hf_config`): the activation (SiLU for llama/qwen2, tanh-GELU for gemma); qwen2's q/k/v
 biases (read from the tensors present); Gemma's query scale (`query_pre_attn_scalar`:
 d_head, or d_model / n_heads for the 27B models, as llama.cpp decides); gemma2's sliding
 window on even layers; gemma3's local RoPE base 10,000 and full attention on every 6th
@@ -66,7 +66,7 @@ from engine.io.gguf import GGUFFile, SkippedArray, read_gguf
 from engine.io.gguf_weights import GGUFWeights, load_gguf_weights
 from engine.models.common import copy_weights
 from engine.text.codec import TokenizerCodec
-from engine.text.gguf_tokenizer import gguf_tokenizer
+from engine.text.gguf_tokenizer import check_tokenizer_metadata, gguf_tokenizer
 
 ARCHITECTURES = ("llama", "qwen2", "gemma", "gemma2", "gemma3")
 GEMMAS = ("gemma", "gemma2", "gemma3")
@@ -361,6 +361,7 @@ def load_gguf_parts(path: str | Path, progress: Progress | None = None, *,
     def check(g: GGUFFile) -> None:
         header["hf"] = hf_config(g)
         check_tensors(g, header["hf"])
+        check_tokenizer_metadata(g.metadata, str(g.path))
 
     g = read_gguf(path)
     check(g)  # refuse a wrong file before hashing or dequantizing it
@@ -376,33 +377,45 @@ def build_gguf(path: str | Path, device: torch.device | str, progress: Progress 
                sha256: str | None = None) -> LoadedModel:
     """The model in the GGUF at `path`, ready to attend, on `device` (float32 unless `dtype`).
 
-    `name`/`summary` label a registered model (default: the file's stem / general.name);
-    `cache_name` is the cache subdirectory (default `name` or "gguf"); `sha256` skips hashing
-    the file when known. ValueError naming the file for an unsupported, corrupt or truncated
-    GGUF (see `engine.io.gguf`).
+    `name`/`summary` label a registered model (default: the file's stem); `cache_name` is the
+    cache subdirectory (default `name`); `sha256` skips hashing the file when known.
+    ValueError naming the file for an unsupported, corrupt or truncated GGUF (see
+    `engine.io.gguf`) or one whose tokenizer metadata is incomplete.
     """
     path = Path(path)
     name = name or path.stem
     hf, weights, tokenizer = load_gguf_parts(path, progress, cache_name=cache_name or name,
                                              sha256=sha256, label=name)
+    return model_from_parts(hf, weights.tensors, tokenizer, device, dtype, name=name,
+                            summary=summary, sha256=weights.sha256, metadata=weights.metadata,
+                            source=str(path))
+
+
+def model_from_parts(hf: dict, tensors: dict[str, torch.Tensor], tokenizer, device, dtype=None,
+                     *, name: str, summary: str | None, sha256: str, metadata: dict,
+                     source: str) -> LoadedModel:
+    """A LoadedModel from a GGUF's HF config, its GGUF-named float tensors and tokenizer:
+    the family module's config and name map, shape-checked copy, the codec."""
     family = family_module(hf)
     cfg = family.config_from_hf(hf)
     if cfg.name != name:
         cfg = cfg.with_(name=name)
     model = Transformer(cfg)
-    ours = family.convert(hf_tensors(weights.tensors, hf), cfg)
-    copy_weights(model, ours, str(path))
-    del ours, weights.tensors
+    ours = family.convert(hf_tensors(tensors, hf), cfg)
+    copy_weights(model, ours, source)
+    del ours
     model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
     vocab = tokenizer.get_vocab_size()
-    pad = hf["pad_token_id"] if hf["pad_token_id"] is not None else hf["eos_token_id"]
-    pad_token = tokenizer.id_to_token(pad) if pad is not None and pad < vocab else "<pad>"
+
+    def token(key: str) -> str | None:
+        i = metadata.get(f"tokenizer.ggml.{key}")
+        return tokenizer.id_to_token(int(i)) if isinstance(i, int) and 0 <= i < vocab else None
+
+    pad_token = token("padding_token_id") or token("eos_token_id") or "<pad>"
     codec = TokenizerCodec(tokenizer, min(MAX_TOKENS, hf["max_position_embeddings"]),
-                           pad_token=pad_token)
-    variant = cfg.variant
+                           pad_token=pad_token, unk_token=token("unknown_token_id"))
     description = summary or (
         f"{name} ({hf['gguf_architecture']}, {cfg.n_decoder_layers} layers × {cfg.n_heads} "
-        f"query heads, {cfg.kv_heads} K/V heads: {variant}; GGUF dequantized)")
+        f"query heads, {cfg.kv_heads} K/V heads: {cfg.variant}; GGUF dequantized)")
     return LoadedModel(name, model.eval(), codec, torch.device(device), description,
-                       weights_hash=f"sha256:{weights.sha256}")
-
+                       weights_hash=f"sha256:{sha256}")

@@ -312,18 +312,9 @@ NEEDED = {"llama": ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"),
 GEMMA_ARCHITECTURES = ("gemma", "gemma2", "gemma3")
 
 
-def tokenizer_kind(md: dict) -> str:
-    """"sentencepiece" or "byte-level": what `codec.labels` needs to know of a GGUF's tokens."""
-    return "byte-level" if md.get("tokenizer.ggml.model") == "gpt2" else "sentencepiece"
-
-
-def tokenizer_from_metadata(md: dict, source: str = "the GGUF file") -> Tokenizer:
-    """The tokenizer a GGUF's `tokenizer.ggml.*` metadata describes.
-
-    `md` must hold the decoded string arrays (`read_gguf(path, string_arrays=STRING_ARRAYS)`).
-    ValueError naming `source` and what is missing when the metadata is incomplete, or the
-    tokenizer kind is not one of `TOKENIZER_KINDS`.
-    """
+def check_tokenizer_metadata(md: dict, source: str = "the GGUF file") -> None:
+    """ValueError naming `source` and what is missing when a GGUF's tokenizer metadata is
+    absent or incomplete (cheap: run it before dequantizing anything)."""
     kind = md.get("tokenizer.ggml.model")
     if kind is None:
         raise ValueError(f"{source} has no tokenizer: the metadata key 'tokenizer.ggml.model' "
@@ -335,6 +326,19 @@ def tokenizer_from_metadata(md: dict, source: str = "the GGUF file") -> Tokenize
     if missing:
         raise ValueError(f"{source}: its {kind!r} tokenizer lacks the metadata "
                          f"{', '.join(missing)}")
+    if kind == "gpt2":
+        byte_level_pre_tokenizer(md.get("tokenizer.ggml.pre"))
+
+
+def tokenizer_from_metadata(md: dict, source: str = "the GGUF file") -> Tokenizer:
+    """The tokenizer a GGUF's `tokenizer.ggml.*` metadata describes.
+
+    `md` must hold the decoded string arrays (`read_gguf(path, string_arrays=STRING_ARRAYS)`).
+    ValueError naming `source` and what is missing when the metadata is incomplete, or the
+    tokenizer kind is not one of `TOKENIZER_KINDS`.
+    """
+    check_tokenizer_metadata(md, source)
+    kind = md["tokenizer.ggml.model"]
     for key in (*NEEDED[kind], "tokenizer.ggml.scores"):
         if isinstance(md.get(key), SkippedArray):
             raise ValueError(f"{key} of {source} was not decoded: read the file with "
