@@ -67,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from engine.census.run import CensusSettings, run_census
+    from engine.census.run import run_census
+    from engine.census.settings import CensusSettings
 
     try:
         settings = CensusSettings(model=args.model, corpus=args.corpus, field=args.field,

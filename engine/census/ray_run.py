@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.census.corpus import Corpus
-from engine.census.run import TEXT_COLUMNS, CensusSettings, census_rows, check_model
+from engine.census.rows import TEXT_COLUMNS, census_rows, check_model
+from engine.census.settings import CensusSettings
 from engine.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ SKIPPED = "(skipped)"  # the block of a row that only says "this text was skippe
 
 class CensusWorker:
     """A Ray Data callable class: loads the model once, then turns batches of texts into
-    per-text rows (`run.census_rows`)."""
+    per-text rows (`rows.census_rows`)."""
 
     def __init__(self, model: str, device: str):
         from engine.models.registry import load
@@ -53,6 +54,8 @@ class CensusWorker:
 
 def start_ray(workers: int | None):
     """ray, initialised: joined to RAY_ADDRESS's cluster, or started here with W CPUs."""
+    # Ray's C++ core logs its retries to stderr; the census reports a failure in one line.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         import ray
     except ImportError as exc:

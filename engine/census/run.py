@@ -21,110 +21,24 @@ import shutil
 import sys
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from engine.api import VERSION, AttendOptions, LoadedModel
+from engine.api import VERSION, LoadedModel
 from engine.census import labels, probe
 from engine.census.corpus import Corpus, read_corpus
-from engine.census.metrics import METRICS, text_head_metrics
+from engine.census.metrics import METRICS
+from engine.census.rows import TEXT_COLUMNS, census_rows, check_model
+from engine.census.settings import CensusSettings
 from engine.core.block_key import BlockKey
 from engine.errors import InputError
 
-ENGINES = ("local", "ray")
-PROBES = ("induction",)
 PLAN = "plan.json"
 OUTPUTS = ("texts.parquet", "heads.parquet", "manifest.json")
-TEXT_COLUMNS = ("text_id", "block", "layer", "head", "kv_head", "n_tokens", "truncated",
-                *METRICS)
-
-
-@dataclass(frozen=True)
-class CensusSettings:
-    """What a census reads and how it runs (the CLI's options)."""
-
-    model: str
-    corpus: str | None = None  # None: the bundled corpus
-    field: str = "text"
-    max_texts: int | None = None
-    batch_size: int = 8
-    probe: str | None = None
-    engine: str = "local"
-    device: str = "auto"
-    workers: int | None = None  # Ray actors (default: one per GPU, else 2)
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.engine not in ENGINES:
-            raise InputError(f"--engine must be local or ray, got {self.engine!r}")
-        if self.probe is not None and self.probe not in PROBES:
-            raise InputError(f"--probe must be induction, got {self.probe!r}")
-        if self.workers is not None and self.workers < 1:
-            raise InputError(f"--workers must be at least 1, got {self.workers}")
-
-
-def check_model(model: LoadedModel) -> None:
-    if model.kind == "encoder-decoder":
-        raise InputError(f"{model.name} is an encoder-decoder: its decoder's maps depend on a "
-                         "target, which a corpus of texts does not give; census an encoder "
-                         "or a decoder (minilm, smollm2-135m, gemma3-270m)")
-
-
-# -- one batch ------------------------------------------------------------------------------
-def batch_rows(model: LoadedModel, texts: list[str], text_ids: list[int]) -> dict[str, list]:
-    """Per-text metrics of one right-padded batch: columns of TEXT_COLUMNS, one row per
-    (text, block, layer, head). Each map is cropped to its text's real tokens."""
-    records = model.attend_batch(texts, options=AttendOptions(outputs=False))
-    group = model.config.n_heads // model.config.kv_heads  # query heads per K/V head
-    cols: dict[str, list] = defaultdict(list)
-    for text_id, rec in zip(text_ids, records, strict=True):
-        n_real = int(rec.meta["n_real"])
-        for key in rec.keys():
-            block = BlockKey.parse(key)
-            values = text_head_metrics(rec[key], n_real=n_real,
-                                       self_attention=not block.cross)
-            n_heads = len(values["entropy"])
-            cols["text_id"] += [int(text_id)] * n_heads
-            cols["block"] += [block.kind] * n_heads
-            cols["layer"] += [block.layer] * n_heads
-            cols["head"] += range(n_heads)
-            cols["kv_head"] += [h // group for h in range(n_heads)]
-            cols["n_tokens"] += [n_real] * n_heads
-            cols["truncated"] += [bool(rec.meta.get("truncated"))] * n_heads
-            for m in METRICS:
-                cols[m] += values[m].tolist()
-    return cols
-
-
-def census_rows(model: LoadedModel, texts: list[str], text_ids: list[int]
-                ) -> tuple[dict[str, list], list[int]]:
-    """`batch_rows`, and the ids of texts skipped because even alone their maps exceed the
-    engine's record budget (ATTENTION_STUDIO_MAX_RECORD_GIB): a batch refused as a whole is
-    retried one text at a time, so one long text does not sink its neighbours."""
-    try:
-        return batch_rows(model, texts, text_ids), []
-    except InputError as exc:
-        if "needs about" not in str(exc) or len(texts) == 1:
-            raise
-    cols: dict[str, list] = defaultdict(list)
-    skipped = []
-    for text, text_id in zip(texts, text_ids, strict=True):
-        try:
-            one = batch_rows(model, [text], [text_id])
-        except InputError as exc:
-            if "needs about" not in str(exc):
-                raise
-            skipped.append(int(text_id))
-            continue
-        for name, values in one.items():
-            cols[name] += values
-    return cols, skipped
 
 
 def local_frames(model: LoadedModel, corpus: Corpus, pending: list[int], batch_size: int
@@ -359,13 +273,13 @@ class _Bar:
     def advance(self, frame, n_skipped: int) -> None:
         per_text = frame.drop_duplicates("text_id")
         self.new_tokens += int(per_text["n_tokens"].sum())
-        self.bar.update(len(per_text) + n_skipped)
-        self._show()
+        self._show(refresh=False)
+        self.bar.update(len(per_text) + n_skipped)  # redraws, with the new token count
 
-    def _show(self) -> None:
+    def _show(self, refresh: bool = True) -> None:
         rate = self.new_tokens / max(time.perf_counter() - self.t0, 1e-9)
         self.bar.set_postfix_str(f"{self.tokens + self.new_tokens:,} tokens, "
-                                 f"{rate:,.0f} tok/s")
+                                 f"{rate:,.0f} tok/s", refresh=refresh)
 
     def close(self) -> None:
         self.bar.close()
