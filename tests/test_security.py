@@ -300,6 +300,8 @@ MAY_IMPORT = {
     "engine/contributions.py": {"engine.core"},
     "engine/api.py": {"engine.core", "engine.fast", "engine.decode", "engine.text", "engine.io",
                       "engine.record", "engine.variants", "engine.contributions"} | ENGINE_BASE,
+    "engine/census/": {"engine.api", "engine.core", "engine.record", "engine.census",
+                       "engine.models"} | ENGINE_BASE,
     "engine/analysis.py": {"engine.api", "engine.core", "engine.decode", "engine.record",
                            "engine.variants"} | ENGINE_BASE,
     "engine/models/": {"engine.models", "engine.api", "engine.core", "engine.fast",
