@@ -391,6 +391,22 @@ def build_gguf(path: str | Path, device: torch.device | str, progress: Progress 
                             source=str(path))
 
 
+def empty_transformer(cfg: ModelConfig) -> Transformer:
+    """Our Transformer with uninitialised parameters (every one is overwritten by the file's
+    weights): random initialisation of 135 M parameters costs seconds, a third of a cached
+    load. Built on the meta device, then given real, empty storage; the LM head is tied to
+    the embeddings again (moving off the meta device unties them). A model with buffers
+    (sinusoidal tables, computed at construction) is built the ordinary way."""
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    if any(True for _ in model.buffers()):
+        return Transformer(cfg)
+    model = model.to_empty(device="cpu")
+    if cfg.tie_embeddings and model.lm_head is not None:
+        model.lm_head.weight = model.decoder.embed.tokens.weight
+    return model
+
+
 def model_from_parts(hf: dict, tensors: dict[str, torch.Tensor], tokenizer, device, dtype=None,
                      *, name: str, summary: str | None, sha256: str, metadata: dict,
                      source: str) -> LoadedModel:
@@ -400,7 +416,7 @@ def model_from_parts(hf: dict, tensors: dict[str, torch.Tensor], tokenizer, devi
     cfg = family.config_from_hf(hf)
     if cfg.name != name:
         cfg = cfg.with_(name=name)
-    model = Transformer(cfg)
+    model = empty_transformer(cfg)
     ours = family.convert(hf_tensors(tensors, hf), cfg)
     copy_weights(model, ours, source)
     del ours
