@@ -440,3 +440,17 @@ def test_truncated_file_names_the_file_and_where(tmp_path, keep):
     with pytest.raises(ValueError, match="truncated") as err:
         build_gguf(bad, "cpu")
     assert str(bad) in str(err.value)
+
+
+def test_a_gguf_path_opens_through_engine_load(tmp_path):
+    import engine
+
+    model = tiny_hf_model("llama")
+    path = tmp_path / "tiny-load.gguf"
+    write_gguf(path, model, "llama")
+    loaded = engine.load(str(path), device="cpu")
+    rec = loaded.attend("the end")
+    assert rec.tokens[0] == "<|im_start|>"  # this tiny file says add_bos_token (id 1)
+    assert rec["decoder.self.1"].shape[0] == 4
+    assert rec.tokens[1:] == ["t", "he", "Ġ", "e", "n", "d"]  # tiny merges: no "Ġe"
+    assert loaded.codec.labels(rec.tokens)[1:] == ["t", "he", " ", "e", "n", "d"]
