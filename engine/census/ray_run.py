@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.census.corpus import Corpus
+from engine.census.metrics import METRICS
 from engine.census.rows import TEXT_COLUMNS, census_rows, check_model
 from engine.census.settings import CensusSettings
 from engine.errors import InputError
@@ -106,9 +107,11 @@ def ray_frames(settings: CensusSettings, corpus: Corpus, pending: list[int]
             marks = frame["block"] == SKIPPED
             skipped = [int(i) for i in frame.loc[marks, "text_id"]]
             frame = frame.loc[~marks, list(TEXT_COLUMNS)].reset_index(drop=True)
-            yield frame.astype({"text_id": "int64", "layer": "int64", "head": "int64",
-                                "kv_head": "int64", "n_tokens": "int64", "truncated": bool}), \
-                skipped
+            # the same dtypes as a local part (Ray's pandas spells strings differently)
+            frame = frame.astype({"text_id": "int64", "block": "str", "layer": "int64",
+                                  "head": "int64", "kv_head": "int64", "n_tokens": "int64",
+                                  "truncated": bool, **dict.fromkeys(METRICS, "float64")})
+            yield frame, skipped
     except InputError:
         raise
     except Exception as exc:  # a worker's error comes back wrapped: say what it was
