@@ -180,7 +180,8 @@ def build(folder: Path, device: torch.device, progress: Progress | None = None,
         raise ValueError(f"{source}: {exc}") from exc
     del tensors
     if progress:
-        progress(0.6, "copying the weights into the model")
+        size = sum(t.numel() for t in ours.values()) * (run_dtype or torch.float32).itemsize
+        progress(0.6, f"copying the weights into the model ({size / 2**30:.2f} GiB)")
     model = Transformer(cfg)
     copy_weights(model, ours, source)
     del ours
