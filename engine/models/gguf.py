@@ -192,7 +192,11 @@ def hf_config(g: GGUFFile) -> dict:
                          " is not translated from GGUF yet; only unscaled RoPE is supported")
     tokens = md.get("tokenizer.ggml.tokens")
     n_tokens = tokens.count if isinstance(tokens, SkippedArray) else len(tokens or ())
-    vocab = int(md.get(f"{arch}.vocab_size", n_tokens or g.tensors["token_embd.weight"].shape[0]))
+    embd = g.tensors.get("token_embd.weight")
+    vocab = int(md.get(f"{arch}.vocab_size", n_tokens or (embd.shape[0] if embd else 0)))
+    if vocab <= 0:
+        raise ValueError(f"{g.path} states no vocabulary size (no {arch}.vocab_size, "
+                         f"tokenizer.ggml.tokens or token_embd.weight)")
 
     def token_id(key: str):
         value = md.get(f"tokenizer.ggml.{key}")
