@@ -25,9 +25,16 @@ weights (loading it from the GGUF takes ~100 s and 4 GB here; timing does not de
 values, and tests/engine/test_gemma_parity.py checks the numbers). On a GPU machine, where the model
 files cannot be taken, both sides use random weights of the same shapes.
 
+Hugging Face families (issue 13, `--only families`): a tiny random checkpoint of each family
+and a 100M-class one (GPT-2 small's shapes, 124M parameters), built with transformers' random
+init and saved with save_pretrained; `engine.load(folder)` against transformers' eager model
+from the same folder, every map on both sides, interleaved medians; load time and peak RSS of
+each side in a fresh process.
+
 Usage:
     python bench/bench_models.py                     # CPU, both models, cold start, long context
     python bench/bench_models.py --device cuda --skip-cold --skip-long
+    python bench/bench_models.py --only families --threads 2
 """
 
 from __future__ import annotations
@@ -79,7 +86,8 @@ def peak_rss_gb() -> float:
 def minilm_pair(device: torch.device, real: bool):
     from transformers import BertConfig, BertModel
 
-    from engine.models.minilm import config_from_json, convert
+    from engine.models.bert import convert
+    from engine.models.minilm import config_from_json
 
     if real:
         import engine
@@ -93,7 +101,7 @@ def minilm_pair(device: torch.device, real: bool):
                         add_pooling_layer=False)
         ours = Transformer(config_from_json(MINILM_CONFIG))
         state = {k: v for k, v in ref.state_dict().items() if not k.startswith("pooler")}
-        ours.load_state_dict(convert(state, MINILM_CONFIG["num_hidden_layers"]))
+        ours.load_state_dict(convert(state, ours.cfg))
         source = "random weights of MiniLM's shapes, copied into both sides"
     return ours.to(device).eval(), ref.to(device).eval(), MINILM_CONFIG["vocab_size"], source
 
@@ -328,10 +336,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--random", action="store_true", help="random weights even where installed")
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-long", action="store_true")
-    ap.add_argument("--only", choices=["cold", "long"],
+    ap.add_argument("--only", choices=["cold", "long", "families"],
                     help="only the cold starts or Gemma's 8,192-token run (every run merges "
                          "its parts into the existing results file)")
     ap.add_argument("--lengths", type=int, nargs="*", help="override the token counts")
+    ap.add_argument("--families", nargs="*", choices=sorted(FAMILIES), default=None,
+                    help="with --only families: these families only (default: all)")
     args = ap.parse_args(argv)
     apply_threads(args)
     device = torch.device(args.device)
@@ -355,6 +365,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"# {result['meta']['device_name']} · torch {torch.__version__} · transformers "
           f"{result['meta']['transformers']}", flush=True)
     run = {k: result["meta"][k] for k in ("command", "date", "load_average_1min", "threads")}
+    if args.only == "families":
+        result["families"] = {**bench_families(device, args.repeats or 5, args.families),
+                              "run": run}
     models = [] if args.only else args.models
     for name in models:
         real = not gpu and not args.random and installed(name)
@@ -377,6 +390,124 @@ def main(argv: list[str] | None = None) -> dict:
     return save(result, args.out / f"models_{device.type}.json")
 
 
+# -- Hugging Face families (issue 13) ------------------------------------------------------
+TINY = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=128)
+DEC = dict(TINY, num_key_value_heads=2)
+SEQ2SEQ = dict(vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=2,
+               encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=48,
+               decoder_ffn_dim=48, max_position_embeddings=128, decoder_start_token_id=2,
+               pad_token_id=0, bos_token_id=1, eos_token_id=2)
+FAMILIES = {  # name → (config class, config, model class); the options their checkpoints use
+    "bert": ("BertConfig", TINY, "BertForMaskedLM"),
+    "roberta": ("RobertaConfig", dict(TINY, pad_token_id=1, max_position_embeddings=130),
+                "RobertaForMaskedLM"),
+    "distilbert": ("DistilBertConfig", dict(vocab_size=64, dim=32, hidden_dim=48, n_layers=2,
+                                            n_heads=4, max_position_embeddings=128),
+                   "DistilBertForMaskedLM"),
+    "gpt2": ("GPT2Config", dict(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=128),
+             "GPT2LMHeadModel"),
+    "llama": ("LlamaConfig", dict(DEC, rope_parameters={
+        "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64, "rope_theta": 5e5}), "LlamaForCausalLM"),
+    "mistral": ("MistralConfig", dict(DEC, sliding_window=16), "MistralForCausalLM"),
+    "qwen2": ("Qwen2Config", DEC, "Qwen2ForCausalLM"),
+    "qwen3": ("Qwen3Config", dict(DEC, head_dim=16), "Qwen3ForCausalLM"),
+    "gemma2": ("Gemma2Config", dict(DEC, head_dim=16, sliding_window=16,
+                                    query_pre_attn_scalar=16), "Gemma2ForCausalLM"),
+    "gemma3_text": ("Gemma3TextConfig", dict(DEC, head_dim=16, sliding_window=16,
+                                             layer_types=["sliding_attention",
+                                                          "full_attention"]),
+                    "Gemma3ForCausalLM"),
+    "t5": ("T5Config", dict(vocab_size=64, d_model=32, d_kv=8, d_ff=48, num_layers=2,
+                            num_heads=4, feed_forward_proj="gated-gelu",
+                            decoder_start_token_id=0), "T5ForConditionalGeneration"),
+    "bart": ("BartConfig", SEQ2SEQ, "BartForConditionalGeneration"),
+    "mbart": ("MBartConfig", SEQ2SEQ, "MBartForConditionalGeneration"),
+    "marian": ("MarianConfig", dict(SEQ2SEQ, decoder_start_token_id=0), "MarianMTModel"),
+    "gpt2-124m": ("GPT2Config", dict(vocab_size=50257, n_embd=768, n_layer=12, n_head=12,
+                                     n_positions=1024), "GPT2LMHeadModel"),
+}
+FAMILY_LENGTHS = {"gpt2-124m": (128, 512)}  # tiny ones: 64 tokens
+
+SIDE = PEAK + """
+import json, sys, time
+import torch
+t0 = time.perf_counter()
+if sys.argv[1] == "engine":
+    import engine
+    m = engine.load(sys.argv[2], device="cpu").transformer
+else:
+    import transformers
+    cls = getattr(transformers, sys.argv[3])
+    m = cls.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
+load_s = time.perf_counter() - t0
+print(json.dumps({"load_s": load_s, "peak_rss_GiB": peak_rss_gib()}))
+"""
+
+
+def save_family(name: str, folder: Path):
+    """A random checkpoint of `name` and a WordLevel tokenizer over its vocabulary."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    cfg_cls, kw, model_cls = FAMILIES[name]
+    torch.manual_seed(0)
+    cfg = getattr(transformers, cfg_cls)(**kw, attn_implementation="eager")
+    ref = getattr(transformers, model_cls)(cfg).eval()
+    ref.save_pretrained(str(folder))
+    vocab = {f"t{i}": i for i in range(min(cfg.vocab_size, 60))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="t3"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.save(str(folder / "tokenizer.json"))
+    return ref, model_cls
+
+
+def bench_families(device: torch.device, repeats: int, names: list[str] | None = None) -> dict:
+    import engine
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names or FAMILIES:
+            folder = Path(tmp) / name
+            ref, model_cls = save_family(name, folder)
+            lm = engine.load(str(folder), device=str(device))
+            ref = ref.to(device)
+            ours, kind = lm.transformer, lm.kind
+            sides = {s: subprocess_json(SIDE, [s, str(folder), model_cls])
+                     for s in ("engine", "reference")}
+            for n in FAMILY_LENGTHS.get(name, (64,)):
+                g = torch.Generator().manual_seed(n)
+                ids = torch.randint(4, 60, (1, n), generator=g).to(device)
+                tgt = ids[:, : n // 2]
+
+                def mine(ids=ids, tgt=tgt, ours=ours, kind=kind):
+                    out = ours(ids, target_ids=tgt if kind == "encoder-decoder" else None,
+                               req=Request(record=None), logits=False)
+                    return ours.lm_head(out.hidden[:, -1]) if kind != "encoder" else out
+
+                def theirs(ids=ids, tgt=tgt, ref=ref, kind=kind):
+                    kw = {"decoder_input_ids": tgt} if kind == "encoder-decoder" else {}
+                    if kind == "decoder":
+                        kw["logits_to_keep"] = 1
+                    return ref(input_ids=ids, output_attentions=True, **kw)
+
+                with torch.inference_mode():
+                    t = interleaved({"engine": mine, "reference": theirs}, device, repeats)
+                row = {"family": name, "tokens": n, "engine_ms": t["engine"] * 1e3,
+                       "reference_ms": t["reference"] * 1e3,
+                       "ratio": t["engine"] / t["reference"],
+                       **{f"{s}_{k}": sides[s].get(k, float("nan")) for s in sides
+                          for k in ("load_s", "peak_rss_GiB")}}
+                rows.append(row)
+                print(f"{name:12s} {n:4d} tokens  engine {row['engine_ms']:8.2f} ms  "
+                      f"reference {row['reference_ms']:8.2f} ms  = {row['ratio']:.2f}×   "
+                      f"load {row['engine_load_s']:.2f} / {row['reference_load_s']:.2f} s   "
+                      f"peak RSS {row['engine_peak_rss_GiB']:.2f} / "
+                      f"{row['reference_peak_rss_GiB']:.2f} GiB", flush=True)
+    return {"rows": rows}
+
+
 def save(result: dict, path: Path) -> dict:
     """Merge this run's parts into the results file: a run of one model (or of the cold
     starts, or the long context) keeps what earlier runs wrote for the others. Each part
@@ -385,7 +516,8 @@ def save(result: dict, path: Path) -> dict:
     merged = {"meta": result["meta"],
               "models": {**saved.get("models", {}), **result["models"]},
               "cold_start": {**saved.get("cold_start", {}), **result["cold_start"]},
-              "long_context": result["long_context"] or saved.get("long_context")}
+              "long_context": result["long_context"] or saved.get("long_context"),
+              "families": result.get("families") or saved.get("families")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(merged, indent=1))
     return merged
