@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,8 +54,14 @@ def local_frames(model: LoadedModel, corpus: Corpus, pending: list[int], batch_s
 
 # -- the run ----------------------------------------------------------------------------------
 def run_census(settings: CensusSettings, out: str | Path, resume: bool = False,
-               progress: bool = False) -> dict:
-    """Run (or resume) a census into `out`; returns the manifest."""
+               progress: bool = False, on_progress: Callable[[int, int, int], None] | None = None,
+               model: LoadedModel | None = None) -> dict:
+    """Run (or resume) a census into `out`; returns the manifest.
+
+    on_progress(texts done, texts in all, tokens done) is called before the first batch and
+    after each one (the app's progress bar; `progress` is the terminal's). `model`: an
+    already loaded `settings.model` (the app's cached one) instead of loading another copy.
+    """
     from engine.models.registry import load
 
     started = time.perf_counter()
@@ -64,7 +70,8 @@ def run_census(settings: CensusSettings, out: str | Path, resume: bool = False,
     parts = prepare_dir(out, resume)
     if parts is None:  # resumed a finished census: nothing to do
         return json.loads((out / "manifest.json").read_text())
-    model = load(settings.model, device=settings.device)
+    if model is None:
+        model = load(settings.model, device=settings.device)
     check_model(model)
     identity = {"model": model.name, "weights_hash": model.weights_hash,
                 "corpus_sha256": corpus.sha256, "field": corpus.field,
@@ -85,11 +92,19 @@ def run_census(settings: CensusSettings, out: str | Path, resume: bool = False,
         frames: Iterable = ray_frames(settings, corpus, pending)
     else:
         frames = local_frames(model, corpus, pending, settings.batch_size)
+    n_done, n_tokens = len(done) + len(skipped), sum(lengths[i] for i in done)
+    if on_progress is not None:
+        on_progress(n_done, len(corpus.texts), n_tokens)
     try:
         for frame, skipped_now in frames:
             write_part(parts, frame, skipped_now)
             if bar is not None:
                 bar.advance(frame, len(skipped_now))
+            if on_progress is not None:
+                per_text = frame.drop_duplicates("text_id")
+                n_done += len(per_text) + len(skipped_now)
+                n_tokens += int(per_text["n_tokens"].sum())
+                on_progress(n_done, len(corpus.texts), n_tokens)
     finally:
         if bar is not None:
             bar.close()
