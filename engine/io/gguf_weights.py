@@ -94,7 +94,7 @@ def load_gguf_weights(
     report = Reporter(progress, label)
     sha256 = sha256 or file_sha256(path)
     stem = folder / f"{path.stem}-{sha256[:16]}-v{WEIGHTS_FORMAT_VERSION}"
-    weights_path, meta_path = stem.with_suffix(".safetensors"), Path(f"{stem}.meta.json")
+    weights_path, meta_path = Path(f"{stem}.safetensors"), Path(f"{stem}.meta.json")
     try:
         if weights_path.exists() and meta_path.exists():
             try:

@@ -395,19 +395,30 @@ def build_gguf(path: str | Path, device: torch.device | str, progress: Progress 
                             source=str(path))
 
 
-def empty_transformer(cfg: ModelConfig) -> Transformer:
-    """Our Transformer with uninitialised parameters (every one is overwritten by the file's
-    weights): random initialisation of 135 M parameters costs seconds, a third of a cached
-    load. Built on the meta device, then given real, empty storage; the LM head is tied to
-    the embeddings again (moving off the meta device unties them). A model with buffers
-    (sinusoidal tables, computed at construction) is built the ordinary way."""
+def transformer_from(cfg: ModelConfig, tensors: dict[str, torch.Tensor], source: str
+                     ) -> Transformer:
+    """Our Transformer holding `tensors` (our names) as its parameters, without a copy.
+
+    Random initialisation of 135 M parameters costs seconds and a second copy of the weights
+    doubles the peak memory of a load, so the model is built on the meta device, the shapes
+    are checked there (`copy_weights` into meta tensors checks and copies nothing), and the
+    tensors become the parameters (`assign=True`); the LM head is tied to the embeddings
+    again. A model with buffers (sinusoidal tables, computed at construction) is built and
+    filled the ordinary way.
+    """
     with torch.device("meta"):
         model = Transformer(cfg)
     if any(True for _ in model.buffers()):
-        return Transformer(cfg)
-    model = model.to_empty(device="cpu")
+        model = Transformer(cfg)
+        copy_weights(model, tensors, source)
+        return model
+    copy_weights(model, tensors, source)  # names and shapes, naming the file
+    model.load_state_dict(tensors, strict=False, assign=True)
     if cfg.tie_embeddings and model.lm_head is not None:
         model.lm_head.weight = model.decoder.embed.tokens.weight
+    left = [n for n, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise ValueError(f"{source}: no tensor for {left[:5]}")
     return model
 
 
@@ -420,10 +431,7 @@ def model_from_parts(hf: dict, tensors: dict[str, torch.Tensor], tokenizer, devi
     cfg = family.config_from_hf(hf)
     if cfg.name != name:
         cfg = cfg.with_(name=name)
-    model = empty_transformer(cfg)
-    ours = family.convert(hf_tensors(tensors, hf), cfg)
-    copy_weights(model, ours, source)
-    del ours
+    model = transformer_from(cfg, family.convert(hf_tensors(tensors, hf), cfg), source)
     model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
     vocab = tokenizer.get_vocab_size()
 

@@ -274,12 +274,13 @@ def test_transformers_gguf_loader_agrees(tmp_path, arch):
 
 def test_the_cache_is_reused_and_equal(tmp_path):
     model = tiny_hf_model("qwen2")
-    path = tmp_path / "tiny.gguf"
+    path = tmp_path / "tiny.Q8_0.gguf"  # a dot in the stem, as in most GGUF names
     write_gguf(path, model, "qwen2")
     first = build_gguf(path, "cpu", name="tiny")
     files = sorted(p.name for p in (tmp_path / "cache" / "tiny").iterdir())
-    assert any(f.endswith(".safetensors") for f in files)
-    assert any(f.endswith(".tokenizer.json") for f in files)
+    key = first.weights_hash.removeprefix("sha256:")[:16]
+    assert f"tiny.Q8_0-{key}-v1.safetensors" in files  # keyed by the file's sha256
+    assert any(f.endswith(".tokenizer.json") and key in f for f in files)
     calls = []
     second = build_gguf(path, "cpu", lambda f, m: calls.append((f, m)), name="tiny")
     assert calls == [(1.0, "tiny loaded from cache")]
