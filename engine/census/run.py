@@ -108,6 +108,8 @@ def run_census(settings: CensusSettings, out: str | Path, resume: bool = False,
     finally:
         if bar is not None:
             bar.close()
+        if hasattr(frames, "close"):  # a Ray run shuts its Ray down now, not at collection
+            frames.close()
     scores = probe.induction_probe(model) if settings.probe == "induction" else None
     return finish(out, parts, settings, model, corpus, scores, len(done),
                   time.perf_counter() - started)
@@ -136,7 +138,7 @@ def prepare_dir(out: Path, resume: bool) -> Path | None:
 def check_plan(parts: Path, identity: dict) -> None:
     """The parts of a resumed census must come from the same model, weights and corpus."""
     path = parts / PLAN
-    if path.exists():
+    if path.exists() and any(parts.glob("part-*.parquet")):
         old = json.loads(path.read_text())
         changed = [k for k in identity if old.get(k) != identity[k]]
         if changed:

@@ -15,6 +15,7 @@ import torch
 from engine.__main__ import main as engine_main
 from engine.census import corpus as corpus_mod
 from engine.census import rows as rows_mod
+from engine.census import run as run_mod
 from viz.metrics import METRICS, head_metric_arrays
 
 transformers = pytest.importorskip("transformers")
@@ -271,3 +272,40 @@ def test_a_census_of_minilm_on_the_bundled_corpus(tmp_path, capsys):
     assert math.isclose(row.entropy_uniform, float(np.mean(
         np.log(pd.read_parquet(tmp_path / "m" / "texts.parquet")
                .drop_duplicates("text_id").n_tokens))), rel_tol=1e-9)
+
+
+def test_the_real_command_line_is_one_line_with_exit_2(tiny, tmp_path):
+    """`python -m engine census` in a fresh process: a bad corpus is one line, exit 2."""
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    bad = subprocess.run([sys.executable, "-m", "engine", "census", "--model", str(tiny[0]),
+                          "--corpus", str(empty), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no texts" in bad.stderr
+
+
+def test_only_the_ray_path_imports_ray():
+    """ray in ray_run.py alone, and ray_run imported only inside run_census's ray branch:
+    the app and the other commands never pay for it."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(run_mod.__file__).parent
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [(node, a.name if isinstance(node, ast.Import) else node.module or "")
+                 for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+                 for a in (node.names if isinstance(node, ast.Import) else [node])]
+        top = {n for node, n in names if node.col_offset == 0}
+        assert not any(n == "ray" or n.startswith("ray.") for n in top), path.name
+        if path.name != "ray_run.py":
+            assert not any(n.startswith("ray") for _, n in names), path.name
+        if path.name != "run.py":
+            assert not any(n == "engine.census.ray_run" for _, n in names), path.name
+    assert any(n == "engine.census.ray_run" and node.col_offset > 0
+               for node, n in [(node, node.module) for node in ast.walk(
+                   ast.parse((folder / "run.py").read_text()))
+                   if isinstance(node, ast.ImportFrom)])
