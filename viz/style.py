@@ -87,12 +87,28 @@ def safe_labels(tokens: Iterable[object]) -> list[str]:
 
 # ---------------------------------------------------------------- colours
 
+# Streamlit's Plotly front end rewrites these literal strings in a figure's JSON into its own
+# theme colours (#000001-#000010 categorical, then sequential and diverging sets up to
+# #000040), so magma's and inferno's darkest stop `#000004` would reach the screen as pink.
+STREAMLIT_SWAPPED = frozenset(f"#{i:06d}" for i in range(1, 41))
+
+
+def screen_safe_color(color: str) -> str:
+    """The same colour, spelt so that no front end rewrites it: a hex colour of Streamlit's
+    swapped set becomes `rgb(r,g,b)` (identical on screen and in every export)."""
+    if color.lower() in STREAMLIT_SWAPPED:
+        r, g, b = pcolors.hex_to_rgb(color)
+        return f"rgb({r},{g},{b})"
+    return color
+
+
 def colorscale(style: Style = DEFAULT, name: str | None = None) -> list[list]:
-    """The Plotly colour scale `[[pos, colour], ...]` of `name` (default: the style's palette)."""
+    """The Plotly colour scale `[[pos, colour], ...]` of `name` (default: the style's palette),
+    every stop spelt with `screen_safe_color` so the browser draws what the file draws."""
     scale = pcolors.get_colorscale(name or style.palette)
     if style.reverse and name is None:
         scale = [[1.0 - p, c] for p, c in reversed(scale)]
-    return [[float(p), c] for p, c in scale]
+    return [[float(p), screen_safe_color(c)] for p, c in scale]
 
 
 def _to_rgb(color: str) -> tuple[float, float, float]:
