@@ -25,7 +25,7 @@ from app_pages.shared.i18n import lang, translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import cosine, frame, matrix_table
 from app_pages.shared.sidebar import Settings
-from app_pages.shared.widget_state import keep_in_range, keep_subset, keep_valid
+from app_pages.shared.widget_state import keep_in_range, keep_subset, keep_valid, show_stored
 from engine.core.block_key import BlockKey, kind_of, layer_of
 from viz.aggregate import mean_heads, rollout_layers
 from viz.figures.decoding import step_figure, topk_compare_figure
@@ -274,6 +274,7 @@ def ablation_tab(page: AttentionView) -> None:
     explain("ex_ablation")
     options = [f"{k}:{h}" for k in model.block_keys() for h in range(cfg.n_heads)]
     keep_subset("attn_ablate", options, [f"{key}:{head}"])
+    show_stored("attn_ablate")  # the picker shows the heads the result below is computed with
     chosen = st.multiselect(say("heads_off"), options, key="attn_ablate",
                             format_func=lambda o: o.replace(":", " · H"))
     if not chosen:

@@ -41,3 +41,24 @@ def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
     """A slider's stored value, clamped to this run's range."""
     value = st.session_state.get(key, default)
     st.session_state[key] = min(max(int(value), lo), hi)
+
+
+def hand_over(values: dict) -> None:
+    """Set another page's widget values just before `st.switch_page` to it: the value and
+    the copy `persist` restores from, so that page opens on them whether or not Streamlit
+    kept its widgets' state while it was not drawn."""
+    for k, v in values.items():
+        st.session_state[k] = v
+        st.session_state[f"_keep_{k}"] = v
+
+
+def show_stored(key: str) -> None:
+    """Send a keyed widget's stored value to the browser again on this run.
+
+    A run stopped for a rerun (a click while a long pass computes) keeps the state of widgets
+    it did not draw, so a widget hidden in a closed tab comes back with its value on the
+    server but no `set_value` for the browser, which mounts it afresh and shows its default
+    (an empty head picker beside heads-off results). Assigning the value through the
+    Session State API makes Streamlit send it with the widget."""
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]

