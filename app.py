@@ -21,6 +21,7 @@ PAGES = [  # (file, title key, icon, url path)
     ("app_pages/variants/page.py", "page_variants", "call_split", "variants"),
     ("app_pages/positions/page.py", "page_positions", "straighten", "positions"),
     ("app_pages/steps/page.py", "page_steps", "stairs", "steps"),
+    ("app_pages/census/page.py", "page_census", "query_stats", "census"),
 ]
 pages = [
     st.Page(file, title=tr(COMMON_TEXT, key), icon=f":material/{icon}:", url_path=path,

@@ -57,5 +57,6 @@ COMMON_TEXT = {  # the sidebar's and every page's shared words
     "page_variants": ("Variants (MHA/GQA/MQA)", "变体(MHA/GQA/MQA)"),
     "page_positions": ("Positions", "位置编码"),
     "page_steps": ("Step by step", "逐步计算"),
+    "page_census": ("Census", "头普查"),
     "error": ("Could not run: {msg}", "无法运行:{msg}"),
 }
