@@ -116,11 +116,11 @@ def take(tensors: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
     return tensors[name]
 
 
-def copy_weights(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str,
-                 theirs: Mapping[str, str] | None = None) -> None:
-    """Copy `tensors` (named in our model's terms) into `model`, checking every shape and
-    that every parameter is covered. `source` names the file in error messages, `theirs` the
-    checkpoint's own name of each tensor."""
+def check_weights(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str,
+                  theirs: Mapping[str, str] | None = None) -> dict[str, torch.Tensor]:
+    """Check that `tensors` (named in our model's terms) cover every parameter of `model` with
+    the right shapes; returns the model's state dict. `source` names the file in error
+    messages, `theirs` the checkpoint's own name of each tensor."""
     theirs = theirs or {}
     params = dict(model.state_dict())
     missing = [k for k in params if k not in tensors]
@@ -131,12 +131,45 @@ def copy_weights(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: 
     unknown = [theirs.get(k, k) for k in tensors if k not in params]
     if unknown:
         raise ValueError(f"{source}: tensors not in the model: {unknown[:5]}")
+    for name, value in tensors.items():
+        if params[name].shape != value.shape:
+            label = f"{theirs[name]} (our {name})" if name in theirs else name
+            raise ValueError(
+                f"{source}: tensor {label} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(params[name].shape)}"
+            )
+    return params
+
+
+def copy_weights(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str,
+                 theirs: Mapping[str, str] | None = None) -> None:
+    """Copy `tensors` (named in our model's terms) into `model`, checked by `check_weights`."""
+    params = check_weights(model, tensors, source, theirs)
     with torch.no_grad():
         for name, value in tensors.items():
-            if params[name].shape != value.shape:
-                label = f"{theirs[name]} (our {name})" if name in theirs else name
-                raise ValueError(
-                    f"{source}: tensor {label} has shape {tuple(value.shape)}, "
-                    f"the model expects {tuple(params[name].shape)}"
-                )
             params[name].copy_(value)
+
+
+def model_holding(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], source: str,
+                  ) -> nn.Module:
+    """The Transformer of `cfg` whose parameters are `tensors` themselves (checked as
+    `copy_weights` checks them): built on the meta device, so that no random initialisation
+    runs and no second copy of the weights is ever allocated (peak memory ≈ one model)."""
+    from engine.core.positions import sinusoidal_table
+    from engine.core.transformer import Transformer
+
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    check_weights(model, tensors, source)
+    model.load_state_dict({k: v.contiguous() for k, v in tensors.items()}, strict=False,
+                          assign=True)
+    if cfg.tie_embeddings and model.lm_head is not None:
+        model.lm_head.weight = model.decoder.embed.tokens.weight  # the tie, re-made
+    for stack in (model.encoder, model.decoder):  # buffers computed, not stored
+        if stack is not None and hasattr(stack.embed, "sinusoid"):
+            stack.embed.sinusoid = sinusoidal_table(cfg.max_len, cfg.d_model,
+                                                    halves=cfg.sinusoid_halves)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ValueError(f"{source}: no tensor for {left[:5]}")
+    return model

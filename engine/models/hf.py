@@ -24,7 +24,6 @@ import torch
 
 from engine.api import LoadedModel, Progress
 from engine.core.config import ModelConfig
-from engine.core.transformer import Transformer
 from engine.errors import InputError
 from engine.io.safetensors import checkpoint_files, read_checkpoint
 from engine.models import (
@@ -41,7 +40,7 @@ from engine.models import (
     roberta,
     t5,
 )
-from engine.models.common import config_facts, copy_weights
+from engine.models.common import config_facts, model_holding
 from engine.text.codec import TokenizerCodec
 
 FAMILIES: tuple[ModuleType, ...] = (bert, roberta, distilbert, gpt2, llama, mistral, qwen2,
@@ -182,8 +181,7 @@ def build(folder: Path, device: torch.device, progress: Progress | None = None,
     if progress:
         size = sum(t.numel() for t in ours.values()) * (run_dtype or torch.float32).itemsize
         progress(0.6, f"copying the weights into the model ({size / 2**30:.2f} GiB)")
-    model = Transformer(cfg)
-    copy_weights(model, ours, source)
+    model = model_holding(cfg, ours, source)
     del ours
     codec = make_codec(tok_path, cfg)
     model = model.to(device=device, dtype=run_dtype).eval()
