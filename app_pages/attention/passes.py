@@ -11,7 +11,8 @@ import streamlit as st
 import engine
 from app_pages.shared.models import attend
 from engine.analysis import greedy_text_heads_off, kv_bytes_per_step, stream_layer_maps
-from engine.core.block_key import kind_of
+from engine.contributions import flow_across_layers
+from engine.core.block_key import BlockKey, kind_of
 from viz.aggregate import mean_heads, rollout_layers
 from viz.figures.long_input import block_average, block_size
 from viz.metrics import head_metrics
@@ -74,3 +75,17 @@ def greedy_text(name: str, device: str, text: str, heads_off: tuple, n: int) -> 
 def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
     """KV-cache bytes (cache.bytes_used) after each of n greedy decoding steps."""
     return kv_bytes_per_step(engine.load(name, device), text, n)
+
+
+# ----------------------------------------------------------------------------- Contributions
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def flow_through_layers(name: str, device: str, text: str, kind: str, layer: int,
+                        target: str | None, generate: int) -> np.ndarray:
+    """Flow across layers 0..layer of one self-attention stack, [T, T] (row i: the share with
+    which each input token reaches position i). One maps-only pass records those layers'
+    contributions and stops after `layer`; only the [T, T] product is cached."""
+    keys = [str(BlockKey(kind, i)) for i in range(layer + 1)]
+    rec = engine.load(name, device).attend(text, target=target, generate=generate, layers=keys,
+                                           contributions=True, outputs=False)
+    return flow_across_layers([rec[f"flow.{k}"] for k in keys]).astype(np.float32)

@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 import engine
+from app_pages.attention.contributions import contributions_tab
 from app_pages.attention.passes import (
     FULL_HEATMAP_MAX,
     MEASURE_STEPS,
@@ -392,6 +393,7 @@ def steps_tab(page: AttentionView) -> None:
         st.caption(say("measured_first", n=n_measured))
 
 
-TAB_VIEWS = {"tab_head": head_tab, "tab_model": model_tab, "tab_lines": lines_tab,
+TAB_VIEWS = {"tab_head": head_tab, "tab_contrib": contributions_tab, "tab_model": model_tab,
+             "tab_lines": lines_tab,
              "tab_qk": qk_tab, "tab_metrics": metrics_tab, "tab_agg": agg_tab,
              "tab_ablation": ablation_tab, "tab_cross": cross_tab, "tab_steps": steps_tab}

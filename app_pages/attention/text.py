@@ -43,6 +43,7 @@ ATTENTION_TEXT = {
     "tab_ablation": ("Ablation", "消融"),
     "tab_cross": ("Cross-attention", "交叉注意力"),
     "tab_steps": ("Generation steps", "逐步生成"),
+    "tab_contrib": ("Contributions", "贡献"),  # its own text: CONTRIBUTIONS_TEXT below
     "ex_head": (
         "Row = query token, column = key token; each row sums to 1. Hover a cell for the "
         "query, the key and the weight. Repeated tokens keep their own row and column. "
@@ -165,4 +166,83 @@ KIND_NAMES = {
     "encoder.self": ("encoder self", "编码器自注意力"),
     "decoder.self": ("decoder self (masked)", "解码器自注意力(掩码)"),
     "decoder.cross": ("cross (decoder → encoder)", "交叉(解码器 → 编码器)"),
+}
+
+
+# ----------------------------------------------------------------------------- Contributions
+# The Contributions tab's text (app_pages/attention/contributions.py), kept apart from the
+# other tabs' keys. Each explanation: what the map means, then what it does not.
+CONTRIBUTIONS_TEXT = {
+    "ex_weights": (
+        "**Weights** say where the head looks: each row is the query's softmax over the keys "
+        "and sums to 1. They do not say what is moved: a key whose value vector is near zero "
+        "can take most of the weight and still change nothing (attention is not explanation).",
+        "**权重**表示这个头在看哪里:每一行是该查询在各个键上的 softmax,和为 1。它不表示搬运了"
+        "什么:一个值向量接近零的键可以拿到大部分权重,却什么也不改变(注意力不等于解释)。",
+    ),
+    "ex_norm": (
+        "**Norm map** α·‖W_O v‖ (Kobayashi et al., 2020): the weight times the size of what the "
+        "head carries from that key, so it shows how much each key moves into the query. It "
+        "says how much is moved, not whether it matters downstream: later layers may ignore "
+        "or cancel it.",
+        "**范数图** α·‖W_O v‖(Kobayashi 等,2020):权重乘以这个头从该键搬运的向量的大小,"
+        "表示每个键向查询搬运了多少。它说明搬运了多少,而不说明这些内容对后续是否重要:后面的层"
+        "可能忽略或抵消它。",
+    ),
+    "ex_flow": (
+        "**Flow map** (Ferrando & Voita, 2024): each key's share of the whole layer's update "
+        "at the query, all heads together, with the residual stream's share as its own column; "
+        "rows sum to 1. It is a proximity measure (how close each part is to the sum, in L1 "
+        "distance), not the effect of removing that token.",
+        "**流向图**(Ferrando & Voita,2024):在该查询处,每个键在整层(所有头合起来)更新中"
+        "的份额,残差流的份额单独成一列;每行之和为 1。它是一种接近度度量(各部分与总和在 L1 "
+        "距离上有多接近),并不是移除该词元后的效果。",
+    ),
+    "ex_across": (
+        "**Flow across layers** multiplies the flow maps of layers 0..{l} through the residual, "
+        "giving the share with which each input token reaches the chosen position. Like "
+        "rollout it is an estimate built from proximity shares (the MLPs are taken to keep "
+        "each position's stream in place), not a measured attribution.",
+        "**跨层流向**把第 0..{l} 层的流向图经残差连乘起来,得到每个输入词元到达所选位置的份额。"
+        "与注意力展开一样,它是由接近度份额构成的估计(假定 MLP 让每个位置的流留在原位),"
+        "而不是测得的归因。",
+    ),
+    "ex_lens": (
+        "**Logit lens**: the model's final norm and unembedding applied to the residual stream "
+        "after each layer, at the chosen position: what the model would predict if it stopped "
+        "there. Early layers were never trained to be read this way, so their tokens are a "
+        "rough view, not what the model believes.",
+        "**Logit lens**:在所选位置,把模型最后的归一化层和反嵌入应用到每一层之后的残差流上:"
+        "如果模型在那一层停下会预测什么。前面的层从未被训练成可以这样读取,所以它们的词元只是"
+        "粗略的视角,不是模型的“想法”。",
+    ),
+    "p_weight": ("weight", "权重"),
+    "p_norm": ("norm ‖αWv‖", "范数 ‖αWv‖"),
+    "p_flow": ("flow share", "流向份额"),
+    "p_residual": ("residual", "残差"),
+    "computing": ("Computing norm and flow maps for {block}…",
+                  "正在计算 {block} 的范数图和流向图…"),
+    "position": ("Output token (query position)", "输出词元(查询位置)"),
+    "across": ("Flow across layers 0..{l} into position {i}", "第 0..{l} 层流入位置 {i} 的流向"),
+    "across_computing": ("Recording contributions of layers 0..{l}…",
+                         "正在记录第 0..{l} 层的贡献…"),
+    "no_across_cross": (
+        "Flow across layers composes one stack's self-attention: pick an encoder self-attention "
+        "block (an encoder-decoder's decoder also reads the source through cross-attention).",
+        "跨层流向组合的是同一栈的自注意力:请选择编码器自注意力模块(编码器-解码器的解码器还通过"
+        "交叉注意力读取源序列)。",
+    ),
+    "no_across_long": (
+        "Flow across layers is computed for inputs of up to {n} tokens.",
+        "跨层流向只对不超过 {n} 个词元的输入计算。",
+    ),
+    "lens": ("Logit lens at position {i}", "位置 {i} 的 logit lens"),
+    "lens_computing": ("Reading every layer's prediction…", "正在读取每一层的预测…"),
+    "no_lens": (
+        "The logit lens reads next-token predictions, which only decoder models make: {name} "
+        "is an {kind}.",
+        "logit lens 读取的是下一个词元的预测,只有解码器模型才有:{name} 是{kind}模型。",
+    ),
+    "kind_encoder": ("encoder", "编码器"),
+    "kind_encoder-decoder": ("encoder-decoder", "编码器-解码器"),
 }
