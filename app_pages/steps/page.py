@@ -61,19 +61,66 @@ def titled_tables(cells: list[tuple]) -> None:
             table(m, rows, cols, key)
 
 
+def cell_text(v: float) -> str:
+    return f"{float(v):.10g}"
+
+
+def parse_cell(value) -> float | None:
+    """A cell's text → its number, or None when it is not one ("abc", empty, inf)."""
+    text = str(value).strip().replace("−", "-").replace(",", ".") if value is not None else ""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def editor_key(key: str) -> str:
+    """The editor's widget key for its current generation: a new generation is a new widget,
+    which the browser mounts afresh with the page's numbers (the browser keeps a data
+    editor's own edits for as long as its widget lives, whatever the server holds)."""
+    gen = st.session_state.get(f"steps_gen_{key}", 0)
+    return key if gen == 0 else f"{key}~{gen}"
+
+
 def editor(default, rows, cols, key: str, label: str) -> np.ndarray:
+    """An editable matrix. Cells are text, read here: a cell that is not a number is refused
+    with a hint naming it, and the editor comes back with the value it had."""
     st.markdown(f"**{label}**")
-    df = pd.DataFrame(np.asarray(default, dtype=np.float64), index=list(rows),
+    base = np.asarray(st.session_state.get(f"steps_base_{key}", default), dtype=np.float64)
+    df = pd.DataFrame([[cell_text(v) for v in row] for row in base], index=list(rows),
                       columns=list(cols))
-    edited = st.data_editor(df, key=key, num_rows="fixed", column_config={
-        c: st.column_config.NumberColumn(required=True, format="%g") for c in df.columns
+    hint = st.session_state.pop(f"steps_hint_{key}", None)
+    if hint:
+        st.error(hint)
+    edited = st.data_editor(df, key=editor_key(key), num_rows="fixed", column_config={
+        c: st.column_config.TextColumn(required=True) for c in df.columns
     })
-    return edited.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = base.copy()
+    refused = []
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            number = parse_cell(edited.iat[i, j])
+            if number is None:
+                refused.append(say("refused", matrix=label, row=r, col=c,
+                                   text=str(edited.iat[i, j] or ""), old=cell_text(base[i, j])))
+            else:
+                values[i, j] = number
+    if refused:  # keep the old values and show them again, in a new editor
+        st.session_state[f"steps_base_{key}"] = values
+        st.session_state[f"steps_gen_{key}"] = st.session_state.get(f"steps_gen_{key}", 0) + 1
+        st.session_state[f"steps_hint_{key}"] = " ".join(refused)
+        st.rerun()
+    return values
 
 
 def reset() -> None:
+    """Back to the seed's numbers, in new editors (the browser's edits go with the old ones)."""
     for k in EDITOR_KEYS:
-        st.session_state.pop(k, None)
+        st.session_state.pop(editor_key(k), None)
+        st.session_state.pop(f"steps_base_{k}", None)
+        st.session_state.pop(f"steps_hint_{k}", None)
+        st.session_state[f"steps_gen_{k}"] = st.session_state.get(f"steps_gen_{k}", 0) + 1
     st.session_state["steps_scale"] = False
 
 

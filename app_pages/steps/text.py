@@ -97,6 +97,12 @@ STEPS_TEXT = {
     "concat": ("Concatenation [head 1 | head 2]", "拼接 [头 1 | 头 2]"),
     "final": ("Output = concat · W^O", "输出 = 拼接 · W^O"),
     "bad_cell": ("Cannot compute: {msg}", "无法计算:{msg}"),
+    "refused": (
+        "{matrix}, row {row}, column {col}: “{text}” is not a number, so the cell keeps {old}. "
+        "Type a number such as 0.5 or -2.",
+        "{matrix} 第 {row} 行、{col} 列:“{text}”不是数字,单元格保留原值 {old}。"
+        "请输入数字,例如 0.5 或 -2。",
+    ),
     "input": ("input {i}", "输入 {i}"),
     "head": ("head {h}", "头 {h}"),
     "scores_title": ("scores", "分数"),

@@ -74,3 +74,69 @@ def test_ablation_picker_shows_the_heads_of_the_result(minilm, monkeypatch):
     e0, e1 = rec.outputs["embedding"], off.outputs["embedding"]
     cos = float(np.dot(e0, e1) / (np.linalg.norm(e0) * np.linalg.norm(e1)))
     assert float(at.metric[0].value) == pytest.approx(cos, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- step by step
+
+STEPS = "app_pages/steps/page.py"
+
+
+def editor_frame(at, key: str):
+    """The data editor whose widget key is `key` or one of its later generations
+    (`key~N`): (its widget key, the numbers it shows)."""
+    found = []
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            proto = getattr(child, "proto", None)
+            if proto is not None and getattr(proto, "editing_mode", 0):
+                wkey = proto.id.rsplit("-", 1)[-1]
+                if wkey == key or wkey.startswith(key + "~"):
+                    found.append((wkey, child.value))
+            walk(child)
+
+    walk(at.main)
+    assert len(found) == 1, found
+    wkey, df = found[0]
+    return wkey, df.to_numpy(dtype=str).astype(np.float64)
+
+
+def edit(at, wkey: str, rows: dict) -> None:
+    at.session_state[wkey] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+    rerun(at)
+
+
+def test_restore_resets_the_editors_visibly():
+    from engine.lessons.worked_example import SEED_X
+
+    at = app_helpers.open_page(STEPS, 120)
+    wkey, shown = editor_frame(at, "steps_x")
+    np.testing.assert_allclose(shown, SEED_X)
+    edit(at, wkey, {0: {"x2": "3"}})
+    at.button(key="steps_reset").click()
+    rerun(at)
+    new_key, shown = editor_frame(at, "steps_x")
+    # a new widget: the browser mounts it afresh, without the edit it kept for the old one
+    assert new_key != wkey
+    np.testing.assert_allclose(shown, SEED_X)
+    q = app_helpers.keyed(at, "steps_q").dataframe[0].value.to_numpy()
+    from engine.lessons.worked_example import worked_example
+
+    np.testing.assert_allclose(q, worked_example()["queries"].numpy())
+
+
+def test_invalid_entry_is_refused_with_a_hint_and_the_old_value_kept():
+    from engine.lessons.worked_example import SEED_X, worked_example
+
+    at = app_helpers.open_page(STEPS, 120)
+    wkey, _ = editor_frame(at, "steps_x")
+    assert SEED_X[0][0] != 0  # so "kept" and "became 0" differ
+    edit(at, wkey, {0: {"x1": "abc", "x3": "2.5"}})
+    assert at.error and "abc" in at.error[0].value and "X" in at.error[0].value
+    new_key, shown = editor_frame(at, "steps_x")
+    want = np.array(SEED_X, dtype=np.float64)
+    want[0, 2] = 2.5  # the valid edit stays, the invalid cell shows its old value again
+    assert new_key != wkey
+    np.testing.assert_allclose(shown, want)
+    q = app_helpers.keyed(at, "steps_q").dataframe[0].value.to_numpy()
+    np.testing.assert_allclose(q, worked_example(x=want)["queries"].numpy())
