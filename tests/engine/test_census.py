@@ -309,3 +309,17 @@ def test_only_the_ray_path_imports_ray():
                for node, n in [(node, node.module) for node in ast.walk(
                    ast.parse((folder / "run.py").read_text()))
                    if isinstance(node, ast.ImportFrom)])
+
+
+def test_a_preloaded_model_and_a_progress_callback(tiny, tmp_path):
+    """The app's way in: its cached model, and (done, total, tokens) as texts finish."""
+    import engine
+
+    model = engine.load(str(tiny[0]), device="cpu")
+    corpus = write_txt(tmp_path / "c.txt", TEXTS[:5])
+    seen = []
+    manifest = run_mod.run_census(
+        run_mod.CensusSettings(model=str(tiny[0]), corpus=str(corpus), batch_size=2),
+        tmp_path / "o", model=model, on_progress=lambda *a: seen.append(a))
+    assert [s[0] for s in seen] == [0, 2, 4, 5] and all(s[1] == 5 for s in seen)
+    assert seen[-1][2] == manifest["n_tokens"]
