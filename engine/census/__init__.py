@@ -6,5 +6,6 @@ numbers (`metrics`), runs the induction probe of Olsson et al., 2022 (`probe`), 
 head from documented thresholds (`labels`) and writes `heads.parquet`, `texts.parquet` and
 `manifest.json` (`run`). The same census runs on Ray Data with `--engine ray` (`ray_run`).
 
-Read in this order: corpus → metrics → probe → labels → run → ray_run → cli.
+Read in this order: corpus → metrics → probe → labels → settings → rows (one batch) → run
+(the local run, parts, merge, manifest) → ray_run → cli.
 """
