@@ -248,7 +248,7 @@ def test_no_raw_html_component_with_user_text():
 
 def test_file_uploads_are_restricted():
     """If a page accepts files, only weights formats we parse safely or plain data, capped."""
-    allowed = {"safetensors", "gguf", "csv", "json", "txt", "npz"}
+    allowed = {"safetensors", "gguf", "csv", "json", "txt", "npz", "jsonl", "parquet"}
     uploaders = []
     for path in product_files():
         for name, node in calls(parse(path)):

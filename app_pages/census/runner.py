@@ -32,7 +32,6 @@ from engine.io.cache_dir import cache_dir
 MAX_APP_TEXTS = 200  # texts one app run may take (the CLI and Ray have no such cap)
 MAX_UPLOAD_MB = 5
 MAX_UPLOAD_TEXTS = 2_000  # texts of an uploaded file the app reads at all
-UPLOAD_TYPES = ("txt", "jsonl", "csv", "parquet")
 UPLOADS = "census-uploads"  # beside the results folder, never listed as a census
 
 
