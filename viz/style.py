@@ -47,9 +47,22 @@ class Style:
     zmax: float | None = None
     precision: int = 3
     template: str = "simple_white"
+    # The interface language, as (English, translation) pairs: every word a figure draws
+    # (titles, axis and colour-bar titles, legend names) goes through `say`, so viz holds
+    # English defaults only and the app passes the reader's words.
+    words: tuple[tuple[str, str], ...] = ()
+
+    def say(self, text: str, **fmt) -> str:
+        """`text` (an English word or template such as "key {a}–{b}") in the style's
+        language, formatted with `fmt`; unknown words stay as they are."""
+        if self.words:
+            text = dict(self.words).get(text, text)
+        return text.format(**fmt) if fmt else text
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("words")  # a manifest's settings regenerate the numbers, not the wording
+        return d
 
 
 DEFAULT = Style()
@@ -180,7 +193,8 @@ def apply_style(
         hoverlabel=dict(font=dict(family=style.font_family)),
     )
     if title and style.show_title:
-        fig.update_layout(title=dict(text=safe_label(title), x=0.5, xanchor="center"))
+        fig.update_layout(title=dict(text=safe_label(style.say(title)), x=0.5,
+                                     xanchor="center"))
     else:
         fig.update_layout(title=None)
     if style.transparent:

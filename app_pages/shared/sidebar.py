@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from app_pages.shared.figure_words import FIGURE_WORDS_ZH
 from app_pages.shared.i18n import COMMON_TEXT, LANGS, tr
 from viz.style import Style
 
@@ -44,7 +45,9 @@ def current_settings() -> Settings:
 
 
 def current_style() -> Style:
-    """The figure style the sidebar chose (palette, precision, shared colour range)."""
+    """The figure style the sidebar chose (palette, precision, shared colour range) and the
+    reader's words for every figure (viz draws English unless given others)."""
     s = st.session_state
+    words = tuple(FIGURE_WORDS_ZH.items()) if s.get("lang", "en") == "zh" else ()
     return Style(palette=s.get("colorscale", "cividis"), precision=int(s.get("precision", 3)),
-                 shared_range=bool(s.get("shared_range", True)))
+                 shared_range=bool(s.get("shared_range", True)), words=words)

@@ -24,6 +24,6 @@ def bars_figure(values: Mapping[str, float], *, errors: Mapping[str, float] | No
         x=safe_labels(names), y=y, error_y=err,
         marker_color=[head_color(i) for i in range(len(names))],
         hovertemplate=f"%{{x}}: %{{y:.{style.precision}f}}<extra></extra>"))
-    fig.update_yaxes(title=dict(text=y_title), rangemode="tozero")
+    fig.update_yaxes(title=dict(text=style.say(y_title)), rangemode="tozero")
     fig.update_layout(width=560, height=360)
     return apply_style(fig, style, title)

@@ -36,8 +36,8 @@ def step_figure(
     panels = 1 if cross_row is None else 2
     widths = [max(n_self, 3), max(len(source_tokens or []), 3)][:panels]
     fig = make_subplots(rows=1, cols=panels, column_widths=widths, horizontal_spacing=0.12,
-                        subplot_titles=("decoder self-attention (keys so far)",
-                                        "cross-attention (source keys)")[:panels])
+                        subplot_titles=(style.say("decoder self-attention (keys so far)"),
+                                        style.say("cross-attention (source keys)"))[:panels])
     heads = [f"H{h}" for h in range(n_heads)]
     zmin, zmax = value_range([self_row] + ([] if cross_row is None else [cross_row]), style)
     fig.add_trace(heatmap_trace(self_row, heads, decoder_tokens, style=style, zmin=zmin,
@@ -54,7 +54,7 @@ def step_figure(
         fig.update_xaxes(token_axis(source_tokens, 64), row=1, col=2)
         fig.update_yaxes(token_axis(heads), autorange="reversed", row=1, col=2)
     fig.update_layout(coloraxis=dict(colorscale=colorscale(style), cmin=zmin, cmax=zmax,
-                                     colorbar=dict(title=dict(text="weight"))),
+                                     colorbar=dict(title=dict(text=style.say("weight")))),
                       width=int(min(1200, 40 * (sum(widths)) + 360)),
                       height=int(28 * n_heads + 220))
     return apply_style(fig, style, title)
@@ -70,12 +70,12 @@ def topk_compare_figure(before: Sequence[tuple[str, float]],
     labels = safe_labels(tokens)
     fig = go.Figure([
         go.Bar(x=labels, y=np.asarray([b.get(t, np.nan) for t in tokens], np.float32),
-               name="intact", marker_color="#0072B2"),
+               name=style.say("intact"), marker_color="#0072B2"),
         go.Bar(x=labels, y=np.asarray([a.get(t, np.nan) for t in tokens], np.float32),
-               name="heads off", marker_color="#E69F00"),
+               name=style.say("heads off"), marker_color="#E69F00"),
     ])
     fig.update_layout(barmode="group", width=720, height=360,
                       legend=dict(orientation="h", y=1.1))
-    fig.update_yaxes(title=dict(text="probability (missing bar: not in that top-k)"),
+    fig.update_yaxes(title=dict(text=style.say("probability (missing bar: not in that top-k)")),
                      rangemode="tozero")
     return apply_style(fig, style, title)

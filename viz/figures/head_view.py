@@ -98,13 +98,14 @@ def head_view(
                 go.Scatter(
                     x=xs.astype(np.float32), y=ys.astype(np.float32), mode="lines",
                     line=dict(color=_rgba(color, 0.15 + 0.85 * level), width=0.5 + 4.5 * level),
-                    name=f"head {h}", legendgroup=f"head {h}", showlegend=False,
+                    name=style.say("head {h}", h=h), legendgroup=f"head {h}", showlegend=False,
                     hoverinfo="skip",
                 )
             )
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=3),
-                       name=f"head {h}", legendgroup=f"head {h}", showlegend=True)
+                       name=style.say("head {h}", h=h), legendgroup=f"head {h}",
+                       showlegend=True)
         )
         # weights as hover on the key tokens (for the selected query)
     qlab, klab = safe_labels(q_tokens), safe_labels(k_tokens)

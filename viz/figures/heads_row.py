@@ -122,8 +122,8 @@ def heads_row(
                                      size=style.font_size))
     fig.update_layout(
         **layout, shapes=shapes,
-        coloraxis=dict(colorscale=scale, cmin=zmin, cmax=zmax,
-                       colorbar=dict(title=dict(text="Δ weight" if diverging else "weight"),
+        coloraxis=dict(colorscale=scale, cmin=zmin, cmax=zmax, colorbar=dict(
+                           title=dict(text=style.say("Δ weight" if diverging else "weight")),
                                      len=1.0, lenmode="fraction", thickness=14)),
         width=int(cell_px * cols + 160), height=int((cell_px + 34) * rows + 90),
         margin=dict(l=20, r=20, t=90 if title else 50, b=20),

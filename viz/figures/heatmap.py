@@ -61,6 +61,7 @@ def heatmap_trace(
             f"tokens for a [{tq}, {tk}] map"
         )
     fmt = number_format(style)
+    value_name = style.say(value_name)
     if max(tq, tk) <= hover_tokens_max:
         custom = _token_customdata(q_tokens, k_tokens)
         hover = "q %{y} %{customdata[0]}<br>k %{x} %{customdata[1]}"
@@ -108,16 +109,16 @@ def head_heatmap(
         return overview_figure(weights, q_tokens, k_tokens, style=style, title=title)
     trace = heatmap_trace(
         weights, q_tokens, k_tokens, style=style, zmin=zmin, zmax=zmax, value_name=value_name,
-        colorbar=dict(title=dict(text=value_name)),
+        colorbar=dict(title=dict(text=style.say(value_name))),
     )
     fig = go.Figure(trace)
     tq, tk = weights.shape
     cell = min(28.0, 900.0 / max(tq, tk))  # px per square cell; the map stays <= 900 px
     ticks = max(8, int(cell * max(tq, tk) / (style.font_size + 2)))  # labels that fit
-    fig.update_xaxes(token_axis(k_tokens, max_ticks=ticks), title=dict(text="key"),
+    fig.update_xaxes(token_axis(k_tokens, max_ticks=ticks), title=dict(text=style.say("key")),
                      side="bottom", constrain="domain")
     fig.update_yaxes(token_axis(q_tokens, max_ticks=ticks, reverse=True),
-                     title=dict(text="query"), scaleanchor="x", constrain="domain")
+                     title=dict(text=style.say("query")), scaleanchor="x", constrain="domain")
     fig.update_layout(**_square_layout(tq, tk, cell, q_tokens, k_tokens, style, bool(title)))
     return apply_style(fig, style, title)
 
@@ -171,12 +172,12 @@ def matrix_heatmap(
         zmin, zmax = value_range([z], style)
     trace = heatmap_trace(
         z, y_labels, x_labels, style=style, zmin=zmin, zmax=zmax, value_name=value_name,
-        colorbar=dict(title=dict(text=value_name)), **kwargs,
+        colorbar=dict(title=dict(text=style.say(value_name))), **kwargs,
     )
     fig = go.Figure(trace)
-    fig.update_xaxes(token_axis(x_labels, max_ticks=32), title=dict(text=x_title))
+    fig.update_xaxes(token_axis(x_labels, max_ticks=32), title=dict(text=style.say(x_title)))
     fig.update_yaxes(token_axis(y_labels, max_ticks=32, reverse=True),
-                     title=dict(text=y_title))
+                     title=dict(text=style.say(y_title)))
     return apply_style(fig, style, title)
 
 
@@ -205,8 +206,8 @@ def curves_figure(
                 "<extra></extra>",
             )
         )
-    fig.update_xaxes(title=dict(text=x_title))
-    fig.update_yaxes(title=dict(text=y_title))
+    fig.update_xaxes(title=dict(text=style.say(x_title)))
+    fig.update_yaxes(title=dict(text=style.say(y_title)))
     return apply_style(fig, style, title)
 
 

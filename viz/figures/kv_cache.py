@@ -19,16 +19,16 @@ def kv_steps_figure(kv_bytes: Sequence[int], current: int | None = None,
     y = np.asarray(kv_bytes, np.int64)
     x = np.arange(len(y), dtype=np.int32)
     colors = np.where(x == (-1 if current is None else current), "#D55E00", "#56B4E9")
-    fig = go.Figure(go.Bar(x=x, y=y, marker_color=colors, name="formula",
+    fig = go.Figure(go.Bar(x=x, y=y, marker_color=colors, name=style.say("formula"),
                            hovertemplate="step %{x}<br>%{y:,} bytes<extra>formula</extra>"))
     if measured is not None:
         fig.add_trace(go.Scatter(x=x[: len(measured)], y=np.asarray(measured, np.int64),
                                  mode="markers", marker=dict(color="#000000", symbol="x",
                                                              size=9),
-                                 name="measured (cache.bytes_used)",
+                                 name=style.say("measured (cache.bytes_used)"),
                                  hovertemplate="step %{x}<br>%{y:,} bytes<extra>measured</extra>"))
-    fig.update_xaxes(title=dict(text="generation step"))
-    fig.update_yaxes(title=dict(text="KV-cache bytes"), rangemode="tozero")
+    fig.update_xaxes(title=dict(text=style.say("generation step")))
+    fig.update_yaxes(title=dict(text=style.say("KV-cache bytes")), rangemode="tozero")
     fig.update_layout(width=560, height=320, legend=dict(orientation="h", y=1.1))
     return apply_style(fig, style, title)
 
@@ -54,15 +54,17 @@ def bytes_vs_length_figure(
             x, y = formula[name]
             fig.add_trace(go.Scatter(
                 x=np.asarray(x), y=np.asarray(y), mode="lines",
-                line=dict(color=color, width=2), name=f"{label} (formula)",
+                line=dict(color=color, width=2),
+                name=style.say("{label} (formula)", label=label),
                 hovertemplate=f"{label}<br>%{{x}}: %{{y:,}}<extra>formula</extra>"))
         if measured and name in measured:
             x, y = measured[name]
             fig.add_trace(go.Scatter(
                 x=np.asarray(x), y=np.asarray(y), mode="markers",
-                marker=dict(color=color, size=8, symbol="x"), name=f"{label} (measured)",
+                marker=dict(color=color, size=8, symbol="x"),
+                name=style.say("{label} (measured)", label=label),
                 hovertemplate=f"{label}<br>%{{x}}: %{{y:,}}<extra>measured</extra>"))
-    fig.update_xaxes(title=dict(text="sequence length (tokens)"))
-    fig.update_yaxes(title=dict(text=y_title), type="log" if log else "linear")
+    fig.update_xaxes(title=dict(text=style.say("sequence length (tokens)")))
+    fig.update_yaxes(title=dict(text=style.say(y_title)), type="log" if log else "linear")
     fig.update_layout(width=720, height=420)
     return apply_style(fig, style, title)

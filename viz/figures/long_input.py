@@ -97,7 +97,7 @@ def overview_figure(
             colorscale=colorscale(style),
             zmin=zmin,
             zmax=zmax,
-            colorbar=dict(title=dict(text="mean weight")),
+            colorbar=dict(title=dict(text=style.say("mean weight"))),
             hovertemplate=(
                 f"queries %{{y}}… (block of {b})<br>keys %{{x}}… (block of {b})<br>"
                 f"mean weight %{{z:{fmt}}}<extra></extra>"
@@ -111,11 +111,13 @@ def overview_figure(
         axis.update(
             tickmode="array", tickvals=[i * b for i in range(0, len(labels), step)],
             ticktext=[labels[i] for i in range(0, len(labels), step)],
-            title=dict(text=f"{name} positions (blocks of {b})"), showgrid=False,
+            title=dict(text=style.say(f"{name} positions (blocks of {{b}})", b=b)),
+            showgrid=False,
             range=[-b / 2, (len(labels) - 0.5) * b], autorange=False,
         )
     fig.layout.yaxis.range = fig.layout.yaxis.range[::-1]
-    title = title or f"Overview: {tq}×{tk} averaged in {b}×{b} blocks"
+    title = title or style.say("Overview: {tq}×{tk} averaged in {b}×{b} blocks", tq=tq, tk=tk,
+                               b=b)
     return apply_style(fig, style, title)
 
 
@@ -152,15 +154,16 @@ def topk_figure(
             marker=dict(
                 color=val.reshape(-1), colorscale=colorscale(style), cmin=zmin, cmax=zmax,
                 size=4, symbol="square", showscale=True,
-                colorbar=dict(title=dict(text="weight")),
+                colorbar=dict(title=dict(text=style.say("weight"))),
             ),
             hovertemplate=hover
             + f"<br>weight %{{marker.color:.{style.precision}f}}<extra></extra>",
         )
     )
-    fig.update_xaxes(title=dict(text="key position"), range=[-0.5, weights.shape[1] - 0.5],
+    fig.update_xaxes(title=dict(text=style.say("key position")),
+                     range=[-0.5, weights.shape[1] - 0.5],
                      showgrid=False, zeroline=False)
-    fig.update_yaxes(title=dict(text="query position"), range=[tq - 0.5, -0.5],
+    fig.update_yaxes(title=dict(text=style.say("query position")), range=[tq - 0.5, -0.5],
                      showgrid=False, zeroline=False)
-    title = title or f"Top {kk} keys per query ({tq} queries)"
+    title = title or style.say("Top {k} keys per query ({tq} queries)", k=kk, tq=tq)
     return apply_style(fig, style, title)

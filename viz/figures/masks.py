@@ -40,7 +40,8 @@ def masks_figure(
     tq, tk = scores.shape
     fig = make_subplots(
         rows=1, cols=3, horizontal_spacing=0.11,
-        subplot_titles=("mask (may attend)", "scores (pre-softmax)", "weights (softmax)"),
+        subplot_titles=tuple(style.say(t) for t in (
+            "mask (may attend)", "scores (pre-softmax)", "weights (softmax)")),
     )
     grey = [[0.0, "#ffffff"], [1.0, "#404040"]]
     fig.add_trace(
@@ -55,7 +56,7 @@ def masks_figure(
     fig.add_trace(
         heatmap_trace(finite, q_tokens, k_tokens, style=style, zmin=lo, zmax=max(hi, lo + 1e-6),
                       value_name="score", showscale=True,
-                      colorbar=dict(title=dict(text="score"), len=0.9,
+                      colorbar=dict(title=dict(text=style.say("score")), len=0.9,
                                     x=fig.layout.xaxis2.domain[1] + 0.005, xanchor="left")),
         row=1, col=2,
     )
@@ -65,7 +66,7 @@ def masks_figure(
             heatmap_trace(masked, q_tokens, k_tokens, style=style, zmin=0, zmax=1,
                           value_name="score −∞", showscale=False,
                           colorscale=[[0, MASKED_COLOR], [1, MASKED_COLOR]],
-                          name="−∞ (masked)"),
+                          name=style.say("−∞ (masked)")),
             row=1, col=2,
         )
         fig.data[-1].hovertemplate = "q %{y}<br>k %{x}<br>score −∞ (masked)<extra></extra>"
@@ -81,7 +82,7 @@ def masks_figure(
     fig.add_trace(
         heatmap_trace(weights, q_tokens, k_tokens, style=style, zmin=zmin, zmax=zmax,
                       showscale=True,
-                      colorbar=dict(title=dict(text="weight"), len=0.9,
+                      colorbar=dict(title=dict(text=style.say("weight")), len=0.9,
                                     x=fig.layout.xaxis3.domain[1] + 0.005, xanchor="left")),
         row=1, col=3,
     )

@@ -35,9 +35,9 @@ def metrics_figure(
             "<extra></extra>",
         )
     )
-    fig.update_xaxes(title=dict(text="head"), tickmode="array",
+    fig.update_xaxes(title=dict(text=style.say("head")), tickmode="array",
                      tickvals=list(range(n_h)), range=[-0.5, n_h - 0.5], showgrid=False)
-    fig.update_yaxes(title=dict(text="layer"), tickmode="array",
+    fig.update_yaxes(title=dict(text=style.say("layer")), tickmode="array",
                      tickvals=list(range(n_l)), range=[n_l - 0.5, -0.5], showgrid=False)
     fig.update_layout(width=int(min(1100, 60 * n_h + 260)), height=int(min(1100, 40 * n_l + 160)))
     return apply_style(fig, style, title or METRIC_TITLES[metric])

@@ -66,7 +66,7 @@ def model_view(
         maps = [a / p for a, p in zip(maps, peaks, strict=True)]
         zmin, zmax = 0.0, 1.0
     fmt = number_format(style)
-    unit = f" (blocks of {b})" if b > 1 else ""
+    unit = style.say(" (blocks of {b})", b=b) if b > 1 else ""
     pad_x, pad_y = 0.12 / n_heads, 0.12 / n_layers
     fig = go.Figure()
     layout: dict = {}
@@ -100,7 +100,7 @@ def model_view(
                     ),
                 )
             )
-    cbar = "weight" if style.shared_range else "weight / head max"
+    cbar = style.say("weight" if style.shared_range else "weight / head max")
     fig.update_layout(
         **layout,
         coloraxis=dict(

@@ -180,8 +180,8 @@ def rope_distance_figure(
             hovertemplate=f"m = {m}<br>n − m = %{{x}}<br>%{{y:{number_format(style)}}}"
             "<extra></extra>",
         ))
-    fig.update_xaxes(title=dict(text=safe_label(x_title)))
-    fig.update_yaxes(title=dict(text=safe_label(y_title)))
+    fig.update_xaxes(title=dict(text=safe_label(style.say(x_title))))
+    fig.update_yaxes(title=dict(text=safe_label(style.say(y_title))))
     fig.update_layout(height=380)
     return apply_style(fig, style, title)
 
@@ -214,7 +214,9 @@ def alibi_figure(
     for i, s in enumerate(slopes):
         inv = 1.0 / float(s) if s else float("inf")
         frac = f"1/{inv:.0f}" if abs(inv - round(inv)) < 1e-6 else f"{float(s):.4g}"
-        names.append(f"{safe_label(head_label)} {i + 1}: {safe_label(slope_label)} {frac}")
+        # heads counted from 0, as on every other page
+        names.append(f"{safe_label(style.say(head_label))} {i}: "
+                     f"{safe_label(style.say(slope_label))} {frac}")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
                         horizontal_spacing=0.04,
                         vertical_spacing=min(0.3, 0.5 / rows) if rows > 1 else 0.0)
@@ -224,7 +226,7 @@ def alibi_figure(
         r, c = divmod(i, cols)
         fig.add_trace(go.Heatmap(
             z=bias[i], colorscale=colorscale(style), zmin=lo, zmax=0.0,
-            showscale=i == 0, colorbar=dict(title=dict(text=safe_label(value_name))),
+            showscale=i == 0, colorbar=dict(title=dict(text=safe_label(style.say(value_name)))),
             hovertemplate=f"{names[i]}<br>q %{{y}}, k %{{x}}<br>{safe_label(value_name)} "
             f"%{{z:{number_format(style)}}}<extra></extra>",
         ), row=r + 1, col=c + 1)

@@ -123,16 +123,16 @@ def qk_view(
     fig = make_subplots(
         rows=3, cols=1, vertical_spacing=0.12, row_heights=[0.3, 0.3, 0.4],
         subplot_titles=(
-            "scores (pre-softmax)" + (" = q·k/√d, computed here" if data["computed_scores"]
-                                      else ""),
-            "weights (softmax)",
-            "q_d·k_d for the top keys (row sum × scale = score before bias)",
+            style.say("scores (pre-softmax) = q·k/√d, computed here" if data["computed_scores"]
+                      else "scores (pre-softmax)"),
+            style.say("weights (softmax)"),
+            style.say("q_d·k_d for the top keys (row sum × scale = score before bias)"),
         ),
     )
     finite = np.where(masked, np.nan, s).astype(np.float32)
     fig.add_trace(
         go.Bar(x=np.arange(tk, dtype=np.int32), y=finite, customdata=klab,
-               marker_color="#0072B2", name="score",
+               marker_color="#0072B2", name=style.say("score"),
                hovertemplate=f"k %{{x}} %{{customdata}}<br>score %{{y:{fmt}}}<extra></extra>"),
         row=1, col=1,
     )
@@ -145,7 +145,7 @@ def qk_view(
                                    line=dict(width=2, color="#707070")),
                        text="−∞", textposition="bottom center",
                        textfont=dict(color="#707070", size=max(8, style.font_size - 3)),
-                       customdata=[klab[i] for i in mi], name="masked (−∞)",
+                       customdata=[klab[i] for i in mi], name=style.say("masked (−∞)"),
                        hovertemplate="k %{x} %{customdata}<br>score −∞ (masked)<extra></extra>"),
             row=1, col=1,
         )
@@ -153,7 +153,7 @@ def qk_view(
     colors[masked] = MASKED_COLOR
     fig.add_trace(
         go.Bar(x=np.arange(tk, dtype=np.int32), y=w, customdata=klab, marker_color=colors,
-               name="weight",
+               name=style.say("weight"),
                hovertemplate=f"k %{{x}} %{{customdata}}<br>weight %{{y:{fmt}}}<extra></extra>"),
         row=2, col=1,
     )
@@ -166,7 +166,7 @@ def qk_view(
             y=np.arange(c.shape[0], dtype=np.int32),
             colorscale=colorscale(style, "puor"), zmid=0.0, zmin=-m, zmax=m,
             customdata=np.broadcast_to(np.asarray(data["dims"])[None, :], c.shape),
-            colorbar=dict(title=dict(text="q_d·k_d"), len=0.38, y=0.18),
+            colorbar=dict(title=dict(text=style.say("q_d·k_d")), len=0.38, y=0.18),
             hovertemplate=f"key row %{{y}}<br>dim %{{customdata}}<br>q_d·k_d %{{z:{fmt}}}"
             "<extra></extra>",
         ),
@@ -176,13 +176,15 @@ def qk_view(
         fig.update_xaxes(token_axis(k_tokens, max_ticks=64), row=row, col=1)
     fig.update_xaxes(tickmode="array", tickvals=list(range(c.shape[1])),
                      range=[-0.5, c.shape[1] - 0.5],
-                     ticktext=[f"d{int(i)}" for i in data["dims"]], title=dict(text="dimension"),
+                     ticktext=[f"d{int(i)}" for i in data["dims"]],
+                     title=dict(text=style.say("dimension")),
                      row=3, col=1)
     fig.update_yaxes(tickmode="array", tickvals=list(range(c.shape[0])), ticktext=ylab,
                      range=[c.shape[0] - 0.5, -0.5], row=3, col=1)
     fig.update_layout(showlegend=False, bargap=0.1, width=900, height=760)
     title = title if title is not None else (
-        f"Q·K for query {query}: {q_tokens[query]} (head {head})")
+        style.say("Q·K for query {query}: {token} (head {head})", query=query,
+                  token=q_tokens[query], head=head))
     return apply_style(fig, style, title)
 
 
