@@ -7,7 +7,8 @@ flow map side by side on linked axes; flow across layers for one output token; t
   the residual stream's share as its own column (rows sum to 1).
 
 Pure: numpy arrays and labels in, Plotly figures out (the engine computes the numbers,
-engine/contributions.py). Axis values are true positions and tick text the readable labels,
+engine/contributions.py); every word drawn goes through `Style.say`, panel names through
+`panel_names`. Axis values are true positions and tick text the readable labels,
 so a repeated token keeps its own row and column; hover names the raw tokens (when the map
 is small enough) and shows all three numbers of the cell in every panel.
 
@@ -191,8 +192,10 @@ def contributions_figure(
     y_axis = token_axis(list(q_labels)[qs], max_ticks=64, reverse=True)
     x_axis.update(tickvals=[v + k0 for v in x_axis["tickvals"]], range=[k0 - 0.5, k1 - 0.5])
     y_axis.update(tickvals=[v + q0 for v in y_axis["tickvals"]], range=[q1 - 0.5, q0 - 0.5])
-    x_axis["title"] = dict(text="key" if k_range is None else f"key {k0}–{k1 - 1}")
-    y_axis["title"] = dict(text="query" if q_range is None else f"query {q0}–{q1 - 1}")
+    x_axis["title"] = dict(text=style.say("key") if k_range is None
+                           else style.say("key {a}–{b}", a=k0, b=k1 - 1))
+    y_axis["title"] = dict(text=style.say("query") if q_range is None
+                           else style.say("query {a}–{b}", a=q0, b=q1 - 1))
     return _panels(z, flow[qs, -1], x=np.arange(k0, k1, dtype=np.int32),
                    y=np.arange(q0, q1, dtype=np.int32), x_axis=x_axis, y_axis=y_axis,
                    text=text, row_text=row_text, hover_head="q %{y} · k %{x}", style=style,
@@ -234,13 +237,15 @@ def contributions_overview(
         axes.append(dict(
             tickmode="array", tickvals=[i * b for i in range(0, n, step)],
             ticktext=[ticks[i] for i in range(0, n, step)], showgrid=False, zeroline=False,
-            title=dict(text=f"{name} positions (blocks of {b})"), autorange=False,
+            title=dict(text=style.say(f"{name} positions (blocks of {{b}})", b=b)),
+            autorange=False,
             range=[(n - 0.5) * b, -b / 2] if reverse else [-b / 2, (n - 0.5) * b]))
     head = f"queries %{{y}}… · keys %{{x}}… (blocks of {b}, means)"
     return _panels(z, residual, x=np.arange(z["weight"].shape[1], dtype=np.int32) * b,
                    y=np.arange(z["weight"].shape[0], dtype=np.int32) * b, x_axis=axes[0],
                    y_axis=axes[1], text=None, row_text=None, hover_head=head, style=style,
-                   title=title or f"Overview: {tq}×{tk} averaged in {b}×{b} blocks",
+                   title=title or style.say("Overview: {tq}×{tk} averaged in {b}×{b} blocks",
+                                            tq=tq, tk=tk, b=b),
                    names=names or panel_names())
 
 
@@ -290,7 +295,7 @@ def contributions_topk(
         ), row=1, col=col)
         fig.update_xaxes(range=[-0.5, tk - 0.5], showgrid=False, zeroline=False,
                          matches=None if col == 1 else "x", row=1, col=col,
-                         title=dict(text="key position"))
+                         title=dict(text=style.say("key position")))
     fig.add_trace(go.Heatmap(
         z=flow[:, tk:], x=[0], y=np.arange(tq, dtype=np.int32), colorscale=colorscale(style),
         zmin=0.0, zmax=1.0, showscale=False, name=names[RESIDUAL],
@@ -299,13 +304,14 @@ def contributions_topk(
     fig.update_xaxes(tickmode="array", tickvals=[0], ticktext=[names[RESIDUAL]],
                      range=[-0.5, 0.5], row=1, col=4)
     y_axis = token_axis(q_labels, max_ticks=32, reverse=True)
-    y_axis["title"] = dict(text="query position")
+    y_axis["title"] = dict(text=style.say("query position"))
     fig.update_yaxes(y_axis, row=1, col=1)
     for col in (2, 3, 4):
         fig.update_yaxes(matches="y", row=1, col=col)
     fig.update_layout(width=1200, height=int(min(900, max(420, 2 * tq + 260))),
                       margin=dict(l=160, r=30, t=90, b=150), showlegend=False)
-    return apply_style(fig, style, title or f"Top {min(k, tk)} keys per query ({tq} queries)")
+    return apply_style(fig, style, title or style.say("Top {k} keys per query ({tq} queries)",
+                                                      k=min(k, tk), tq=tq))
 
 
 def flow_across_figure(
@@ -343,9 +349,9 @@ def flow_across_figure(
         + f"<br>{value_name} %{{y:{fmt}}}<extra></extra>",
     ))
     x_axis = token_axis(k_labels, max_ticks=64)
-    x_axis.update(title=dict(text="input token"), showline=True)
+    x_axis.update(title=dict(text=style.say("input token")), showline=True)
     fig.update_xaxes(x_axis)
-    fig.update_yaxes(title=dict(text=value_name), rangemode="tozero")
+    fig.update_yaxes(title=dict(text=style.say(value_name)), rangemode="tozero")
     fig.update_layout(width=int(min(1400, max(560, 18 * t + 160))), height=420,
                       bargap=0.1)
     return apply_style(fig, style, title)
@@ -378,14 +384,14 @@ def logit_lens_figure(
         z=probs, x=np.arange(1, k + 1, dtype=np.int32), y=np.arange(n_layers, dtype=np.int32),
         text=text, customdata=raw, texttemplate="%{text}", textfont=dict(size=10),
         colorscale=colorscale(style), zmin=0.0, zmax=1.0,
-        colorbar=dict(title=dict(text="probability")),
+        colorbar=dict(title=dict(text=style.say("probability"))),
         hovertemplate=(f"layer %{{y}} · rank %{{x}}<br>%{{customdata}}"
                        f"<br>probability %{{z:{fmt}}}<extra></extra>"),
     ))
-    fig.update_xaxes(title=dict(text="rank"), tickmode="array",
+    fig.update_xaxes(title=dict(text=style.say("rank")), tickmode="array",
                      tickvals=list(range(1, k + 1)), side="top")
     y_axis = token_axis(layer_names, max_ticks=64, reverse=True)
-    y_axis["title"] = dict(text="after layer")
+    y_axis["title"] = dict(text=style.say("after layer"))
     fig.update_yaxes(y_axis)
     fig.update_layout(width=int(min(1400, 90 * k + 160)),
                       height=int(min(1400, 22 * n_layers + 200)))
