@@ -111,8 +111,7 @@ def type_heatmap(types: Sequence[Sequence[str | None]], *,
     fig = go.Figure(go.Heatmap(
         z=code, x=list(range(n_h)), y=list(range(n_l)), text=labels,
         colorscale=scale, zmin=-0.5, zmax=n_t - 0.5, showscale=False, xgap=1, ygap=1,
-        texttemplate="%{text}" if n_l * n_h <= MAX_CELL_TEXT else None,
-        textfont=dict(size=max(7, style.font_size - 4)),
+        # no text in the cells: a type's name is wider than a cell; colour, legend and hover
         hovertemplate="layer %{y} head %{x}<br>%{text}<extra></extra>", hoverongaps=False,
     ))
     present = {t for row in grid for t in row if t}
