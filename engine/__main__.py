@@ -5,20 +5,9 @@ Bad input exits 2 with one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from engine.errors import InputError, ModelNotInstalled
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        fail(message)
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}".replace("\n", " "), file=sys.stderr)
-    raise SystemExit(2)
+from engine.errors import InputError, ModelNotInstalled, OneLineParser, fail
 
 
 def size_text(n: int) -> str:
@@ -135,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         from engine.census.cli import main as census_main
 
         return census_main(argv[1:])
-    parser = _Parser(prog="python -m engine", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="python -m engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     sub.add_parser("models", help="list the registered models and the checkpoints found in "
                    "the Hugging Face cache and under ATTENTION_STUDIO_MODELS")
     sub.add_parser("census", help="what every head does across a corpus (python -m engine "

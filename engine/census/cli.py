@@ -9,20 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.errors import InputError, ModelNotInstalled
+from engine.errors import InputError, ModelNotInstalled, OneLineParser, fail
 
 USAGE_EXAMPLE = ("python -m engine census --model minilm --out census/minilm "
                  "[--corpus FILE] [--probe induction]")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        fail(message)
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}".replace("\n", " "), file=sys.stderr)
-    raise SystemExit(2)
 
 
 def positive(text: str) -> int:
@@ -36,7 +26,7 @@ def positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m engine census",
+    p = OneLineParser(prog="python -m engine census",
                 description="What every attention head does across a corpus: per-head "
                 "metrics, the induction probe and a label per head.")
     p.add_argument("--model", required=True, help="a registered name (minilm, smollm2-135m, "
