@@ -22,6 +22,7 @@ from app_pages.attention.passes import (
 )
 from app_pages.attention.text import ATTENTION_TEXT, KIND_NAMES
 from app_pages.shared.download import figure_with_download
+from app_pages.shared.figure_words import METRIC_COLUMNS, block_label
 from app_pages.shared.i18n import lang, translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import cosine, frame, matrix_table
@@ -94,7 +95,7 @@ def head_tab(page: AttentionView) -> None:
     key, rec, weights, q_tok, k_tok = page.key, page.rec, page.weights, page.q_tok, page.k_tok
     w = weights[head]
     zmax = float(weights.max()) if settings.shared_range else None
-    title = f"{key} · head {head}"
+    title = style.say("{key} · head {head}", key=block_label(style, key), head=head)
     if max(w.shape) > LONG_INPUT:
         views = (["v_full"] if max(w.shape) <= FULL_HEATMAP_MAX else []) + [
             "v_overview", "v_topk", "v_window"]
@@ -190,7 +191,7 @@ def lines_tab(page: AttentionView) -> None:
         min_w = st.slider(say("min_weight"), 0.0, 0.5, step=0.01,
                           key="attn_lines_min")
     fig = head_view(weights, q_tok, k_tok, heads=heads or [head], query=query,
-                    min_weight=min_w, style=style, title=f"{key}")
+                    min_weight=min_w, style=style, title=block_label(style, key))
     # room for the lines: ~26 px per token row (the builder's default is tighter)
     fig.update_layout(height=int(min(2400, max(fig.layout.height or 0,
                                                26 * max(weights.shape[1:]) + 160))))
@@ -211,7 +212,9 @@ def qk_tab(page: AttentionView) -> None:
                     outputs=False, **base)
     fig = qk_view(rec_qk.q[key], rec_qk.k[key], query, k_tok, q_tok, head=head,
                   scores=rec_qk.scores[key], weights=rec_qk[key], scale=cfg.scale,
-                  style=style, title=f"{key} · head {head} · query {query}")
+                  style=style, title=style.say(
+                      "{key} · head {head} · query {query}", key=block_label(style, key),
+                      head=head, query=query))
     figure_with_download(fig, "attn_qk", "dl_qk", record=rec_qk, block=kind, layer=layer,
                          head=head, explanation=explained("ex_qk"), width="content")
 
@@ -226,7 +229,7 @@ def metrics_tab(page: AttentionView) -> None:
     defined = [m for m in METRICS if table[m].notna().any()]
     keep_valid("attn_metric", defined)
     metric = st.selectbox(say("metric"), defined, key="attn_metric",
-                          format_func=lambda m: METRIC_TITLES[m])
+                          format_func=lambda m: style.say(METRIC_TITLES[m]))
     mc = st.columns([3, 2])
     with mc[0]:
         fig = metrics_figure(rows, metric, block=kind, style=style)
@@ -234,8 +237,12 @@ def metrics_tab(page: AttentionView) -> None:
                              name=f"{name}_{kind}_metrics", width="content")
     with mc[1]:
         explain("ex_metrics")
-        st.dataframe(table.drop(columns=["block"]).round(settings.precision + 1),
-                     width="stretch", hide_index=True, height=420)
+        shown = table.drop(columns=["block"]).round(settings.precision + 1)
+        if style.words:  # 中文: the columns themselves carry the reader's words
+            shown = shown.rename(columns=lambda c: style.say(METRIC_COLUMNS.get(c, c)))
+        # readable headers with units (the data keep their names for the download)
+        st.dataframe(shown, width="stretch", hide_index=True, height=420, column_config={
+            c: st.column_config.Column(label) for c, label in METRIC_COLUMNS.items()})
 
 
 def agg_tab(page: AttentionView) -> None:
@@ -244,7 +251,8 @@ def agg_tab(page: AttentionView) -> None:
     key, weights, q_tok, k_tok = page.key, page.weights, page.q_tok, page.k_tok
     layer_maps, summary = page.layer_maps, page.summary
     mean = mean_heads(weights)
-    fig = (head_heatmap(mean, q_tok, k_tok, style=style, title=f"{key} · mean over heads",
+    fig = (head_heatmap(mean, q_tok, k_tok, style=style, title=style.say(
+                            "{key} · mean over heads", key=block_label(style, key)),
                         value_name="mean weight", full_max=FULL_HEATMAP_MAX)
            if max(mean.shape) <= FULL_HEATMAP_MAX else
            overview_figure(mean, q_tok, k_tok, style=style))
@@ -262,7 +270,9 @@ def agg_tab(page: AttentionView) -> None:
         else:
             r = roll[layer] if long else roll[-1]
             fig = head_heatmap(r, q_tok, k_tok, style=style, value_name="rollout",
-                               title=f"rollout {kind} 0..{layer}", full_max=FULL_HEATMAP_MAX)
+                               title=style.say("rollout {kind} 0..{layer}", layer=layer,
+                                               kind=style.say(kind)),
+                               full_max=FULL_HEATMAP_MAX)
             figure_with_download(fig, "attn_rollout", "dl_rollout", name=f"{name}_{key}_rollout",
                                  table=matrix_table(r, q_tok, k_tok, "rollout"), width="content")
 
@@ -299,14 +309,17 @@ def ablation_tab(page: AttentionView) -> None:
                                  name=f"{name}_ablation_topk", width="content", table=frame(
                                      [("intact", t, p) for t, p in intact["top_k"]]
                                      + [("heads off", t, p) for t, p in off.outputs["top_k"]],
-                                     columns=["model", "token", "probability"]))
+                                     columns=[style.say(c) for c in ("model", "token",
+                                                                     "probability")]))
             tc = st.columns(2)
             tc[0].caption(say("before"))
             tc[0].dataframe(frame(intact["top_k"],
-                                         columns=["token", "probability"]), hide_index=True)
+                                         columns=[style.say("token"), style.say("probability")]),
+                            hide_index=True)
             tc[1].caption(say("after"))
             tc[1].dataframe(frame(off.outputs["top_k"],
-                                         columns=["token", "probability"]), hide_index=True)
+                                         columns=[style.say("token"), style.say("probability")]),
+                            hide_index=True)
         elif arch == "encoder-decoder":
             # a random-weight model never says [EOS]: keep its decode short
             n = 8 if model.weights_hash.startswith("init:") else min(cfg.max_len - 1, 32)
@@ -330,7 +343,7 @@ def ablation_tab(page: AttentionView) -> None:
                              name=f"{name}_ablation_delta", table=frame(
                           [(k, h, float(delta[i, h])) for i, k in enumerate(kinds_keys)
                            for h in range(delta.shape[1])],
-                          columns=["block", "head", "mean_abs_delta"]))
+                          columns=[style.say(c) for c in ("block", "head", "mean |Δ|")]))
 
 
 def cross_tab(page: AttentionView) -> None:
@@ -344,13 +357,14 @@ def cross_tab(page: AttentionView) -> None:
     cw = rec_c[cross_key]
     ct_q, ct_k = rec_c.axis_tokens(cross_key)
     fig = head_heatmap(cw[head], ct_q, ct_k, style=style,
-                       title=f"{cross_key} · head {head}", full_max=FULL_HEATMAP_MAX,
+                       title=style.say("{key} · head {head}", key=block_label(style, cross_key),
+                                       head=head), full_max=FULL_HEATMAP_MAX,
                        zmax=float(cw.max()) if settings.shared_range else None)
     figure_with_download(fig, "attn_cross", "dl_cross", record=rec_c, block="decoder.cross",
                          layer=cross_layer, head=head, explanation=explained("ex_cross"),
                          width="content")
     st.subheader(say("all_heads_cross"))
-    fig = heads_row(cw, style=style, title=cross_key)
+    fig = heads_row(cw, style=style, title=block_label(style, cross_key))
     figure_with_download(fig, "attn_cross_all", "dl_cross_all", record=rec_c,
                          block="decoder.cross", layer=cross_layer, width="content")
 
@@ -373,7 +387,8 @@ def steps_tab(page: AttentionView) -> None:
     st.caption(say("step_info", i=i))
     st.code(f"{dec[i]}  →  {nxt}", language=None)
     fig = step_figure(rec_s[sk][:, i, : i + 1], rec_s[ck][:, i, :], dec[: i + 1],
-                      rec_s.tokens, style=style, title=f"layer {d_layer} · step {i}")
+                      rec_s.tokens, style=style,
+                      title=style.say("layer {layer} · step {step}", layer=d_layer, step=i))
     figure_with_download(fig, "attn_step_fig", "dl_step", record=rec_s, block="decoder.cross",
                          layer=d_layer, explanation=explained("ex_steps"), width="content")
     per = cfg.kv_cache_bytes_per_token(4)
@@ -387,8 +402,10 @@ def steps_tab(page: AttentionView) -> None:
     fig = kv_steps_figure(formula, i, measured, style=style, title="KV cache")
     figure_with_download(fig, "attn_kv_steps", "dl_kv_steps", name=f"{name}_kv_steps",
                          width="content", table=frame(
-                             {"step": np.arange(n_steps), "formula_bytes": formula,
-                              "measured_bytes": measured + [None] * (n_steps - len(measured))}))
+                             {style.say("step"): np.arange(n_steps),
+                              style.say("formula (bytes)"): formula,
+                              style.say("measured (bytes)"):
+                                  measured + [None] * (n_steps - len(measured))}))
     if n_measured < n_steps:
         st.caption(say("measured_first", n=n_measured))
 

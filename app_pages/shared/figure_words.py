@@ -7,7 +7,33 @@ the seeds (查询, 键, 值, 注意力权重, 掩码, 分数 …); punctuation i
 
 from __future__ import annotations
 
+from viz.style import Style
+
 FIGURE_WORDS_ZH = {
+    # block kinds, and the titles the pages build from them
+    "encoder.self": "编码器自注意力",
+    "decoder.self": "解码器自注意力",
+    "decoder.cross": "交叉注意力",
+    "{kind} · layer {layer}": "{kind} · 第 {layer} 层",
+    "{key} · head {head}": "{key} · 头 {head}",
+    "{key} · head {head} · query {query}": "{key} · 头 {head} · 查询 {query}",
+    "{key} · mean over heads": "{key} · 所有头的平均",
+    "rollout {kind} 0..{layer}": "注意力展开:{kind} 第 0..{layer} 层",
+    "layer {layer} · step {step}": "第 {layer} 层 · 第 {step} 步",
+    "{key}, head {head}": "{key},头 {head}",
+    # head metrics (viz.metrics.METRIC_TITLES) and their table
+    "entropy (nats)": "熵(奈特)",
+    "mean attention distance (positions)": "平均注意力距离(位置数)",
+    "previous-token share": "前一个词元的权重占比",
+    "first-token (sink) share": "首个词元(汇聚点)的权重占比",
+    "self share": "自身的权重占比",
+    "block": "模块",
+    "token": "词元",
+    "probability": "概率",
+    "model": "模型",
+    "step": "步",
+    "formula (bytes)": "公式(字节)",
+    "measured (bytes)": "实测(字节)",
     # heatmaps and axes
     "query": "查询",
     "key": "键",
@@ -16,7 +42,7 @@ FIGURE_WORDS_ZH = {
     "Δ weight": "权重变化 Δ",
     "mean weight": "平均注意力权重",
     "weight / head max": "权重 / 该头最大值",
-    "rollout": "注意力 rollout",
+    "rollout": "注意力展开",
     "head": "头",
     "layer": "层",
     "head {h}": "头 {h}",
@@ -70,3 +96,22 @@ FIGURE_WORDS_ZH = {
     "decode ms / token": "每个词元的解码毫秒数",
     "ms per decoded token (CPU, best of 5)": "每个解码词元的毫秒数(CPU,5 次取最佳)",
 }
+
+# The head-metrics table's columns (viz.metrics.head_metrics' keys) as readers read them,
+# with units; under 中文 each goes through FIGURE_WORDS_ZH as well.
+METRIC_COLUMNS = {
+    "entropy": "entropy (nats)",
+    "distance": "mean attention distance (positions)",
+    "prev_token": "previous-token share",
+    "first_token": "first-token (sink) share",
+    "self": "self share",
+}
+
+
+def block_label(style: Style, key: str) -> str:
+    """A block key for a figure title: `encoder.self.3` as is in English (the engine's name),
+    "编码器自注意力 · 第 3 层" under 中文."""
+    if not style.words:
+        return key
+    kind, _, layer = key.rpartition(".")
+    return style.say("{kind} · layer {layer}", kind=style.say(kind), layer=layer)

@@ -30,7 +30,7 @@ def metrics_figure(
             z=grid, x=np.arange(n_h, dtype=np.int32), y=np.arange(n_l, dtype=np.int32),
             colorscale=colorscale(style), zmin=min(0.0, zmin), zmax=max(zmax, 1e-6),
             texttemplate=f"%{{z:.{max(1, style.precision - 1)}f}}" if n_l * n_h <= 400 else None,
-            colorbar=dict(title=dict(text=METRIC_TITLES[metric])),
+            colorbar=dict(title=dict(text=style.say(METRIC_TITLES[metric]))),
             hovertemplate=f"layer %{{y}} head %{{x}}<br>{metric} %{{z:.{style.precision}f}}"
             "<extra></extra>",
         )
@@ -40,4 +40,4 @@ def metrics_figure(
     fig.update_yaxes(title=dict(text=style.say("layer")), tickmode="array",
                      tickvals=list(range(n_l)), range=[n_l - 0.5, -0.5], showgrid=False)
     fig.update_layout(width=int(min(1100, 60 * n_h + 260)), height=int(min(1100, 40 * n_l + 160)))
-    return apply_style(fig, style, title or METRIC_TITLES[metric])
+    return apply_style(fig, style, title or style.say(METRIC_TITLES[metric]))
