@@ -17,9 +17,11 @@ import pandas as pd
 import pytest
 
 import engine
+from app_pages.census.runner import MAX_APP_TEXTS, UploadProblem, run_into, save_upload
 from app_pages.census.text import CENSUS_TEXT
 from engine.__main__ import main as engine_main
 from engine.census.corpus import read_corpus
+from engine.census.settings import CensusSettings
 from engine.models.registry import MODELS
 from tests import app_helpers
 from viz.figures.census import TYPES
@@ -60,6 +62,34 @@ def test_chinese_text_uses_full_width_punctuation():
     assert "，" in CENSUS_TEXT["intro"][1] and "：" in CENSUS_TEXT["title"][1]
 
 
+def test_the_progress_callback_counts_every_text_and_token(tmp_path):
+    """What feeds st.progress: from (0, n, 0) up to (n, n, every token), never backwards."""
+    calls = []
+    model = engine.load("minilm", "auto")
+    folder = tmp_path / "run"
+    settings = CensusSettings(model="minilm", max_texts=7, batch_size=3)
+    manifest = run_into(folder, settings, model, lambda *a: calls.append(a))
+    assert calls[0] == (0, 7, 0) and calls[-1] == (7, 7, manifest["n_tokens"])
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls) and len(calls) == 4  # 3+3+1
+    assert (folder / "manifest.json").is_file() and [p.name for p in tmp_path.iterdir()] == [
+        "run"]  # the work folder was renamed into place
+    with pytest.raises(ValueError, match=f"at most {MAX_APP_TEXTS}"):
+        run_into(tmp_path / "big", CensusSettings(model="minilm", max_texts=MAX_APP_TEXTS + 1),
+                 model, lambda *a: None)
+
+
+def test_uploads_are_capped_and_kept_by_their_hash(results):
+    for name, data, key in (("a.pdf", b"x", "upload_type"), ("a.txt", b" \n", "upload_empty"),
+                            ("a.txt", b"x" * (5 * 2**20 + 1), "upload_too_big")):
+        with pytest.raises(UploadProblem) as info:
+            save_upload(name, data)
+        assert info.value.key == key
+    first = save_upload("../../evil name.TXT", b"one\ntwo\n")
+    assert first == save_upload("other.txt", b"one\ntwo\n")  # same bytes, same file
+    assert first.suffix == ".txt" and ".." not in first.name and first.read_bytes() == \
+        b"one\ntwo\n"
+
+
 def test_runs_the_bundled_corpus_and_opens_a_head_on_the_attention_page(results):
     at = app_helpers.open_page(PAGE, census_n=5, census_probe=False)
     assert not app_helpers.specs(at)  # nothing shown before the run
@@ -86,6 +116,8 @@ def test_runs_the_bundled_corpus_and_opens_a_head_on_the_attention_page(results)
     at.session_state["census_layer"] = 3
     at.session_state["census_head"] = 5
     app_helpers.rerun(at)
+    assert any("already saved" in s for s in texts_of(at, "caption"))  # not run again
+    assert not [b for b in at.button if b.key == "census_run"]
     at.session_state["census_rank"] = "prev_token"
     app_helpers.rerun(at)
     box = app_helpers.figure(at, "census_dist").data[0]
