@@ -119,6 +119,16 @@ def check_supported(model: Transformer) -> None:
         raise ValueError(f"graph decoding supports RoPE or no positions, not {cfg.positions!r}")
     if any(cfg.layer_window(i) is not None for i in range(cfg.n_layers_total)):
         raise ValueError("graph decoding supports full attention only (no sliding windows)")
+    # The fixed-shape step computes plain RoPE, unscaled scores and an uncapped head: refuse
+    # what it would silently get wrong.
+    if any(cfg.layer_rope_scaling(i) is not None for i in range(cfg.n_layers_total)):
+        raise ValueError("graph decoding does not implement RoPE scaling (Llama 3.1 and "
+                         "others): use generate(..., graph=False)")
+    if cfg.attn_softcap is not None or cfg.logits_softcap is not None:
+        raise ValueError("graph decoding does not implement soft-capping (Gemma 2): use "
+                         "generate(..., graph=False)")
+    if cfg.logits_bias:
+        raise ValueError("graph decoding does not add a final logits bias")
 
 
 class GraphDecoder:

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.core.config import ModelConfig
+from engine.core.config import ModelConfig, RopeScaling
 from engine.core.norms import RMSNorm
 from engine.core.positions import apply_rope, rope_cos_sin
 from engine.core.transformer import Transformer, init_weights
@@ -109,8 +109,12 @@ def test_fewer_kernel_rope_and_norm_are_the_same_functions():
     assert torch.equal(norm_b(xb), want_b)
 
 
-@pytest.mark.parametrize("kw", [dict(positions="alibi"), dict(positions="rope", window=3)],
-                         ids=["alibi", "window"])
+@pytest.mark.parametrize("kw", [
+    dict(positions="alibi"), dict(positions="rope", window=3),
+    dict(positions="rope", rope_scaling=RopeScaling("linear", 2.0)),
+    dict(positions="rope", attn_softcap=50.0), dict(logits_softcap=30.0),
+    dict(logits_bias=True),
+], ids=["alibi", "window", "rope-scaling", "attn-softcap", "logits-softcap", "logits-bias"])
 def test_unsupported_models_are_refused(kw):
     with pytest.raises(ValueError, match="graph decoding"):
         GraphDecoder(tiny("decoder", **kw), tiny("decoder").new_cache(8, batch=1))
