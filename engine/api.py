@@ -426,6 +426,11 @@ class LoadedModel:
             notices += [n for n in self.input_notes(settings["text"]) if n not in notices]
         if self.output_notes is not None and "generated" in outputs:
             notices += self.output_notes(outputs["generated"])
+        if self.config.positions == "rope" and len(enc.ids) > self.config.max_len:
+            # RoPE runs past its training length (dynamic scaling is made for it), but the
+            # maps there show a model outside what it learned.
+            notices.append(f"the text has {len(enc.ids)} tokens, more than the "
+                           f"{self.config.max_len} positions {self.name} was trained on")
         share = self.codec.unknown_share(enc.ids)
         if share > 0.2:
             notices.append(
