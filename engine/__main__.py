@@ -26,8 +26,8 @@ def table(rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_models(_args) -> int:
-    from engine.models.hf import discover, hub_cache
-    from engine.models.registry import MODELS
+    from engine.models.hf import hub_cache
+    from engine.models.registry import MODELS, discover
 
     rows = [("name", "kind", "layers", "heads", "kv_heads", "positions", "installed")]
     for e in MODELS.values():

@@ -447,3 +447,31 @@ def model_from_parts(hf: dict, tensors: dict[str, torch.Tensor], tokenizer, devi
         f"query heads, {cfg.kv_heads} K/V heads: {cfg.variant}; GGUF dequantized)")
     return LoadedModel(name, model.eval(), codec, torch.device(device), description,
                        weights_hash=f"sha256:{sha256}")
+
+
+def discover_gguf() -> list:
+    """GGUF files under ATTENTION_STUDIO_MODELS (each entry a file, or a folder whose *.gguf
+    files, and those one folder down, are listed), described from their headers."""
+    import os
+
+    from engine.models.common import config_facts
+    from engine.models.hf import Checkpoint
+
+    files: list[Path] = []
+    for entry in filter(None, os.environ.get("ATTENTION_STUDIO_MODELS", "").split(":")):
+        base = Path(entry).expanduser()
+        if base.is_file() and base.suffix == ".gguf":
+            files.append(base)
+        elif base.is_dir():
+            files += sorted(base.glob("*.gguf")) + sorted(base.glob("*/*.gguf"))
+    found = []
+    for f in files:
+        arch, facts, why = None, None, None
+        try:
+            arch = str(read_gguf(f).metadata.get("general.architecture"))
+            facts = config_facts(config_from_gguf(f))
+        except (ValueError, KeyError, OSError) as exc:
+            why = str(exc).replace(str(f), "").strip(" :") or type(exc).__name__
+        found.append(Checkpoint(str(f), f, "ATTENTION_STUDIO_MODELS", arch,
+                                f.stat().st_size, facts, why))
+    return found

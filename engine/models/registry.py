@@ -164,3 +164,13 @@ def load(name: str, device: str = "auto", progress: Progress | None = None,
     if notice:  # this caller's notice only: the cached model is shared by every caller
         return replace(model, notices=[*model.notices, notice])
     return model
+
+
+def discover() -> list:
+    """Every checkpoint found on this machine besides the registered models: Hugging Face
+    folders (the HF cache by repo id, ATTENTION_STUDIO_MODELS by path) and GGUF files under
+    ATTENTION_STUDIO_MODELS, each described from its metadata alone (no weights are read)."""
+    from engine.models.gguf import discover_gguf
+    from engine.models.hf import discover as discover_hf
+
+    return discover_hf() + discover_gguf()

@@ -16,6 +16,7 @@ each 2-D weight quantized with `gguf.quants.quantize`), then opened with
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -455,3 +456,21 @@ def test_a_gguf_path_opens_through_engine_load(tmp_path):
     assert rec["decoder.self.1"].shape[0] == 4
     assert rec.tokens[1:] == ["t", "he", "Ġ", "e", "n", "d"]  # tiny merges: no "Ġe"
     assert loaded.codec.labels(rec.tokens)[1:] == ["t", "he", " ", "e", "n", "d"]
+
+
+def test_gguf_files_under_the_model_roots_are_listed(tmp_path, monkeypatch, capsys):
+    from engine.__main__ import main
+    from engine.models.registry import discover
+
+    model = tiny_hf_model("llama")
+    (tmp_path / "mine").mkdir()
+    write_gguf(tmp_path / "mine" / "tiny.gguf", model, "llama", "Q8_0")
+    (tmp_path / "mine" / "broken.gguf").write_bytes(b"GGUF not really")
+    monkeypatch.setenv("ATTENTION_STUDIO_MODELS", str(tmp_path / "mine"))
+    found = {Path(c.name).name: c for c in discover() if c.name.endswith(".gguf")}
+    assert found["tiny.gguf"].facts == {"kind": "decoder", "layers": "2", "heads": 4,
+                                        "kv_heads": 2, "positions": "rope"}
+    assert found["broken.gguf"].facts is None and found["broken.gguf"].why
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny.gguf" in out and "broken.gguf" in out and "unsupported" in out
