@@ -37,6 +37,7 @@ from engine.errors import InputError, ModelNotInstalled
 say = translator(CENSUS_TEXT)
 SOURCES = ("bundled", "upload", "saved")
 BATCH_SIZE = 8
+MAX_FIELD = 200  # characters of a JSON field or column name
 
 
 def bigger_runs(root: Path, name: str | None) -> None:
@@ -73,7 +74,11 @@ def pick_corpus(source: str) -> tuple[str | None, str] | None:
                                   type=["txt", "jsonl", "csv", "parquet"], key="census_upload",
                                   max_upload_size=MAX_UPLOAD_MB, help=say("upload_help"))
     with c[1]:
-        field = st.text_input(say("field"), key="census_field").strip() or "text"
+        field = st.text_input(say("field"), key="census_field").strip()
+    if len(field) > MAX_FIELD:  # no field name is that long: say so rather than search it
+        st.warning(say("field_cut", n=MAX_FIELD))
+        field = field[:MAX_FIELD]
+    field = field or "text"
     if upload is None:
         st.info(say("upload_first"))
         return None

@@ -24,6 +24,7 @@ CENSUS_TEXT = {
         ".txt：每行一个文本。.jsonl、.csv、.parquet：使用下面指定的字段或列。",
     ),
     "field": ("Field / column", "字段 / 列"),
+    "field_cut": ("The field name was cut to {n} characters.", "字段名被截断为 {n} 个字符。"),
     "upload_first": ("Upload a corpus file to run a census on it.",
                      "请上传语料文件以对其进行普查。"),
     "upload_empty": ("{name} is empty: upload a file with at least one text.",

@@ -193,6 +193,8 @@ def views() -> list:
          {"var_text"} if have("minilm") else set()),
         ("positions", "app_pages/positions/page.py", {}, set()),
         ("steps", "app_pages/steps/page.py", {}, set()),
+        ("census-upload", "app_pages/census/page.py", {"census_source": "upload"},
+         {"census_field"}),
     ]
     if not have("minilm"):
         out = [v for v in out if v[0] not in ("attention", "masks-padding")]
