@@ -147,7 +147,7 @@ with out_cols[1]:
         st.code(shown["generated"], language=None)
     if "top_k" in shown:
         st.caption(say("next_tokens"))
-        st.dataframe(frame(shown["top_k"], columns=["token", "probability"]),
+        st.dataframe(frame(shown["top_k"], columns=[style.say("token"), style.say("probability")]),
                      width="stretch", height=160)
 
 layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]

@@ -14,6 +14,7 @@ import streamlit as st
 import engine
 from app_pages.masks.text import MASKS_TEXT
 from app_pages.shared.download import figure_with_download
+from app_pages.shared.figure_words import block_label
 from app_pages.shared.i18n import COMMON_TEXT, tr, translator
 from app_pages.shared.models import (
     attend,
@@ -148,7 +149,7 @@ if mode == "padding":
 mask = rec.mask(block)[head]  # exactly the cells the engine masked
 scores = rec.scores[block][head]  # [T, T], masked cells = -inf
 weights = rec[block][head]
-title = say("fig_title", block=block, head=head)
+title = say("fig_title", block=block_label(STYLE, block), head=head)
 fig = masks_figure(mask, scores, weights, rec.tokens, title=title, style=STYLE)
 panels = ("panel_mask", "panel_scores", "panel_weights")
 for ann, panel in zip(fig.layout.annotations[:3], panels, strict=False):

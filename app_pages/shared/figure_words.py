@@ -33,6 +33,59 @@ FIGURE_WORDS_ZH = {
     "model": "模型",
     "step": "步",
     "formula (bytes)": "公式(字节)",
+    # Variants: the parameters / latency tables and the GPU benchmark (READABLE headers)
+    "variant": "变体",
+    "query heads": "查询头数",
+    "K/V heads": "K/V 头数",
+    "head dim": "每头维度",
+    "decoder layers": "解码器层数",
+    "parameters": "参数量",
+    "KV bytes / token (fp32)": "每词元 KV 字节数(fp32)",
+    "KV MiB at 1,024 tokens": "1,024 个词元的 KV(MiB)",
+    "context": "上下文(词元)",
+    "ms / token": "毫秒 / 词元",
+    "median": "中位数(毫秒)",
+    "tokens": "词元数",
+    "formula_bytes": "公式(字节)",
+    "measured_bytes": "实测(字节)",
+    "batch": "批大小",
+    "context (tokens)": "上下文(词元)",
+    "status": "状态",
+    "cache capacity (tokens)": "缓存容量(词元)",
+    "prefill chunk (tokens)": "预填充分块(词元)",
+    "prefill (s)": "预填充(秒)",
+    "decode (ms / step)": "解码(毫秒 / 步)",
+    "decode p10 (ms)": "解码 p10(毫秒)",
+    "decode p90 (ms)": "解码 p90(毫秒)",
+    "tokens / s": "词元 / 秒",
+    "KV bytes (allocator)": "KV 字节数(分配器)",
+    "KV bytes (allocator blocks)": "KV 字节数(分配器块)",
+    "KV bytes (formula)": "KV 字节数(公式)",
+    "formula = allocator": "公式 = 分配器",
+    "weight bytes": "权重字节数",
+    "KV bytes read / step": "每步读取的 KV 字节数",
+    "achieved GB/s": "实测 GB/s",
+    "share of copy bandwidth": "占复制带宽的比例",
+    "graph step (ms)": "图模式单步(毫秒)",
+    "graph: share of copy bandwidth": "图模式:占复制带宽的比例",
+    "graph decode (ms / step)": "图模式解码(毫秒 / 步)",
+    "graph decode p10 (ms)": "图模式解码 p10(毫秒)",
+    "graph decode p90 (ms)": "图模式解码 p90(毫秒)",
+    "graph tokens / s": "图模式 词元 / 秒",
+    "graph KV bytes read / step": "图模式每步读取的 KV 字节数",
+    "graph decode: share of copy bandwidth": "图模式解码:占复制带宽的比例",
+    "graph decode splits": "图模式解码分段数",
+    "notes": "备注",
+    "KV cache (GiB)": "KV 缓存(GiB)",
+    "speed-up vs MHA (×)": "相对 MHA 的加速(×)",
+    "KV memory vs MHA (×)": "相对 MHA 的 KV 内存(×)",
+    "graph speed-up vs MHA (×)": "图模式相对 MHA 的加速(×)",
+    "Decode latency per token": "每个词元的解码延迟",
+    "KV-cache memory (allocator)": "KV 缓存内存(分配器)",
+    "Achieved fraction of copy bandwidth": "实测带宽占复制带宽的比例",
+    "ms per step": "毫秒 / 步",
+    "fraction": "比例",
+    "{device}: decode latency, batch {batch}": "{device}:解码延迟,批大小 {batch}",
     "measured (bytes)": "实测(字节)",
     # heatmaps and axes
     "query": "查询",
@@ -69,8 +122,9 @@ FIGURE_WORDS_ZH = {
     "scores (pre-softmax)": "分数(softmax 之前)",
     "weights (softmax)": "注意力权重(softmax 之后)",
     "scores (pre-softmax) = q·k/√d, computed here": "分数(softmax 之前)= q·k/√d,此处计算",
-    "q_d·k_d for the top keys (row sum × scale = score before bias)":
-        "得分最高的键的 q_d·k_d(行和 × 缩放 = 加偏置前的分数)",
+    "q_d·k_d for the top keys (row sum × scale = score before bias)": (
+        "得分最高的键的 q_d·k_d(行和 × 缩放 = 加偏置前的分数)"
+    ),
     "q_d·k_d": "q_d·k_d",
     "−∞ (masked)": "−∞(被掩码)",
     "masked (−∞)": "被掩码(−∞)",
@@ -115,3 +169,36 @@ def block_label(style: Style, key: str) -> str:
         return key
     kind, _, layer = key.rpartition(".")
     return style.say("{kind} · layer {layer}", kind=style.say(kind), layer=layer)
+
+
+def translated_figure(fig, style: Style):
+    """A figure built elsewhere (bench/plot_results.py's JSON) in the style's words: its
+    title (the part before " — ", the device and date after it kept), axis titles and
+    legend names go through `style.say`."""
+    if not style.words:
+        return fig
+
+    def say(text):
+        head, sep, tail = str(text).partition(" — ")
+        return style.say(head) + ("—" + tail if sep else "")
+
+    if fig.layout.title and fig.layout.title.text:
+        fig.layout.title.text = say(fig.layout.title.text)
+    for name in fig.layout:
+        axis = fig.layout[name]
+        if name.startswith(("xaxis", "yaxis")) and axis.title and axis.title.text:
+            axis.title.text = say(axis.title.text)
+    for a in fig.layout.annotations or ():
+        if a.text:
+            a.text = say(a.text)
+    for t in fig.data:
+        if getattr(t, "name", None):
+            t.name = say(t.name)
+    return fig
+
+
+def readable_columns(df, style: Style, names: dict | None = None):
+    """A table with readable (and, under 中文, translated) headers: `names` maps the data's
+    column names to readers' ones first."""
+    names = names or {}
+    return df.rename(columns=lambda c: style.say(names.get(c, c)))

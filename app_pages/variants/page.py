@@ -16,12 +16,13 @@ import streamlit as st
 
 import engine
 from app_pages.shared.download import figure_with_download
+from app_pages.shared.figure_words import block_label, readable_columns, translated_figure
 from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translator
 from app_pages.shared.models import attend, get_model, show_notices
 from app_pages.shared.numbers import cosine, heads_table
 from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.widget_state import keep_valid, persist
-from app_pages.variants.bench_results import headline_table, kv_figures, kv_results
+from app_pages.variants.bench_results import READABLE, headline_table, kv_figures, kv_results
 from app_pages.variants.measure import (
     DEFAULT_DATE,
     small_kv_bytes,
@@ -134,7 +135,7 @@ with tabs["tab_trained"]:
                         c = models[n].config
                         groups = group_of_heads(c.n_heads, c.kv_heads)
                         fig = heads_row(rec[key], groups=groups, style=style,
-                                        title=f"{n} · {key}")
+                                        title=f"{n} · {block_label(style, key)}")
                         figure_with_download(fig, f"var_heads_{n}", f"dl_heads_{n}", record=rec,
                                              block=kind, layer=layer, width="content")
                 ref = recs[ref_name]
@@ -150,7 +151,8 @@ with tabs["tab_trained"]:
                             v = c.variant
                             fig = heads_row(diff, diverging=True, style=style,
                                             groups=group_of_heads(c.n_heads, c.kv_heads),
-                                            title=say("diff_title", v=v) + f" · {key}")
+                                            title=say("diff_title", v=v)
+                                            + f" · {block_label(style, key)}")
                             figure_with_download(fig, f"var_diff_{n}", f"dl_diff_{n}",
                                                  name=f"{n}_minus_mha_{key}", width="content",
                                                  table=heads_table(diff, "delta"))
@@ -205,13 +207,14 @@ with tabs["tab_minilm"]:
                 with left:
                     groups = group_of_heads(cfg.n_heads, g)
                     fig = heads_row(conv[key], groups=groups, style=style,
-                                    title=f"minilm G={g} · {key}")
+                                    title=f"minilm G={g} · {block_label(style, key)}")
                     figure_with_download(fig, "var_minilm_heads", "dl_minilm_heads", record=conv,
                                          block="encoder.self", layer=layer, width="content")
                     diff = difference_maps(conv[key], base[key])
                     fig = heads_row(diff, groups=groups, diverging=True, style=style,
                                     title=say("diff_title",
-                                             v=variant_name(cfg.n_heads, g)) + f" · {key}")
+                                             v=variant_name(cfg.n_heads, g))
+                                    + f" · {block_label(style, key)}")
                     figure_with_download(fig, "var_minilm_diff", "dl_minilm_diff",
                                          name=f"minilm_G{g}_minus_mha", width="content",
                                          table=heads_table(diff, "delta"))
@@ -249,7 +252,10 @@ with tabs["tab_memory"]:
                          "KV MiB at 1,024 tokens": round(per * 1024 / 2**20, 3)})
         table = pd.DataFrame(rows)
         st.subheader(say("params_table"))
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(readable_columns(table, style), hide_index=True, width="stretch",
+                     column_config={  # thousands separators
+                         style.say("parameters"):
+                             st.column_config.NumberColumn(format="localized")})
         with st.spinner(say("measuring")):
             for g in (8, 2, 1):
                 c = small_decoder_config(g)
@@ -275,7 +281,8 @@ with tabs["tab_memory"]:
                          for n, (xs, fs) in formula.items()
                          for x, f, mv in zip(xs, fs, measured[n][1], strict=True)]
             figure_with_download(fig, "var_bytes", "dl_bytes", name="kv_cache_vs_length",
-                                 table=pd.DataFrame(long_rows), width="content")
+                                 table=readable_columns(pd.DataFrame(long_rows), style),
+                                 width="content")
         st.caption(say("measured_on", models=", ".join(measured)))
 
 # -- latency measured here -------------------------------------------------------------
@@ -309,11 +316,24 @@ with tabs["tab_latency"]:
             fig = bars_figure({f"{r['model']} @{r['context']}": r["ms / token"] for r in results},
                               y_title="ms per decoded token (CPU, best of 5)", style=style,
                               title="decode latency on this machine")
+            table = readable_columns(table, style)
             figure_with_download(fig, "var_latency_fig", "dl_latency", name="latency_here",
                                  table=table, width="content")
             st.dataframe(table.round(3), hide_index=True)
 
 # -- GPU benchmark results (issue 8) ---------------------------------------------------
+
+
+def readable_table(df: pd.DataFrame) -> None:
+    """A benchmark table with readable headers and units (READABLE): shown as labels over
+    the data's own column names in English, as the columns themselves under 中文."""
+    if style.words:
+        st.dataframe(readable_columns(df, style, READABLE), hide_index=True, width="stretch")
+    else:
+        st.dataframe(df, hide_index=True, width="stretch", column_config={
+            c: st.column_config.Column(READABLE[c]) for c in df.columns if c in READABLE})
+
+
 with tabs["tab_gpu"]:
     if tabs["tab_gpu"].open:
         results = kv_results()
@@ -348,10 +368,10 @@ with tabs["tab_gpu"]:
             head = headline_table(result)
             if head is not None:
                 st.subheader(say("gpu_headline"))
-                st.dataframe(head.round(3), hide_index=True, width="stretch")
+                readable_table(head.round(3))
             figs = kv_figures(device)
             for fname, spec in figs.items():
-                fig = go.Figure(spec)
+                fig = translated_figure(go.Figure(spec), style)
                 figure_with_download(fig, f"var_gpu_{device}_{fname}", f"dl_gpu_{device}_{fname}",
                                      table=points, name=f"kv_{fname}_{device}", width="content")
             if not figs:  # plot_results.py not run: draw latency against context here
@@ -361,11 +381,12 @@ with tabs["tab_gpu"]:
                 series = {v: (g["context"].to_numpy(), g["decode_ms"].to_numpy())
                           for v, g in sel.groupby("variant")}
                 fig = bytes_vs_length_figure(series, style=style, y_title="decode ms / token",
-                                             log=True, title=f"{device}: decode latency, "
-                                             f"batch {batch}")
-                fig.update_xaxes(title=dict(text="context (tokens)"), type="log")
+                                             log=True, title=style.say(
+                                                 "{device}: decode latency, batch {batch}",
+                                                 device=device, batch=batch))
+                fig.update_xaxes(title=dict(text=style.say("context (tokens)")), type="log")
                 figure_with_download(fig, f"var_gpu_{device}_latency",
                                      f"dl_gpu_{device}_latency", table=points,
                                      name=f"kv_latency_{device}", width="content")
             with st.expander(say("gpu_points", n=len(points))):
-                st.dataframe(points, hide_index=True, width="stretch")
+                readable_table(points)
