@@ -48,6 +48,8 @@ COMMON_TEXT = {  # the sidebar's and every page's shared words
     "precision": ("Number precision (digits)", "数值精度(位数)"),
     "model": ("Model", "模型"),
     "not_installed": ("Not installed — install with:", "未安装——安装命令:"),
+    "unsupported_found": ("{n} checkpoint(s) found that cannot be opened",
+                          "找到 {n} 个无法打开的检查点"),
     "loading": ("Loading {name}…", "正在加载 {name}…"),
     "text": ("Text", "文本"),
     "target": ("Target (decoder input)", "目标序列(解码器输入)"),

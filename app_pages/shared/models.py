@@ -14,8 +14,28 @@ from app_pages.shared.i18n import COMMON_TEXT, tr
 from engine.models.registry import MODELS
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def found_checkpoints() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Checkpoints on this machine besides the registered models, as `python -m engine
+    models` lists them (the HF cache, and the folders and GGUF files an operator put in
+    ATTENTION_STUDIO_MODELS; nothing else on the server is offered):
+    ({name: (kind, summary)}, {unsupported name: why})."""
+    from engine.models.registry import discover
+
+    ok, unsupported = {}, {}
+    for c in discover():
+        if c.facts:
+            f = c.facts
+            ok[c.name] = (f["kind"], f"{f['layers']} × {f['heads']} heads, {f['kv_heads']} K/V, "
+                                     f"{f['positions']}, {c.size_bytes / 2**30:.2f} GiB on disk")
+        else:
+            unsupported[c.name] = c.why or f"model_type {c.model_type!r}"
+    return ok, unsupported
+
+
 def installed_models(kinds: tuple[str, ...] | None = None) -> tuple[list[str], dict[str, str]]:
-    """(installed model names, {missing name: install command})."""
+    """(installed model names, then the checkpoints found on disk; {missing name: install
+    command})."""
     ok, missing = [], {}
     for name, e in MODELS.items():
         if kinds and e.kind not in kinds:
@@ -24,7 +44,15 @@ def installed_models(kinds: tuple[str, ...] | None = None) -> tuple[list[str], d
             ok.append(name)
         else:
             missing[name] = e.install or ""
+    found, _ = found_checkpoints()
+    ok += [name for name, (kind, _) in found.items() if not kinds or kind in kinds]
     return ok, missing
+
+
+def model_summary(name: str) -> str:
+    if name in MODELS:
+        return MODELS[name].summary
+    return found_checkpoints()[0].get(name, ("", ""))[1]
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,12 +89,17 @@ def model_picker(key: str, kinds: tuple[str, ...] | None = None, default: str | 
         return None
     index = names.index(default) if default in names else 0
     name = st.selectbox(tr(COMMON_TEXT, "model"), names, index=index, key=key,
-                        format_func=lambda n: f"{n} — {MODELS[n].summary}")
+                        format_func=lambda n: f"{n} — {model_summary(n)}")
     if missing:
         with st.expander(f"{tr(COMMON_TEXT, 'not_installed')} {', '.join(missing)}"):
             for n, cmd in missing.items():
                 st.markdown(f"**{n}**")
                 st.code(cmd, language="bash")
+    _, unsupported = found_checkpoints()
+    if unsupported:
+        with st.expander(tr(COMMON_TEXT, "unsupported_found", n=len(unsupported))):
+            for n, why in unsupported.items():
+                st.text(f"{n}: {why}")  # st.text: a path or message is never Markdown
     return name
 
 
