@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from engine.api import LoadedModel, Progress, resolve_device, timed
+from engine.api import LoadedModel, Notice, Progress, resolve_device, timed
 from engine.core.config import ModelConfig
 from engine.errors import InputError, ModelNotInstalled
 from engine.models import minilm, smollm2
@@ -81,8 +81,9 @@ def _build_vaswani(device, progress, dtype=None) -> LoadedModel:
     model = init_weights(Transformer(cfg), seed=0).to(device).eval()
     return LoadedModel("transformer-base", model, HashWordCodec(cfg.vocab_size, 256), device,
                        "the original Transformer (base), random weights, seed 0",
-                       notices=["transformer-base has random weights: its maps show mechanics "
-                                "(masks, positions), not language"],
+                       notices=[Notice("random_weights", "transformer-base has random weights: "
+                                       "its maps show mechanics (masks, positions), not "
+                                       "language", {"model": "transformer-base"})],
                        weights_hash="init:xavier-uniform:seed=0")
 
 
@@ -106,7 +107,7 @@ ENTRIES: list[ModelEntry] = [
 ]
 MODELS: dict[str, ModelEntry] = {e.name: e for e in ENTRIES}
 
-_cache: dict[tuple, LoadedModel] = {}
+_loaded: dict[tuple, LoadedModel] = {}  # (name, device[, dtype]) → the one copy in this process
 _lock = threading.Lock()
 
 
@@ -154,13 +155,13 @@ def load(name: str, device: str = "auto", progress: Progress | None = None,
         build = lambda: hf.build(folder, dev, progress, run_dtype, name=name)  # noqa: E731
         installed = lambda: True  # noqa: E731
     with _lock:
-        if key not in _cache:
+        if key not in _loaded:
             if not installed():
                 e = MODELS[name]
                 raise ModelNotInstalled(name, e.install or "(ships with the repository: "
                                         "re-clone it; assets/ is missing)")
-            _cache[key] = timed(build)
-    model = _cache[key]
+            _loaded[key] = timed(build)
+    model = _loaded[key]
     if notice:  # this caller's notice only: the cached model is shared by every caller
         return replace(model, notices=[*model.notices, notice])
     return model
