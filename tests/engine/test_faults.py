@@ -67,7 +67,7 @@ def fresh(monkeypatch):
     def drop(*names: str) -> None:
         for name in names:
             for device in ("cpu", "cuda"):
-                monkeypatch.delitem(registry._cache, (name, device), raising=False)
+                monkeypatch.delitem(registry._loaded, (name, device), raising=False)
 
     common._load.clear()
     common.attend.clear()

@@ -313,10 +313,10 @@ def test_a_gguf_path_goes_to_the_gguf_builder(tmp_path, monkeypatch):
             return built
 
     monkeypatch.setitem(sys.modules, "engine.models.gguf", FakeGGUF)
-    monkeypatch.setattr(registry, "_cache", {})
+    monkeypatch.setattr(registry, "_loaded", {})
     assert engine.load(str(path), device="cpu") is built
     assert seen["args"] == (str(path), torch.device("cpu"), None)
     monkeypatch.setitem(sys.modules, "engine.models.gguf", None)  # the module is missing
-    monkeypatch.setattr(registry, "_cache", {})
+    monkeypatch.setattr(registry, "_loaded", {})
     with pytest.raises(InputError, match="GGUF"):
         engine.load(str(path), device="cpu")
