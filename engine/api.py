@@ -50,6 +50,20 @@ def pick_threads(n_tokens: int, device: torch.device) -> None:
         torch.set_num_threads(want)
 
 
+class Notice(str):
+    """A notice about an input or a model: its English text (the string itself, so every
+    reader of plain notices keeps working), a stable `code` and the `args` it was made
+    from, so an interface can say it in the reader's language."""
+
+    def __new__(cls, code: str, text: str, args: dict | None = None):
+        notice = super().__new__(cls, text)
+        notice.code, notice.args = code, dict(args or {})
+        return notice
+
+    def __reduce__(self):  # st.cache_data pickles records: keep code and args
+        return (Notice, (self.code, str(self), self.args))
+
+
 def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, str | None]:
     """'auto' → CUDA when present, else CPU. CUDA asked for but absent → CPU and a notice."""
     name = str(device)
@@ -58,7 +72,8 @@ def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, s
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
     if name.startswith("cuda") and not torch.cuda.is_available():
-        return torch.device("cpu"), "CUDA was asked for but no GPU is available: running on CPU"
+        return torch.device("cpu"), Notice(
+            "cuda_unavailable", "CUDA was asked for but no GPU is available: running on CPU")
     return torch.device(name), None
 
 
@@ -412,16 +427,15 @@ class LoadedModel:
             target_tokens = target_enc[b].tokens + [pad] * (tt_max - len(target_enc[b].ids))
         notices = list(self.notices)
         if enc.truncated and self.input_notes is None:  # else input_notes says it better
-            notices.append(
-                f"the text was cut to {len(enc.ids)} tokens (it had {enc.n_original}); "
-                f"{self.name} reads at most {self.codec.max_tokens}"
-            )
+            args = dict(n=len(enc.ids), had=enc.n_original, model=self.name,
+                        max=self.codec.max_tokens)
+            notices.append(Notice("truncated", "the text was cut to {n} tokens (it had {had}); "
+                                  "{model} reads at most {max}".format(**args), args))
         if target_enc is not None and target_enc[b].truncated:
-            notices.append(
-                f"the target was cut to {len(target_enc[b].ids) - 1} tokens (it had "
-                f"{target_enc[b].n_original}); {self.name} reads at most "
-                f"{(self.target_codec or self.codec).max_tokens}"
-            )
+            args = dict(n=len(target_enc[b].ids) - 1, had=target_enc[b].n_original,
+                        model=self.name, max=(self.target_codec or self.codec).max_tokens)
+            notices.append(Notice("target_truncated", "the target was cut to {n} tokens (it had "
+                                  "{had}); {model} reads at most {max}".format(**args), args))
         if self.input_notes is not None:
             notices += [n for n in self.input_notes(settings["text"]) if n not in notices]
         if self.output_notes is not None and "generated" in outputs:
@@ -429,14 +443,16 @@ class LoadedModel:
         if self.config.positions == "rope" and len(enc.ids) > self.config.max_len:
             # RoPE runs past its training length (dynamic scaling is made for it), but the
             # maps there show a model outside what it learned.
-            notices.append(f"the text has {len(enc.ids)} tokens, more than the "
-                           f"{self.config.max_len} positions {self.name} was trained on")
+            args = dict(n=len(enc.ids), max=self.config.max_len, model=self.name)
+            notices.append(Notice("beyond_training_length", "the text has {n} tokens, more than "
+                                  "the {max} positions {model} was trained on".format(**args),
+                                  args))
         share = self.codec.unknown_share(enc.ids)
         if share > 0.2:
-            notices.append(
-                f"{share:.0%} of the tokens are unknown to {self.name}'s vocabulary "
-                "([UNK]); for Chinese text try gemma3-270m"
-            )
+            args = dict(share=share, model=self.name)
+            notices.append(Notice("unknown_tokens", "{share:.0%} of the tokens are unknown to "
+                                  "{model}'s vocabulary ([UNK]); for Chinese text try "
+                                  "gemma3-270m".format(**args), args))
         meta = {
             "model": self.name, "settings": settings, "device": str(self.device),
             "engine_version": VERSION, "torch_version": torch.__version__,

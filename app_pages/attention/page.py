@@ -18,7 +18,8 @@ from app_pages.attention.passes import long_summary
 from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
 from app_pages.attention.text import ATTENTION_TEXT
 from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translator
-from app_pages.shared.models import attend, get_model, model_picker, show_notices
+from app_pages.shared.models import attend, get_model, model_picker
+from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import frame
 from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.widget_state import keep_in_range, keep_valid, persist

@@ -21,8 +21,8 @@ from app_pages.shared.models import (
     attend_batch,
     get_model,
     model_picker,
-    show_notices,
 )
+from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import cosine
 from app_pages.shared.sidebar import current_style
 from engine.core.block_key import BlockKey

@@ -18,7 +18,8 @@ import engine
 from app_pages.shared.download import figure_with_download
 from app_pages.shared.figure_words import block_label, readable_columns, translated_figure
 from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translator
-from app_pages.shared.models import attend, get_model, show_notices
+from app_pages.shared.models import attend, get_model
+from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import cosine, heads_table
 from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.widget_state import keep_valid, persist

@@ -140,3 +140,21 @@ def test_invalid_entry_is_refused_with_a_hint_and_the_old_value_kept():
     np.testing.assert_allclose(shown, want)
     q = app_helpers.keyed(at, "steps_q").dataframe[0].value.to_numpy()
     np.testing.assert_allclose(q, worked_example(x=want)["queries"].numpy())
+
+
+# ----------------------------------------------------------------------------- notices
+
+def test_engine_notices_carry_codes_and_read_in_chinese(minilm):
+    from app_pages.shared.notices import NOTICE_TEXT
+
+    text = " ".join(["the quick brown fox jumps over the lazy dog"] * 70)
+    rec = minilm.attend(text, layers=["encoder.self.0"], outputs=False)
+    (cut,) = [n for n in rec.meta["notices"] if getattr(n, "code", "") == "truncated"]
+    assert "cut to 512" in cut and cut.args["n"] == 512 and cut.args["max"] == 512
+    base = engine.load("transformer-base", device="cpu")
+    assert [n.code for n in base.attend("hi", target="hi").meta["notices"]] == ["random_weights"]
+    at = app_helpers.open_page(PAGE, TIMEOUT, lang="zh")
+    at.text_input(key="attn_text").set_value(text)
+    rerun(at)
+    want = NOTICE_TEXT["truncated"][1].format(**cut.args)
+    assert any(i.value == want for i in at.info), [i.value for i in at.info]
