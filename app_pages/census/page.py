@@ -58,8 +58,8 @@ def pick_saved(root: Path) -> str | None:
         st.info(say("no_saved", root=root))
         return None
     keep_valid("census_saved", folders)
-    return st.selectbox(say("saved"), folders, key="census_saved",
-                        format_func=lambda p: describe(Path(p)))
+    labels = {p: describe(Path(p)) for p in folders}
+    return st.selectbox(say("saved"), folders, key="census_saved", format_func=labels.get)
 
 
 def pick_corpus(source: str) -> tuple[str | None, str] | None:
@@ -155,7 +155,7 @@ st.title(say("title"))
 st.markdown(say("intro"))
 root = results_root()
 source = st.radio(say("source"), SOURCES, key="census_source", horizontal=True,
-                  format_func=lambda s: say(f"source_{s}"))
+                  format_func={s: say(f"source_{s}") for s in SOURCES}.get)
 name = None
 if source == "saved":
     folder = pick_saved(root)

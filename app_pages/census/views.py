@@ -65,7 +65,10 @@ def show_census(census: Census) -> None:
     with left:
         metrics = shown_metrics(census, block)
         keep_valid("census_metric", metrics)
-        metric = st.selectbox(say("metric"), metrics, key="census_metric", format_func=metric_name)
+        # Labels as a dict made in this run: a format_func that reads the language later
+        # (AppTest formats values outside the run) would mix the languages.
+        metric = st.selectbox(say("metric"), metrics, key="census_metric",
+                              format_func={k: metric_name(k) for k in metrics}.get)
         column = "induction" if metric == "induction" else f"{metric}_mean"
         spread = None if metric == "induction" else census.grid(block, f"{metric}_std")
         fig = census_heatmap(census.grid(block, column), metric_name(metric), spread=spread,
@@ -86,10 +89,23 @@ def show_census(census: Census) -> None:
     table_and_head(census, block, heads, name, style)
 
 
+def column_names(columns) -> dict[str, str]:
+    """heads.parquet's column names as the table shows them (English: the file's own)."""
+    names = {"layer": say("axis_layer"), "head": say("axis_head")}
+    for c in columns:
+        metric, _, stat = c.rpartition("_")
+        if metric in METRICS and stat in ("mean", "std"):
+            names[c] = say(f"col_{stat}", metric=say(f"short_{metric}"))
+        elif f"col_{c}" in CENSUS_TEXT:
+            names[c] = say(f"col_{c}")
+    return names
+
+
 def table_and_head(census: Census, block: str, heads: pd.DataFrame, name: str, style) -> None:
     st.subheader(say("table"))
     shown = heads.drop(columns=["block"]).assign(
         type=[say(f"type_{t}") if t in TYPES else t for t in heads["type"]])
+    shown = shown.rename(columns=column_names(shown.columns))
     precision = int(st.session_state.get("precision", 3))
 
     def pick_row() -> None:  # a clicked row opens that head below
@@ -120,7 +136,8 @@ def table_and_head(census: Census, block: str, heads: pd.DataFrame, name: str, s
         st.session_state["census_rank"] = TYPE_METRIC.get(str(row["type"]), "entropy")
     keep_valid("census_rank", ranks)
     with c[2]:
-        metric = st.selectbox(say("rank_by"), ranks, key="census_rank", format_func=metric_name)
+        metric = st.selectbox(say("rank_by"), ranks, key="census_rank",
+                              format_func={k: metric_name(k) for k in ranks}.get)
     values = per[["text_id", metric, "text"]].dropna(subset=[metric])
     best = values.loc[values[metric].idxmax()] if len(values) else None
     fig = distribution_figure(

@@ -204,3 +204,9 @@ def test_uploads_empty_bad_and_good_files(results):
     at.session_state["lang"] = "zh"
     app_helpers.rerun(at)
     assert at.title[0].value == CENSUS_TEXT["title"][1]
+    columns = list(at.dataframe[0].value.columns)
+    assert len(columns) == 17 and not [c for c in columns if re.search(r"[a-z]{2,}", c)]
+    assert app_helpers.title(app_helpers.chart(at, "头的类型")) == "头的类型"
+    legend = [t.name for t in app_helpers.figure(at, "census_types").data[1:]]
+    assert legend == [CENSUS_TEXT[f"type_{t}"][1] for t in TYPES]
+    app_helpers.rerun(at)  # a second run in 中文 (widgets formatted in this language) is fine
