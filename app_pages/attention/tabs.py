@@ -27,7 +27,13 @@ from app_pages.shared.i18n import lang, translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import cosine, frame, matrix_table
 from app_pages.shared.sidebar import Settings
-from app_pages.shared.widget_state import keep_in_range, keep_subset, keep_valid, show_stored
+from app_pages.shared.widget_state import (
+    choose_placeholder,
+    keep_in_range,
+    keep_subset,
+    keep_valid,
+    show_stored,
+)
 from engine.core.block_key import BlockKey, kind_of, layer_of
 from viz.aggregate import mean_heads, rollout_layers
 from viz.figures.decoding import step_figure, topk_compare_figure
@@ -177,6 +183,7 @@ def lines_tab(page: AttentionView) -> None:
     keep_subset("attn_lines_heads", list(range(weights.shape[0])), [head])
     with lc[0]:
         heads = st.multiselect(say("heads"), list(range(weights.shape[0])),
+                               placeholder=choose_placeholder(),
                                key="attn_lines_heads", format_func=lambda h: f"H{h}")
     queries = [None] + list(range(weights.shape[1]))
     if weights.shape[1] > 64:
@@ -287,6 +294,7 @@ def ablation_tab(page: AttentionView) -> None:
     keep_subset("attn_ablate", options, [f"{key}:{head}"])
     show_stored("attn_ablate")  # the picker shows the heads the result below is computed with
     chosen = st.multiselect(say("heads_off"), options, key="attn_ablate",
+                            placeholder=choose_placeholder(),
                             format_func=lambda o: o.replace(":", " · H"))
     if not chosen:
         st.info(say("pick_heads"))

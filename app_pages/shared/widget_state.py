@@ -5,6 +5,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.shared.i18n import tr
+
+PLACEHOLDER_TEXT = {"choose": ("Choose options", "请选择")}
+
+
+def choose_placeholder() -> str:
+    """st.multiselect's empty-state text ("Choose options" is Streamlit's, always English)."""
+    return tr(PLACEHOLDER_TEXT, "choose")
+
 
 def persist(keys: tuple[str, ...], defaults: dict | None = None) -> None:
     """Keep widget values across page switches: each run copies the values aside and

@@ -97,6 +97,9 @@ def untranslated(at) -> dict[str, set[str]]:
     for text in table_words(at):
         if words := english_words(text):
             bad[f"[column] {text}"] = words
+    for ms in at.multiselect:  # Streamlit's own "Choose options" unless the page says it
+        if not ms.proto.placeholder or re.search(r"choose|options", ms.proto.placeholder, re.I):
+            bad[f"[placeholder] {ms.label}"] = {"choose options"}
     return bad
 
 
