@@ -141,6 +141,10 @@ def run_or_find(root: Path, name: str, corpus_path: str | None, field: str) -> s
     except (InputError, ValueError, OSError) as exc:
         st.error(say("run_failed", msg=str(exc)))
         return None
+    except Exception as exc:  # noqa: BLE001 - a message, never a traceback (Streamlit's
+        # own stop and rerun signals are BaseExceptions: they still pass through)
+        st.error(say("run_failed", msg=f"{type(exc).__name__}: {exc}"))
+        return None
     finally:
         bar.empty()
     st.success(say("done", folder=folder, s=time.perf_counter() - started))

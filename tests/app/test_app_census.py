@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import engine
+from app_pages.census import runner
 from app_pages.census.runner import MAX_APP_TEXTS, UploadProblem, run_into, save_upload
 from app_pages.census.text import CENSUS_TEXT
 from engine.__main__ import main as engine_main
@@ -179,7 +180,7 @@ def test_loads_a_census_the_command_line_saved_and_says_when_its_model_is_missin
     assert not [b for b in at.button if b.key == "census_open"]
 
 
-def test_uploads_empty_bad_and_good_files(results):
+def test_uploads_empty_bad_and_good_files(results, monkeypatch):
     at = app_helpers.open_page(PAGE, census_source="upload", census_n=2)
     assert any("Upload a corpus file" in s for s in texts_of(at, "info"))
     uploader = at.file_uploader(key="census_upload")
@@ -195,6 +196,16 @@ def test_uploads_empty_bad_and_good_files(results):
         ("c.csv", b"text\nThe first small text.\nA second one here.\nAnd a third.\n",
          "text/csv"))
     app_helpers.rerun(at)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("the engine broke")
+
+    with monkeypatch.context() as patch:  # a failing run is a message and leaves nothing
+        patch.setattr(runner, "run_census", boom)
+        at.button(key="census_run").click()
+        app_helpers.rerun(at)
+    assert any("RuntimeError: the engine broke" in s for s in texts_of(at, "error"))
+    assert not list(results.iterdir())
     at.button(key="census_run").click()
     app_helpers.rerun(at)
     (folder,) = [p for p in results.iterdir() if (p / "manifest.json").is_file()]
