@@ -38,7 +38,10 @@ class Style:
 
     palette: str = "cividis"
     reverse: bool = False
-    font_family: str = "DejaVu Sans, Arial, Helvetica, sans-serif"
+    # CJK families after the Latin one: 中文 titles and Chinese tokens render in PNG, SVG and
+    # PDF (Debian: fonts-wqy-microhei) and in an SVG opened elsewhere
+    font_family: str = ("DejaVu Sans, WenQuanYi Micro Hei, Noto Sans CJK SC, Microsoft YaHei, "
+                        "PingFang SC, Arial, Helvetica, sans-serif")
     font_size: int = 12
     show_title: bool = True
     transparent: bool = False
