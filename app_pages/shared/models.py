@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 import engine
-from app_pages.shared.i18n import COMMON_TEXT, tr
+from app_pages.shared.i18n import COMMON_TEXT, lang, tr
 from engine.models.registry import MODELS
 
 
@@ -49,8 +49,22 @@ def installed_models(kinds: tuple[str, ...] | None = None) -> tuple[list[str], d
     return ok, missing
 
 
-def model_summary(name: str) -> str:
+SUMMARY_ZH = {  # the registry's one-line descriptions, in 中文
+    "minilm": "all-MiniLM-L6-v2(BERT 句向量编码器)",
+    "gemma3-270m": "Gemma 3 270M(Q4_K_M GGUF,已反量化)",
+    "smollm2-135m": "SmolLM2-135M-Instruct(Llama 架构,GQA;Q4_1 GGUF,已反量化)",
+    "seq2seq-mha": "在本项目中训练的日期规范化模型(MHA,8 个查询头)",
+    "seq2seq-gqa": "在本项目中训练的日期规范化模型(GQA,8 个查询头)",
+    "seq2seq-mqa": "在本项目中训练的日期规范化模型(MQA,8 个查询头)",
+    "transformer-base": "Vaswani 等人的 base Transformer,随机权重(仅演示机制)",
+}
+
+
+def model_summary(name: str, language: str | None = None) -> str:
+    """A model's one-line description in `language` (default: the interface's)."""
     if name in MODELS:
+        if (language or lang()) == "zh" and name in SUMMARY_ZH:
+            return SUMMARY_ZH[name]
         return MODELS[name].summary
     return found_checkpoints()[0].get(name, ("", ""))[1]
 
@@ -88,8 +102,9 @@ def model_picker(key: str, kinds: tuple[str, ...] | None = None, default: str | 
         st.error("no model is installed")
         return None
     index = names.index(default) if default in names else 0
+    language = lang()  # fixed for this run: the labels are formatted outside it, too
     name = st.selectbox(tr(COMMON_TEXT, "model"), names, index=index, key=key,
-                        format_func=lambda n: f"{n} — {model_summary(n)}")
+                        format_func=lambda n: f"{n} — {model_summary(n, language)}")
     if missing:
         with st.expander(f"{tr(COMMON_TEXT, 'not_installed')} {', '.join(missing)}"):
             for n, cmd in missing.items():

@@ -147,3 +147,16 @@ def test_every_figure_and_table_is_in_chinese(minilm, page, tab_key, tabs):
             bad[f"{label or page}: {text}"] = words
     assert drawn, "the sweep saw no figure and no table"
     assert not bad, "\n".join(f"{t!r}: {sorted(w)}" for t, w in bad.items())
+
+
+def test_model_descriptions_are_in_chinese(minilm):
+    from app_pages.shared.models import SUMMARY_ZH
+
+    at = app_helpers.open_page("app_pages/attention/page.py", TIMEOUT, lang="zh")
+    options = at.selectbox(key="attn_model").options
+    assert options
+    for option in options:
+        name, _, summary = option.partition(" — ")
+        if name in SUMMARY_ZH:
+            assert summary == SUMMARY_ZH[name]
+            assert re.search(r"[\u4e00-\u9fff]", summary)
