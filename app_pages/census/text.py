@@ -115,8 +115,9 @@ CENSUS_TEXT = {
     "open": ("Open this head on the Attention page", "在“注意力”页打开这个头"),
     "open_missing": ("{name} is not installed here, so the Attention page cannot open it:",
                      "此处没有安装 {name}，所以“注意力”页无法打开它："),
-    "open_unknown": ("{name} is not a model this app registers, so the Attention page cannot "
-                     "open it.", "{name} 不是本应用注册的模型，所以“注意力”页无法打开它。"),
+    "open_unknown": ("{name} is neither a registered model nor a checkpoint found here, so "
+                     "the Attention page cannot open it.",
+                     "{name} 既不是注册的模型，也不是此处找到的检查点，所以“注意力”页无法打开它。"),
     "type_induction": ("induction", "归纳"),
     "type_previous-token": ("previous-token", "前一词元"),
     "type_sink": ("sink", "汇聚（sink）"),

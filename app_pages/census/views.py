@@ -14,10 +14,10 @@ from app_pages.census.results import Census
 from app_pages.census.text import CENSUS_TEXT
 from app_pages.shared.download import figure_with_download
 from app_pages.shared.i18n import tr, translator
+from app_pages.shared.models import installed_models
 from app_pages.shared.sidebar import current_style
 from app_pages.shared.widget_state import hand_over, keep_valid
 from engine.census.metrics import METRICS
-from engine.models.registry import MODELS
 from viz.figures.census import TYPES, census_heatmap, distribution_figure, type_heatmap
 
 say = translator(CENSUS_TEXT)
@@ -162,13 +162,13 @@ def table_and_head(census: Census, block: str, heads: pd.DataFrame, name: str, s
 def click_through(name: str, block: str, layer: int, head: int, text: str) -> None:
     """A button that opens this head on the Attention page, reading `text`; a message
     instead when that page cannot load the census's model here."""
-    entry = MODELS.get(name)
-    if entry is None:
-        st.info(say("open_unknown", name=name))
-        return
-    if not entry.is_installed():
-        st.warning(say("open_missing", name=name))
-        st.code(entry.install or "", language="bash")
+    offered, missing = installed_models()  # what the Attention page's picker offers
+    if name not in offered:
+        if name in missing:
+            st.warning(say("open_missing", name=name))
+            st.code(missing[name], language="bash")
+        else:
+            st.info(say("open_unknown", name=name))
         return
     if st.button(say("open"), key="census_open", icon=":material/open_in_new:"):
         hand_over({"attn_model": name, "attn_text": text, "attn_kind": block,

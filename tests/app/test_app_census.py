@@ -220,4 +220,3 @@ def test_uploads_empty_bad_and_good_files(results, monkeypatch):
     assert app_helpers.title(app_helpers.chart(at, "头的类型")) == "头的类型"
     legend = [t.name for t in app_helpers.figure(at, "census_types").data[1:]]
     assert legend == [CENSUS_TEXT[f"type_{t}"][1] for t in TYPES]
-    app_helpers.rerun(at)  # a second run in 中文 (widgets formatted in this language) is fine

@@ -44,8 +44,8 @@ def _grid_axes(fig: go.Figure, n_layers: int, n_heads: int, head_title: str,
 
 
 def census_heatmap(grid: np.ndarray, metric_title: str, *, spread: np.ndarray | None = None,
-                   title: str | None = None, style: Style = DEFAULT, head_title: str = "head",
-                   layer_title: str = "layer") -> go.Figure:
+                   title: str | None = None, style: Style = DEFAULT,
+                   head_title: str | None = None, layer_title: str | None = None) -> go.Figure:
     """Layers (down) × heads (across) heatmap of one metric's corpus mean.
 
     Shapes: grid [L, H] float (NaN = no value: a gap); spread [L, H] float, the std over
@@ -75,7 +75,8 @@ def census_heatmap(grid: np.ndarray, metric_title: str, *, spread: np.ndarray | 
         colorbar=dict(title=dict(text=safe_label(metric_title))),
         hovertemplate=hover + "<extra></extra>", hoverongaps=False,
     ))
-    _grid_axes(fig, n_l, n_h, head_title, layer_title)
+    _grid_axes(fig, n_l, n_h, head_title or style.say("head"),
+               layer_title or style.say("layer"))
     fig.update_layout(width=int(min(1100, 60 * n_h + 260)),
                       height=int(min(1100, 34 * n_l + 170)))
     return apply_style(fig, style, title or metric_title)
@@ -83,8 +84,8 @@ def census_heatmap(grid: np.ndarray, metric_title: str, *, spread: np.ndarray | 
 
 def type_heatmap(types: Sequence[Sequence[str | None]], *,
                  names: Mapping[str, str] | None = None, title: str | None = None,
-                 style: Style = DEFAULT, head_title: str = "head",
-                 layer_title: str = "layer", legend_title: str = "type") -> go.Figure:
+                 style: Style = DEFAULT, head_title: str | None = None,
+                 layer_title: str | None = None, legend_title: str | None = None) -> go.Figure:
     """Layers × heads grid coloured by each head's type, one colour per type and a legend.
 
     Shapes: types [L][H] of type names from TYPES (None or "" = no head there: a gap).
@@ -121,18 +122,20 @@ def type_heatmap(types: Sequence[Sequence[str | None]], *,
             marker=dict(symbol="square", size=12, color=TYPE_COLORS[t]),
             legendrank=TYPES.index(t) if t in present else n_t + TYPES.index(t),
             hoverinfo="skip"))
-    _grid_axes(fig, n_l, n_h, head_title, layer_title)
+    _grid_axes(fig, n_l, n_h, head_title or style.say("head"),
+               layer_title or style.say("layer"))
     fig.update_layout(width=int(min(1200, 60 * n_h + 380)),
                       height=int(min(1100, 34 * n_l + 170)),
-                      legend=dict(title=dict(text=safe_label(legend_title)), itemclick=False,
+                      legend=dict(title=dict(text=safe_label(legend_title or style.say("type"))),
+                                  itemclick=False,
                                   itemdoubleclick=False))
-    return apply_style(fig, style, title or "head types")
+    return apply_style(fig, style, title or style.say("head types"))
 
 
 def distribution_figure(values: Sequence[float], metric_title: str, *,
                         text_ids: Sequence[int] | None = None, marked: int | None = None,
                         title: str | None = None, style: Style = DEFAULT,
-                        count_title: str = "texts") -> go.Figure:
+                        count_title: str | None = None) -> go.Figure:
     """One head's values over the corpus's texts: every text as a point of a box plot above a
     histogram of the same values; `marked` (a text id) is drawn as a line on both.
 
@@ -146,6 +149,7 @@ def distribution_figure(values: Sequence[float], metric_title: str, *,
     keep = np.isfinite(v)
     v, ids = v[keep], ids[keep]
     digits = style.precision
+    count_title = count_title or style.say("texts")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.28, 0.72],
                         vertical_spacing=0.04)
     fig.add_trace(go.Box(

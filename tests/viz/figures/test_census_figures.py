@@ -111,3 +111,14 @@ def test_distribution_has_every_finite_text_and_marks_the_best():
     no_nan(fig)
     with pytest.raises(ValueError, match="text ids"):
         distribution_figure(values, "x", text_ids=ids[:2])
+
+
+def test_default_words_go_through_the_style():
+    """Without explicit titles, the figures' words come from Style.say (the app's 中文)."""
+    style = Style(words=(("head", "头"), ("layer", "层"), ("type", "类型"), ("texts", "文本数")))
+    fig = census_heatmap(np.ones((2, 2)), "x", style=style)
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("头", "层")
+    fig = type_heatmap([["sink"]], style=style)
+    assert fig.layout.legend.title.text == "类型" and fig.layout.xaxis.title.text == "头"
+    fig = distribution_figure([0.5, 0.6], "x", style=style)
+    assert fig.layout.yaxis2.title.text == "文本数"
