@@ -59,7 +59,8 @@ def census_heatmap(grid: np.ndarray, metric_title: str, *, spread: np.ndarray | 
     zmin = min(0.0, float(finite.min())) if finite.size else 0.0
     zmax = float(finite.max()) if finite.size else 1.0
     digits = style.precision
-    hover = f"layer %{{y}} head %{{x}}<br>{safe_label(metric_title)} %{{z:.{digits}f}}"
+    where = f"{style.say('layer')} %{{y}} {style.say('head')} %{{x}}"
+    hover = f"{where}<br>{safe_label(metric_title)} %{{z:.{digits}f}}"
     customdata = None
     if spread is not None:
         spread = np.asarray(spread, dtype=np.float64)
@@ -113,7 +114,8 @@ def type_heatmap(types: Sequence[Sequence[str | None]], *,
         z=code, x=list(range(n_h)), y=list(range(n_l)), text=labels,
         colorscale=scale, zmin=-0.5, zmax=n_t - 0.5, showscale=False, xgap=1, ygap=1,
         # no text in the cells: a type's name is wider than a cell; colour, legend and hover
-        hovertemplate="layer %{y} head %{x}<br>%{text}<extra></extra>", hoverongaps=False,
+        hovertemplate=f"{style.say('layer')} %{{y}} {style.say('head')} %{{x}}<br>%{{text}}"
+        "<extra></extra>", hoverongaps=False,
     ))
     present = {t for row in grid for t in row if t}
     for t in TYPES:  # the legend: one square marker per type, drawn nowhere on the grid
@@ -156,7 +158,8 @@ def distribution_figure(values: Sequence[float], metric_title: str, *,
         x=v.tolist(), name="", orientation="h", boxpoints="all", jitter=0.5, pointpos=0,
         marker=dict(size=5, color="#0072B2", opacity=0.6), line=dict(color="#444444"),
         fillcolor="rgba(0,114,178,0.12)", customdata=ids.tolist(), showlegend=False,
-        hovertemplate=f"text %{{customdata}}<br>%{{x:.{digits}f}}<extra></extra>"),
+        hovertemplate=f"{style.say('text')} %{{customdata}}<br>%{{x:.{digits}f}}"
+        "<extra></extra>"),
         row=1, col=1)
     fig.add_trace(go.Histogram(
         x=v.tolist(), nbinsx=int(min(40, max(5, np.sqrt(max(v.size, 1)) * 2))),
