@@ -11,6 +11,7 @@ when MathJax is loaded), so a token such as `<img src=x onerror=alert(1)>` must 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -77,14 +78,45 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;"}
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+def _invisible(ch: str) -> bool:
+    """Drawn as nothing: format characters (zero-width joiner, BOM, bidi marks), variation
+    selectors, line/paragraph separators."""
+    cp = ord(ch)
+    return (unicodedata.category(ch) in ("Cf", "Zl", "Zp") or 0xFE00 <= cp <= 0xFE0F
+            or 0xE0100 <= cp <= 0xE01EF)
+
+
+def visible_token(token: object) -> str:
+    """Token text as plain text a reader can see, for tables and captions: control
+    characters as escapes (`\\n`), and a token made only of invisible characters (a
+    zero-width joiner, a variation selector) as their code points (`\\u200d`)."""
+    text = str(token)
+    out = []
+    blank = all(_invisible(ch) or ch.isspace() for ch in text)
+    for ch in text:
+        if ch in _CONTROL:
+            out.append(_CONTROL[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        elif blank and _invisible(ch):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out) if out else "∅"
+
+
 def safe_label(token: object) -> str:
     """Token text → a Plotly-safe label that shows the token literally, never as markup.
 
     Escapes `& < >` (Plotly's HTML subset) and `$` (TeX under MathJax); shows newlines, tabs
-    and other control characters as visible escapes (`\\n`), so every token stays one line.
+    and other control characters as visible escapes (`\\n`), so every token stays one line,
+    and a token of invisible characters only by its code points (`visible_token`).
     """
+    text = str(token)
+    if text and all(_invisible(ch) or ch.isspace() for ch in text):
+        return visible_token(text)
     out = []
-    for ch in str(token):
+    for ch in text:
         if ch in _ESCAPES:
             out.append(_ESCAPES[ch])
         elif ch in _CONTROL:

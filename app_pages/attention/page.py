@@ -25,6 +25,7 @@ from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.widget_state import keep_in_range, keep_valid, persist
 from engine.core.block_key import BlockKey, kind_of
 from viz.figures.long_input import LONG_INPUT
+from viz.style import visible_token
 
 say = translator(ATTENTION_TEXT)
 
@@ -137,10 +138,11 @@ if long:
 q_tok, k_tok = rec.axis_tokens(key)
 out_cols = st.columns(2)
 with out_cols[0].expander(say("tokens", n=len(rec.tokens))):
-    st.code("  ".join(f"{i}:{t}" for i, t in enumerate(rec.tokens)), language=None,
+    st.code("  ".join(f"{i}:{visible_token(t)}" for i, t in enumerate(rec.tokens)), language=None,
             wrap_lines=True)
     if rec.target_tokens is not None:
-        st.code("  ".join(f"{i}:{t}" for i, t in enumerate(rec.target_tokens)), language=None,
+        st.code("  ".join(f"{i}:{visible_token(t)}" for i, t in enumerate(rec.target_tokens)),
+                language=None,
                 wrap_lines=True)
 with out_cols[1]:
     if "generated" in shown:
@@ -148,7 +150,8 @@ with out_cols[1]:
         st.code(shown["generated"], language=None)
     if "top_k" in shown:
         st.caption(say("next_tokens"))
-        st.dataframe(frame(shown["top_k"], columns=[style.say("token"), style.say("probability")]),
+        st.dataframe(frame([(visible_token(t), p) for t, p in shown["top_k"]],
+                           columns=[style.say("token"), style.say("probability")]),
                      width="stretch", height=160)
 
 layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
