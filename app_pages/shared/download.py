@@ -89,6 +89,20 @@ def file_stem(*parts: object) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-_.")[:120] or "figure"
 
 
+def download_stem(name: str | None, record, block: str | None, layer: int | None,
+                  head: int | None) -> str:
+    """A file name a reader understands: `minilm_L3_H5`, `seq2seq-mha_cross_L1_H0`, or the
+    page's `name` for a derived figure; never the widget's internal key."""
+    if name:
+        return file_stem(name)
+    model = (record.meta.get("model") if record is not None else None) or "figure"
+    kind = None
+    if block and not block.startswith("encoder.self"):
+        kind = "cross" if "cross" in block else block.split(".")[0]  # decoder.self → decoder
+    return file_stem(model, kind, None if layer is None else f"L{layer}",
+                     None if head is None else f"H{head}")
+
+
 def _select(record, block: str | None, layer: int | None, head: int | None):
     """The AttentionData of record narrowed to block/layer/head (whatever is given)."""
     data = _export.AttentionData.from_record(record)
@@ -142,9 +156,38 @@ def make_bytes(fig: go.Figure, fmt: str, record=None, table=None,
     return _export.figure_bytes(fig, fmt, scale=scale)
 
 
+SHORT_TEXT = 40  # characters of the input kept in an exported figure's title
+
+
+def titled_for_export(fig: go.Figure, record) -> go.Figure:
+    """A copy of `fig` whose title also names the model and a short form of the text, so a
+    file says what it shows once it has left the page (the page says it around the figure)."""
+    if record is None:
+        return fig
+    from viz.style import safe_label
+
+    model = record.meta.get("model") or ""
+    text = str((record.meta.get("settings") or {}).get("text") or "")
+    short = text if len(text) <= SHORT_TEXT else text[: SHORT_TEXT - 1] + "…"
+    line = " · ".join(p for p in (safe_label(model), f"“{safe_label(short)}”" if short else "")
+                      if p)
+    if not line:
+        return fig
+    out = go.Figure(fig)
+    title = out.layout.title.text if out.layout.title and out.layout.title.text else ""
+    out.update_layout(title=dict(text=f"{title}<br><sup>{line}</sup>" if title else line,
+                                 x=0.5, xanchor="center"))
+    top = out.layout.margin.t if out.layout.margin and out.layout.margin.t is not None else 80
+    out.update_layout(margin=dict(t=max(top, 90)))
+    return out
+
+
 def _deferred(fig, fmt, record, table, block, layer, head, scale) -> Callable[[], bytes]:
     def build() -> bytes:
         try:
+            if fmt in FIGURE_FORMATS:
+                return make_bytes(titled_for_export(fig, record), fmt, record, table, block,
+                                  layer, head, scale)
             return make_bytes(fig, fmt, record, table, block, layer, head, scale)
         except Exception as exc:  # noqa: BLE001 - the file then says what went wrong
             return f"Attention Studio could not export {fmt}: {exc}\n".encode()
@@ -165,8 +208,10 @@ def download_menu(fig: go.Figure, record=None, key: str = "download", block: str
     has_data = record is not None or table is not None
     formats = list(FIGURE_FORMATS) + (list(DATA_FORMATS) if has_data else [])
     with st.popover(tr(DOWNLOAD_TEXT, "download"), icon=":material/download:", key=f"{key}_pop"):
+        # required: clicking the chosen format keeps it chosen (it would un-choose it)
         fmt = st.segmented_control(tr(DOWNLOAD_TEXT, "format"), formats, default="png",
-                                   key=f"{key}_fmt", format_func=str.upper) or "png"
+                                   key=f"{key}_fmt", format_func=str.upper,
+                                   required=True) or "png"
         scale = 1.0
         disabled = False
         if fmt == "png":
@@ -175,9 +220,7 @@ def download_menu(fig: go.Figure, record=None, key: str = "download", block: str
         if fmt in IMAGE_FORMATS and not chromium_available():
             st.warning(tr(DOWNLOAD_TEXT, "no_chromium"))
             disabled = True
-        stem = file_stem(name or (record.meta.get("model") if record is not None else None),
-                         block, None if layer is None else f"L{layer}",
-                         None if head is None else f"H{head}", key)
+        stem = download_stem(name, record, block, layer, head)
         st.download_button(
             tr(DOWNLOAD_TEXT, "save", fmt=fmt.upper()),
             data=_deferred(fig, fmt, record, table, block, layer, head, scale),

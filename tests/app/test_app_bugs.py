@@ -158,3 +158,27 @@ def test_engine_notices_carry_codes_and_read_in_chinese(minilm):
     rerun(at)
     want = NOTICE_TEXT["truncated"][1].format(**cut.args)
     assert any(i.value == want for i in at.info), [i.value for i in at.info]
+
+
+# ----------------------------------------------------------------------------- download
+
+def test_download_names_choice_and_exported_title(minilm):
+    import app_pages.shared.download as dl
+
+    at = app_helpers.open_page(PAGE, TIMEOUT)
+    fmt = at.segmented_control(key="dl_head_fmt")
+    assert fmt.proto.required  # clicking the chosen format keeps it chosen
+    rec = minilm.attend(TEXT)
+    assert dl.download_stem(None, rec, "encoder.self", 3, 5) == "minilm_L3_H5"
+    assert dl.download_stem(None, rec, "decoder.cross", 1, 0) == "minilm_cross_L1_H0"
+    assert dl.download_stem("minilm_ablation_delta", rec, None, None, None) == \
+        "minilm_ablation_delta"
+    from viz.figures.heatmap import head_heatmap
+
+    shown = head_heatmap(rec["encoder.self.3"][5], rec.tokens, title="encoder.self.3 · head 5")
+    titled = dl.titled_for_export(shown, rec)
+    assert "minilm" in titled.layout.title.text and "The animal didn" in titled.layout.title.text
+    assert "encoder.self.3 · head 5" in titled.layout.title.text
+    assert shown.layout.title.text == "encoder.self.3 · head 5"  # the page's figure unchanged
+    hostile = minilm.attend("<img src=x onerror=alert(1)>")
+    assert "<img" not in dl.titled_for_export(shown, hostile).layout.title.text
