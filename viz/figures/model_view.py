@@ -117,6 +117,20 @@ def model_view(
 __all__ = ["THUMB_MAX", "model_view"]
 
 
+def _thumbnail_px(fig: go.Figure, trace) -> int:
+    """The smaller side, in pixels, of the plot area a trace's axes span (at least 16)."""
+    lay = fig.layout
+    m = lay.margin
+    width = (lay.width or 700) - (m.l if m.l is not None else 80) - (m.r if m.r is not None else 80)
+    height = (lay.height or 450) - (m.t if m.t is not None else 100) - (m.b if m.b is not None
+                                                                        else 80)
+    xa = lay[(trace.xaxis or "x").replace("x", "xaxis", 1)]
+    ya = lay[(trace.yaxis or "y").replace("y", "yaxis", 1)]
+    xd = xa.domain if xa.domain else (0, 1)
+    yd = ya.domain if ya.domain else (0, 1)
+    return max(16, int(0.95 * min(width * (xd[1] - xd[0]), height * (yd[1] - yd[0]))))
+
+
 def add_click_targets(fig: go.Figure, labels: Sequence[str] | None = None) -> go.Figure:
     """Make every heatmap of a grid figure (e.g. viz.figures.model_view) clickable: Plotly selects
     only marker-like traces, so each heatmap gets one near-invisible marker at its centre,
@@ -131,7 +145,9 @@ def add_click_targets(fig: go.Figure, labels: Sequence[str] | None = None) -> go
         fig.add_trace(go.Scatter(
             x=[(z.shape[1] - 1) / 2], y=[(z.shape[0] - 1) / 2], customdata=[i],
             xaxis=t.xaxis, yaxis=t.yaxis, mode="markers", showlegend=False,
-            marker=dict(size=16, color="#ffffff", opacity=0.02, symbol="square"),
+            # as large as the thumbnail, so a click anywhere on it opens the head
+            marker=dict(size=_thumbnail_px(fig, t), color="#ffffff", opacity=0.02,
+                        symbol="square"),
             hovertemplate=f"{name}: click to open<extra></extra>",
         ))
     return fig
