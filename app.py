@@ -5,13 +5,18 @@ This file only wires pages together; pages (one folder each under app_pages/) wi
 to engine/ and viz/.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from app_pages.shared.i18n import COMMON_TEXT, tr
 from app_pages.shared.sidebar import sidebar
 
-# Material icons, not emoji: headless Chromium on a bare Debian has no emoji font.
-st.set_page_config(page_title="Attention Studio", page_icon=":material/visibility:",
+# The tab icon is a file served by the app itself: a material icon or an emoji as page_icon
+# makes the browser fetch it from a font server or a CDN, which fails offline. (Page icons
+# below are Material icons, drawn from the font Streamlit bundles.)
+st.set_page_config(page_title="Attention Studio",
+                   page_icon=str(Path(__file__).parent / "app_pages" / "shared" / "icon.png"),
                    layout="wide")
 settings = sidebar()
 

@@ -142,6 +142,9 @@ def add_click_targets(fig: go.Figure, labels: Sequence[str] | None = None) -> go
     for j, (i, t) in enumerate(heatmaps):
         z = np.asarray(t.z)
         name = safe_label(labels[j]) if labels is not None else f"#{i}"
+        # Plotly's closest-point hover prefers the heatmap's cell wherever the two overlap, and
+        # a click follows the hover: the thumbnail leaves the hover to its target
+        t.hoverinfo, t.hovertemplate = "skip", None
         fig.add_trace(go.Scatter(
             x=[(z.shape[1] - 1) / 2], y=[(z.shape[0] - 1) / 2], customdata=[i],
             xaxis=t.xaxis, yaxis=t.yaxis, mode="markers", showlegend=False,
