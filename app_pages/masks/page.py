@@ -149,6 +149,9 @@ if mode == "padding":
 mask = rec.mask(block)[head]  # exactly the cells the engine masked
 scores = rec.scores[block][head]  # [T, T], masked cells = -inf
 weights = rec[block][head]
+no_key = [int(i) for i in np.flatnonzero(~np.asarray(mask, dtype=bool).any(axis=-1))]
+if no_key:  # such a row's weights are all 0 (the engine reads nothing there), not a softmax
+    st.warning(say("no_key_left", rows=", ".join(f"{i}: {rec.tokens[i]}" for i in no_key)))
 title = say("fig_title", block=block_label(STYLE, block), head=head)
 fig = masks_figure(mask, scores, weights, rec.tokens, title=title, style=STYLE)
 panels = ("panel_mask", "panel_scores", "panel_weights")

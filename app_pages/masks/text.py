@@ -77,4 +77,10 @@ MASKS_TEXT = {
     "panel_scores": ("scores (pre-softmax)", "分数(softmax 之前)"),
     "panel_weights": ("weights (softmax)", "权重(softmax 之后)"),
     "fig_title": ("{block}, head {head}", "{block},头 {head}"),
+    "no_key_left": (
+        "No key is left for query {rows}: every key is masked, so its row of weights is all 0 "
+        "(no distribution at all). Knock out fewer keys.",
+        "查询 {rows} 没有可关注的键:所有键都被掩码,因此这一行的权重全为 0(不构成概率分布)。"
+        "请少屏蔽一些键。",
+    ),
 }

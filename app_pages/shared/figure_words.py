@@ -128,6 +128,7 @@ FIGURE_WORDS_ZH = {
     "q_d·k_d": "q_d·k_d",
     "−∞ (masked)": "−∞(被掩码)",
     "masked (−∞)": "被掩码(−∞)",
+    "masked (weight 0)": "被掩码(权重为 0)",
     "Q·K for query {query}: {token} (head {head})": "查询 {query}:{token} 的 Q·K(头 {head})",
     # decoding, ablation
     "decoder self-attention (keys so far)": "解码器自注意力(已生成的键)",

@@ -182,3 +182,24 @@ def test_download_names_choice_and_exported_title(minilm):
     assert shown.layout.title.text == "encoder.self.3 · head 5"  # the page's figure unchanged
     hostile = minilm.attend("<img src=x onerror=alert(1)>")
     assert "<img" not in dl.titled_for_export(shown, hostile).layout.title.text
+
+
+# ----------------------------------------------------------------------------- masks
+
+def test_masked_weights_are_marked_and_an_empty_row_is_warned(minilm):
+    at = app_helpers.open_page("app_pages/masks/page.py", TIMEOUT)
+    text = at.text_input[0].value  # the page's sentence
+    tokens = minilm.attend(text, layers=["encoder.self.0"]).tokens
+    at.radio(key="masks_mode").set_value("causal")
+    at.multiselect(key=f"masks_knock_{len(tokens)}").set_value([0])
+    rerun(at)
+    # causal + key 0 knocked out: query 0 may read no key at all
+    assert any("0: " + tokens[0] in w.value for w in at.warning), [w.value for w in at.warning]
+    rec = minilm.attend(text, mask="causal", knockout=[0], layers=["encoder.self.0"],
+                        scores=True)
+    blocked = ~rec.mask("encoder.self.0")[0].astype(bool)
+    fig = app_helpers.figure(at, "fig_masks")
+    marks = [t for t in fig.data if t.type == "scatter" and getattr(t, "xaxis", "") == "x3"]
+    assert marks, "the weights panel marks no masked cell"
+    cells = set(zip(np.asarray(marks[0].y).tolist(), np.asarray(marks[0].x).tolist()))
+    assert cells == set(zip(*np.nonzero(blocked)))

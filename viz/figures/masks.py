@@ -86,6 +86,19 @@ def masks_figure(
                                     x=fig.layout.xaxis3.domain[1] + 0.005, xanchor="left")),
         row=1, col=3,
     )
+    blocked = ~np.asarray(mask, dtype=bool)
+    if blocked.any() and max(tq, tk) <= 64:
+        # a masked cell's weight is exactly 0, which the colour scale shows as a small weight:
+        # mark it as the scores panel does
+        qi, ki = np.nonzero(blocked)
+        fig.add_trace(
+            go.Scatter(x=ki.astype(np.int32), y=qi.astype(np.int32), mode="text", text="×",
+                       textfont=dict(color="#909090"), showlegend=False,
+                       name=style.say("masked (weight 0)"),
+                       hovertemplate="q %{y}<br>k %{x}<br>"
+                       + style.say("masked (weight 0)") + "<extra></extra>"),
+            row=1, col=3,
+        )
     for col in (1, 2, 3):
         fig.update_xaxes(token_axis(k_tokens, max_ticks=64), row=1, col=col)
         fig.update_yaxes(token_axis(q_tokens, max_ticks=64, reverse=True),
