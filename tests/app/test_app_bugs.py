@@ -201,5 +201,6 @@ def test_masked_weights_are_marked_and_an_empty_row_is_warned(minilm):
     fig = app_helpers.figure(at, "fig_masks")
     marks = [t for t in fig.data if t.type == "scatter" and getattr(t, "xaxis", "") == "x3"]
     assert marks, "the weights panel marks no masked cell"
-    cells = set(zip(np.asarray(marks[0].y).tolist(), np.asarray(marks[0].x).tolist()))
-    assert cells == set(zip(*np.nonzero(blocked)))
+    cells = set(zip(np.asarray(marks[0].y).tolist(), np.asarray(marks[0].x).tolist(),
+                    strict=True))
+    assert cells == set(zip(*np.nonzero(blocked), strict=True))
