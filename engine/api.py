@@ -449,10 +449,13 @@ class LoadedModel:
                                   args))
         share = self.codec.unknown_share(enc.ids)
         if share > 0.2:
-            args = dict(share=share, model=self.name)
-            notices.append(Notice("unknown_tokens", "{share:.0%} of the tokens are unknown to "
-                                  "{model}'s vocabulary ([UNK]); for Chinese text try "
-                                  "gemma3-270m".format(**args), args))
+            # Gemma is the suggestion for Chinese text only (emoji are unknown to it as well)
+            chinese = any("\u4e00" <= ch <= "\u9fff" for ch in settings["text"])
+            args = dict(share=share, model=self.name, chinese=chinese)
+            text = "{share:.0%} of the tokens are unknown to {model}'s vocabulary ([UNK])"
+            text += "; for Chinese text try gemma3-270m" if chinese else ""
+            notices.append(Notice("unknown_tokens" if chinese else "unknown_tokens_other",
+                                  text.format(**args), args))
         meta = {
             "model": self.name, "settings": settings, "device": str(self.device),
             "engine_version": VERSION, "torch_version": torch.__version__,

@@ -30,6 +30,10 @@ NOTICE_TEXT = {  # code: (English, 中文), formatted with the notice's args (th
         "text try gemma3-270m.",
         "{share:.0%} 的词元不在 {model} 的词表中([UNK]);中文文本可改用 gemma3-270m。",
     ),
+    "unknown_tokens_other": (
+        "{share:.0%} of the tokens are unknown to {model}'s vocabulary ([UNK]).",
+        "{share:.0%} 的词元不在 {model} 的词表中([UNK])。",
+    ),
     "random_weights": (
         "{model} has random weights: its maps show mechanics (masks, positions), not language.",
         "{model} 的权重是随机的:它的注意力图展示的是机制(掩码、位置),而不是语言。",

@@ -204,3 +204,11 @@ def test_masked_weights_are_marked_and_an_empty_row_is_warned(minilm):
     cells = set(zip(np.asarray(marks[0].y).tolist(), np.asarray(marks[0].x).tolist(),
                     strict=True))
     assert cells == set(zip(*np.nonzero(blocked), strict=True))
+
+
+def test_unknown_token_notice_suggests_gemma_for_chinese_only(minilm):
+    emoji = minilm.attend("😀😀😀 🎉🎉", layers=["encoder.self.0"]).meta["notices"]
+    assert [n.code for n in emoji] == ["unknown_tokens_other"]
+    assert "Chinese" not in emoji[0] and "[UNK]" in emoji[0]
+    zh = minilm.attend("我们今天去公园散步", layers=["encoder.self.0"]).meta["notices"]
+    assert [n.code for n in zh] == ["unknown_tokens"] and "gemma3-270m" in zh[0]
