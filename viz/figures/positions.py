@@ -214,8 +214,7 @@ def alibi_figure(
     for i, s in enumerate(slopes):
         inv = 1.0 / float(s) if s else float("inf")
         frac = f"1/{inv:.0f}" if abs(inv - round(inv)) < 1e-6 else f"{float(s):.4g}"
-        # heads counted from 0, as on every other page
-        names.append(f"{safe_label(style.say(head_label))} {i}: "
+        names.append(f"{safe_label(style.say(head_label))} {i + 1}: "
                      f"{safe_label(style.say(slope_label))} {frac}")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
                         horizontal_spacing=0.04,
