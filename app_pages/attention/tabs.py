@@ -244,12 +244,13 @@ def metrics_tab(page: AttentionView) -> None:
                              name=f"{name}_{kind}_metrics", width="content")
     with mc[1]:
         explain("ex_metrics")
-        shown = table.drop(columns=["block"]).round(settings.precision + 1)
-        if style.words:  # 中文: the columns themselves carry the reader's words
-            shown = shown.rename(columns=lambda c: style.say(METRIC_COLUMNS.get(c, c)))
-        # readable headers with units (the data keep their names for the download)
-        st.dataframe(shown, width="stretch", hide_index=True, height=420, column_config={
-            c: st.column_config.Column(label) for c, label in METRIC_COLUMNS.items()})
+    # the table below the figure, the page's width: seven columns with units need it
+    shown = table.drop(columns=["block"]).round(settings.precision + 1)
+    if style.words:  # 中文: the columns themselves carry the reader's words
+        shown = shown.rename(columns=lambda c: style.say(METRIC_COLUMNS.get(c, c)))
+    # readable headers with units (the data keep their names for the download)
+    st.dataframe(shown, width="stretch", hide_index=True, height=420, column_config={
+        c: st.column_config.Column(label) for c, label in METRIC_COLUMNS.items()})
 
 
 def agg_tab(page: AttentionView) -> None:
