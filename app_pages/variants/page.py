@@ -9,6 +9,8 @@ results of bench/results/ when they exist.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -325,6 +327,13 @@ with tabs["tab_latency"]:
 # -- GPU benchmark results (issue 8) ---------------------------------------------------
 
 
+def no_machine_paths(command: str) -> str:
+    """The benchmark's command without the paths of the machine it ran on (`--out
+    /root/out` → `--out bench/results`; other absolute paths → their file name)."""
+    command = re.sub(r"(--out[ =])\S+", r"\1bench/results", str(command))
+    return re.sub(r"(?<![\w.])/(?:[\w.-]+/)+([\w.-]+)", r"\1", command)
+
+
 def readable_table(df: pd.DataFrame) -> None:
     """A benchmark table with readable headers and units (READABLE): shown as labels over
     the data's own column names in English, as the columns themselves under 中文."""
@@ -354,7 +363,7 @@ with tabs["tab_gpu"]:
             cfg = meta.get("scale_settings", {})
             st.caption(say("gpu_meta", name=meta.get("device_name") or device,
                           torch=meta.get("torch", "?"), date=str(meta.get("date", "?"))[:10],
-                          cmd=meta.get("command", "python bench/bench_kv.py")))
+                          cmd=no_machine_paths(meta.get("command", "python bench/bench_kv.py"))))
             if cfg:
                 st.caption(say("gpu_config", d_model=cfg.get("d_model"),
                               heads=cfg.get("n_heads"), d_head=cfg.get("d_head"),
@@ -365,6 +374,9 @@ with tabs["tab_gpu"]:
                 st.caption(say("gpu_bw", bw=bw["copy_GBps"]))
             if "graph_decode_ms" in result["points"][0]:
                 st.caption(say("gpu_paths"))
+            shares = [p.get(k) for p in result["points"] for k in p if k.endswith("fraction")]
+            if any(isinstance(v, (int, float)) and v > 1 for v in shares):
+                st.caption(say("gpu_over_100"))
             points = pd.DataFrame(result["points"])
             head = headline_table(result)
             if head is not None:

@@ -112,6 +112,13 @@ VARIANTS_TEXT = {
     ),
     "gpu_bw": ("Copy bandwidth measured in the same run: {bw:,.0f} GB/s.",
                "同一次运行中测得的拷贝带宽:{bw:,.0f} GB/s。"),
+    "gpu_over_100": (
+        "Some bandwidth shares are above 100%: the reference is a copy, which reads and writes "
+        "every byte, while decoding mostly reads (the KV cache and the weights), and reads "
+        "stream faster than a read-plus-write copy; caches can also serve a small working set.",
+        "部分带宽占比超过 100%:参照是一次复制,它要读写每个字节;而解码主要是读取(KV 缓存和"
+        "权重),只读的数据流比读写兼有的复制更快;较小的工作集还可能由缓存提供。",
+    ),
     "gpu_paths": (
         "Two decode paths over the same KV cache: **eager** (the engine's `generate`, every "
         "kernel launched from Python) and **graph decode** (`engine/decode/graph.py`: one "

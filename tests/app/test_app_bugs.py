@@ -212,3 +212,23 @@ def test_unknown_token_notice_suggests_gemma_for_chinese_only(minilm):
     assert "Chinese" not in emoji[0] and "[UNK]" in emoji[0]
     zh = minilm.attend("我们今天去公园散步", layers=["encoder.self.0"]).meta["notices"]
     assert [n.code for n in zh] == ["unknown_tokens"] and "gemma3-270m" in zh[0]
+
+
+# ----------------------------------------------------------------------------- variants GPU
+
+def test_gpu_tab_shows_no_machine_path_and_explains_shares_above_one():
+    from app_pages.variants.bench_results import kv_results
+    from app_pages.variants.text import VARIANTS_TEXT
+
+    results = kv_results()
+    if not results:
+        pytest.skip("no bench/results/kv_*.json")
+    at = app_helpers.open_page("app_pages/variants/page.py", TIMEOUT)
+    app_helpers.open_tab(at, "var_tab", VARIANTS_TEXT["tab_gpu"][0])
+    captions = [c.value for c in at.caption]
+    assert not [c for c in captions if "/root" in c or "/home/" in c], captions
+    device = at.session_state["var_gpu_device"]
+    shares = [v for p in results[device]["points"] for k, v in p.items()
+              if k.endswith("fraction") and isinstance(v, (int, float))]
+    explained = any(VARIANTS_TEXT["gpu_over_100"][0][:40] in c for c in captions)
+    assert explained == any(v > 1 for v in shares)
