@@ -20,7 +20,11 @@ def grown_table(key: tuple, rows: int,
     table = _TABLES.get(key)
     if table is None or table[0].shape[0] < rows:
         size = max(rows, 256 if table is None else 2 * table[0].shape[0])
-        table = build(size)
+        # Built as ordinary tensors even inside an inference-mode pass: a table made there
+        # would be an inference tensor, which a later pass under autograd (training) may not
+        # save for backward.
+        with torch.inference_mode(False), torch.no_grad():
+            table = build(size)
         _TABLES[key] = table
     return table
 

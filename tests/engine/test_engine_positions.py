@@ -64,3 +64,16 @@ def test_rope_preserves_norm():
     x = torch.randn(1, 2, 7, 8)
     cos, sin = rope_cos_sin(torch.arange(7), 8, 10_000.0)
     assert torch.allclose(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+
+
+def test_a_rope_table_made_in_inference_mode_serves_a_pass_under_autograd():
+    """The RoPE table is kept across passes: one made during an inference-mode pass must
+    still serve a later pass whose gradients are needed (training after the app ran)."""
+    from tests.conftest import tiny
+
+    first = tiny("decoder", positions="rope", d_model=24, n_heads=2, d_ff=48)
+    with torch.inference_mode():
+        first(torch.randint(3, 61, (1, 9)))
+    second = tiny("decoder", positions="rope", d_model=24, n_heads=2, d_ff=48)
+    second(torch.randint(3, 61, (1, 9))).logits.sum().backward()
+    assert second.decoder.layers[0].self_attn.q_proj.weight.grad is not None
