@@ -63,7 +63,7 @@ from engine.core.transformer import Request, Transformer  # noqa: E402
 LENGTHS = {"minilm": (16, 256, 512), "gemma": (16, 256, 2048)}
 
 MINILM_CONFIG = {  # all-MiniLM-L6-v2's config.json (for random weights where it is absent)
-    "hidden_act": "gelu", "hidden_size": 384, "intermediate_size": 1536,
+    "model_type": "bert", "hidden_act": "gelu", "hidden_size": 384, "intermediate_size": 1536,
     "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "num_attention_heads": 12,
     "num_hidden_layers": 6, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30522,
 }
