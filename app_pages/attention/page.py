@@ -135,7 +135,9 @@ except (engine.InputError, ValueError) as exc:
 show_notices(rec)
 if long:
     st.info(say("long", n=len(rec.tokens)))
-q_tok, k_tok = rec.axis_tokens(key)
+# Figures label the axes readably (Ġ/▁ as spaces, a byte token of 我 as "我 1/2"); the
+# token list below and every data export keep the raw tokens.
+q_tok, k_tok = rec.axis_labels(key)
 out_cols = st.columns(2)
 with out_cols[0].expander(say("tokens", n=len(rec.tokens))):
     st.code("  ".join(f"{i}:{visible_token(t)}" for i, t in enumerate(rec.tokens)), language=None,
@@ -150,7 +152,12 @@ with out_cols[1]:
         st.code(shown["generated"], language=None)
     if "top_k" in shown:
         st.caption(say("next_tokens"))
-        st.dataframe(frame([(visible_token(t), p) for t, p in shown["top_k"]],
+        top = shown["top_k"]
+        # each alternative on its own: its bytes never join a neighbour's into one character
+        readable = [model.codec.labels([t])[0] if hasattr(model.codec, "labels") else t
+                    for t, _ in top]
+        st.dataframe(frame([(visible_token(r), p) for r, (_, p) in zip(readable, top,
+                                                                       strict=True)],
                            columns=[style.say("token"), style.say("probability")]),
                      width="stretch", height=160)
 
