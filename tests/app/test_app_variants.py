@@ -159,3 +159,27 @@ def test_language_switch(minilm):
     assert at.title[0].value == "MHA、GQA 与 MQA"
     assert at.session_state["var_tab"] == "MiniLM 转为 G 组"
     assert specs(at)
+
+
+def test_pretrained_mha_gqa_and_mqa_side_by_side():
+    """MiniLM (MHA), SmolLM2 (GQA, 9 query heads on 3 K/V heads) and Gemma (MQA) each show
+    a middle layer's query heads, framed by the K/V head they read, equal to the record."""
+    present = [n for n in ("minilm", "smollm2-135m", "gemma3-270m") if MODELS[n].is_installed()]
+    if not present:
+        pytest.skip("none of the pretrained models is installed")
+    at = open_tab(open_page(), "Pretrained MHA / GQA / MQA")
+    for name in present:
+        m = engine.load(name, device="cpu")
+        c = m.config
+        kind = "encoder.self" if c.arch == "encoder" else "decoder.self"
+        key = f"{kind}.{c.n_layers_total // 2}"
+        rec = m.attend(TEXT, layers=[key], outputs=False)
+        spec = chart(at, f"{name} · ")
+        maps = heatmaps(spec)
+        assert len(maps) == c.n_heads
+        for h, z in enumerate(maps):
+            np.testing.assert_allclose(z, rec[key][h], atol=1e-6)
+        colors = [s["line"]["color"] for s in spec["layout"]["shapes"]]
+        g = c.n_heads // c.kv_heads  # query heads h and h' read the same K/V head iff h//g
+        assert all(colors[h] == colors[h - h % g] for h in range(c.n_heads))
+        assert len(set(colors)) == min(c.kv_heads, 8)  # the palette has 8 colours
