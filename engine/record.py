@@ -85,23 +85,22 @@ class AttentionRecord:
 
     def axis_labels(self, key: str) -> tuple[list[str], list[str]]:
         """(query labels, key labels) of the map `key`: readable forms of `axis_tokens`."""
-        kind = kind_of(key)
-        if kind == "encoder.self":
-            return self.labels, self.labels
-        if kind == "decoder.cross":
-            return self.target_labels or [], self.labels
-        side = self.target_labels if self.target_tokens is not None else self.labels
-        return side, side
+        return self._axes(key, self.labels, self.target_labels)
 
     def axis_tokens(self, key: str) -> tuple[list[str], list[str]]:
         """(query tokens, key tokens) labelling the map `key`."""
+        return self._axes(key, self.tokens, self.target_tokens)
+
+    def _axes(self, key: str, text: list[str], target: list[str] | None):
+        """Which side labels which axis: encoder.self is text × text, decoder.cross is target
+        × text, decoder.self is target × target for an encoder-decoder, text × text for a
+        decoder."""
         kind = kind_of(key)
         if kind == "encoder.self":
-            return self.tokens, self.tokens
+            return text, text
         if kind == "decoder.cross":
-            return self.target_tokens or [], self.tokens
-        # decoder.self: the target for an encoder-decoder, the text for a decoder
-        side = self.target_tokens if self.target_tokens is not None else self.tokens
+            return target or [], text
+        side = target if self.target_tokens is not None else text
         return side, side
 
     def mask(self, key: str) -> np.ndarray:
