@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from engine.api import LoadedModel
+from engine.api import LayerProgress, LoadedModel, current_progress, per_block
 from engine.core.block_key import kind_of
 from engine.core.transformer import Request
 from engine.decode.greedy import generate
@@ -38,9 +38,11 @@ class _MapSink(dict):
 
 def stream_layer_maps(model: LoadedModel, text: str, kind: str, on_map: OnMap,
                       target: str | None = None, generated_ids: Sequence[int] = (),
-                      generate_n: int = 0) -> list[str]:
+                      generate_n: int = 0,
+                      progress: LayerProgress | None = None) -> list[str]:
     """Run `text` once and hand every layer's map of block kind `kind` to `on_map(key, map)`,
-    in layer order; returns the keys handed over.
+    in layer order; returns the keys handed over. `progress(done, total)` after each block of
+    the pass, as in `LoadedModel.attend` (default: the one engine.api.reporting_progress set).
 
     Encoders and decoders run one recording pass over `text`'s ids followed by
     `generated_ids` (the greedy tokens a record with generate=N holds, so the maps match it).
@@ -56,14 +58,18 @@ def stream_layer_maps(model: LoadedModel, text: str, kind: str, on_map: OnMap,
         ids = list(model.codec.encode(text).ids) + [int(i) for i in generated_ids]
         x = torch.tensor([ids], device=model.device)  # [1, T]
         sink = _MapSink(kind, on_map)
-        with torch.inference_mode():
+        stack = model.transformer.encoder if model.kind == "encoder" else model.transformer.decoder
+        report = current_progress(progress)
+        with (torch.inference_mode(),
+              per_block(stack.layers, len(stack.layers), report)):
             req = Request(record=keys)
             if model.kind == "encoder":
                 model.transformer.encode(x, req=req, record=sink)
             else:
                 model.transformer.decode(x, req=req, record=sink)
     else:
-        rec = model.attend(text, target=target, generate=generate_n, layers=keys)
+        rec = model.attend(text, target=target, generate=generate_n, layers=keys,
+                           progress=progress)
         for k in keys:
             on_map(k, rec[k])
     return keys

@@ -8,6 +8,7 @@ outputs: a sentence embedding (encoder), next-token probabilities and greedy tex
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 import time
@@ -48,6 +49,60 @@ def pick_threads(n_tokens: int, device: torch.device) -> None:
     want = 1 if n_tokens <= SMALL_INPUT else ALL_THREADS
     if torch.get_num_threads() != want:
         torch.set_num_threads(want)
+
+
+# -- per-layer progress ------------------------------------------------------------------
+# A pass reports `callback(done, total)` after each Transformer block it runs: `done` counts
+# 1..total in order, `total` is the number of blocks that pass runs (fewer than the model has
+# when a maps-only pass stops early). The callback is handed to `attend` as `progress=`, or
+# set for a stretch of code with `reporting_progress(callback)`, which a cached wrapper can
+# surround without the callback becoming one of its arguments (a cache key): the pass reads
+# it from a context variable. The hooks only count, so no number changes, and engine/core
+# knows nothing of them (forward hooks put on the blocks for one pass and removed after).
+LayerProgress = Callable[[int, int], None]  # (blocks done, blocks in the pass)
+_progress: contextvars.ContextVar[LayerProgress | None] = contextvars.ContextVar(
+    "engine_layer_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting_progress(callback: LayerProgress | None):
+    """Within the block, passes in this thread (and context) report to `callback` unless a
+    call names its own `progress=`."""
+    token = _progress.set(callback)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
+def current_progress(explicit: LayerProgress | None = None) -> LayerProgress | None:
+    """The callback a pass reports to: the one passed in, else the one reporting_progress set."""
+    return explicit if explicit is not None else _progress.get()
+
+
+@contextlib.contextmanager
+def per_block(blocks, total: int, callback: LayerProgress | None):
+    """Within the block, `callback(done, total)` after each forward of one of `blocks` run by
+    this thread. The thread check matters: a model is shared by every session of the app, so
+    another session's pass at the same time goes through the same modules and must not move
+    this one's bar."""
+    if callback is None or total <= 0:
+        yield
+        return
+    owner, done = threading.get_ident(), 0
+
+    def after_block(_module, _args, _out) -> None:
+        nonlocal done
+        if threading.get_ident() == owner:
+            done += 1
+            callback(done, total)
+
+    handles = [b.register_forward_hook(after_block) for b in blocks]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class Notice(str):
@@ -213,21 +268,28 @@ class LoadedModel:
 
     # -- attention ----------------------------------------------------------------------
     def attend(self, text: str, target: str | None = None,
-               options: AttendOptions | None = None, **changes) -> AttentionRecord:
+               options: AttendOptions | None = None,
+               progress: LayerProgress | None = None,
+               **changes) -> AttentionRecord:
         """Run `text` (and `target` for an encoder-decoder) and record attention.
 
         Returns an AttentionRecord whose maps are float32 [heads, Tq, Tk] per block key.
         `options` (or the same fields as keyword arguments: `attend(text, layers=[3])`) say
-        what to record and how to restrict attention; see `AttendOptions`.
+        what to record and how to restrict attention; see `AttendOptions`. `progress(done,
+        total)` is called after each block of the recording pass (by default the callback
+        `reporting_progress` set, if any); it is not an option and changes no number.
         """
         return self.attend_batch([text], target=None if target is None else [target],
-                                 options=options, **changes)[0]
+                                 options=options, progress=progress, **changes)[0]
 
     def attend_batch(self, texts: list[str], target: list[str] | None = None,
-                     options: AttendOptions | None = None, **changes) -> list[AttentionRecord]:
+                     options: AttendOptions | None = None,
+                     progress: LayerProgress | None = None,
+                     **changes) -> list[AttentionRecord]:
         """Several texts in one right-padded batch; each record spans the padded length
         (its tokens end with the pad token) and `meta["n_real"]` is its real length."""
         opts = (options or AttendOptions()).with_(**changes)
+        report = current_progress(progress)
         mask, kv_heads, window, layers = opts.mask, opts.kv_heads, opts.window, opts.layers
         knockout, generate, outputs = opts.knockout, opts.generate, opts.outputs
         model = self.variant(kv_heads)
@@ -249,12 +311,14 @@ class LoadedModel:
                     tgt, tgt_real = self._pad([e.ids for e in target_enc])
                     self._check_budget(req, len(texts), ids.shape[1], tgt.shape[1],
                                        opts.contributions)
-                    with self._watch(model, req, opts) as (seen, streams):
+                    with (self._watch(model, req, opts) as (seen, streams),
+                          _counting_blocks(model, req, report)):
                         out = model(ids, real, tgt, tgt_real, req=req, logits=False)
                 else:
                     self._check_budget(req, len(texts), ids.shape[1], ids.shape[1],
                                        opts.contributions)
-                    with self._watch(model, req, opts) as (seen, streams):
+                    with (self._watch(model, req, opts) as (seen, streams),
+                          _counting_blocks(model, req, report)):
                         out = model(ids, real, req=req, logits=False)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise self._oom(ids.shape[1]) from exc
@@ -481,6 +545,22 @@ class LoadedModel:
             norm={k: n.float().cpu().numpy() for k, (n, _) in contributions.items()},
             flow={k: f.float().cpu().numpy() for k, (_, f) in contributions.items()},
         )
+
+
+def _counting_blocks(model: Transformer, req: Request, report):
+    """Progress over the blocks this recording pass runs: as Transformer.encode/decode
+    choose them, a maps-only pass stops after its deepest recorded block, and an
+    encoder-decoder whose decoder runs reads the whole encoder. (Greedy tokens generated
+    before the pass are not counted: the bar is the recording pass's.)"""
+    dec = (req.layers_needed("decoder", len(model.decoder.layers))
+           if model.decoder is not None else 0)
+    enc = 0
+    if model.encoder is not None:
+        enc = (len(model.encoder.layers) if dec
+               else req.layers_needed("encoder", len(model.encoder.layers)))
+    blocks = ((list(model.encoder.layers[:enc]) if enc else [])
+              + (list(model.decoder.layers[:dec]) if dec else []))
+    return per_block(blocks, len(blocks), report)
 
 
 def timed(build: Callable[[], LoadedModel]) -> LoadedModel:
