@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
+from app_pages.shared import timing
 from app_pages.shared.i18n import tr
 
 if TYPE_CHECKING:
@@ -230,6 +231,22 @@ def download_menu(fig: go.Figure, record=None, key: str = "download", block: str
         st.caption(tr(DOWNLOAD_TEXT, "what"))
 
 
+def _chart(fig: go.Figure, chart_key: str, **chart_kw):
+    """`st.plotly_chart`; with timings on (shared/timing.py), also the steps "serialise"
+    (the figure's JSON as Streamlit makes it, `pio.to_json(validate=False)`, with its size
+    in bytes) and "figure to browser" (the chart call: Streamlit serialises again inside
+    it, builds the message and queues it for the browser)."""
+    if not timing.enabled():
+        return st.plotly_chart(fig, key=chart_key, **chart_kw)
+    # Measured apart because the chart call hides it; costs one extra serialisation, paid
+    # only while timings are on (the benchmark reports it in its own column).
+    with timing.timed("serialise", chart=chart_key) as step:
+        size = len(pio.to_json(fig, validate=False).encode("utf-8"))
+        step.extra["bytes"] = size
+    with timing.timed("figure to browser", chart=chart_key, bytes=size):
+        return st.plotly_chart(fig, key=chart_key, **chart_kw)
+
+
 def figure_with_download(fig: go.Figure, chart_key: str, download_key: str, *,
                          record=None, block: str | None = None, layer: int | None = None,
                          head: int | None = None, table=None, name: str | None = None,
@@ -240,11 +257,11 @@ def figure_with_download(fig: go.Figure, chart_key: str, download_key: str, *,
     if explanation:
         left, right = st.columns([4, 1])
         with left:
-            event = st.plotly_chart(fig, key=chart_key, **chart_kw)
+            event = _chart(fig, chart_key, **chart_kw)
         with right:
             st.caption(explanation)
     else:
-        event = st.plotly_chart(fig, key=chart_key, **chart_kw)
+        event = _chart(fig, chart_key, **chart_kw)
     download_menu(fig, record, key=download_key, block=block, layer=layer, head=head,
                   table=table, name=name)
     return event
