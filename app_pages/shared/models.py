@@ -1,8 +1,11 @@
 """Cached model loading and cached attention runs, and the model picker every page uses.
 
 Models sit behind `st.cache_resource` (one copy per process, shared by every session:
-forward passes run under torch.inference_mode and never mutate the model); results sit
-behind `st.cache_data`, keyed by every argument that changes them.
+forward passes run under torch.inference_mode and never mutate the model). Attention records
+sit behind `result_cache.byte_cached`, keyed by every argument that changes them: one budget
+in bytes for the process (ATTENTION_STUDIO_CACHE_MB), least recently used first out, the same
+read-only record handed to every session instead of a pickled copy per rerun. The small
+results of the other pages stay on `st.cache_data`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import streamlit as st
 
 import engine
 from app_pages.shared.i18n import COMMON_TEXT, lang, tr
+from app_pages.shared.result_cache import byte_cached
 from engine.models.registry import MODELS
 
 
@@ -118,16 +122,18 @@ def model_picker(key: str, kinds: tuple[str, ...] | None = None, default: str | 
     return name
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@byte_cached("attend")
 def attend(name: str, device: str, text: str, **kwargs) -> engine.AttentionRecord:
-    """Cached `model.attend`; every keyword argument is part of the cache key."""
+    """Cached `model.attend`; every keyword argument is part of the cache key. The record is
+    shared with every session and its arrays are read-only (copy one to change it)."""
     return _load(name, device).attend(text, **kwargs)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@byte_cached("attend_batch")
 def attend_batch(name: str, device: str, texts: tuple[str, ...],
                  **kwargs) -> list[engine.AttentionRecord]:
-    """Cached `model.attend_batch` (one padded batch); every argument is part of the key."""
+    """Cached `model.attend_batch` (one padded batch); every argument is part of the key.
+    Shared and read-only like `attend`'s records."""
     return _load(name, device).attend_batch(list(texts), **kwargs)
 
 

@@ -1,0 +1,264 @@
+"""One process-wide cache of results, bounded in bytes, shared by every session.
+
+`st.cache_data(max_entries=N)` bounds a cache by count whatever an entry weighs (a 12-token
+MiniLM record is ~40 KB, a 2,048-token Gemma layer ~64 MB) and pickles the whole record on
+every hit: a copy of tens of MB each time a long input's page reruns. Here:
+
+- one budget in bytes across every `@byte_cached` function: `ATTENTION_STUDIO_CACHE_MB`
+  (MiB, read at import; default `DEFAULT_MB`), least recently used entries evicted first;
+- a hit returns the SAME object to every session (no pickling), so the numpy arrays in it are
+  made read-only: a caller that writes to one gets a ValueError instead of changing what
+  another session sees (copy first to edit);
+- an entry is weighed by the buffers of its arrays (an array that is a view of a torch
+  tensor or of a larger array counts the whole buffer it keeps alive, each buffer once) plus
+  `ENTRY_OVERHEAD`; one bigger than the whole budget is returned but not kept;
+- callers of one key at the same time compute it once: the first computes, the others wait
+  for its result (a class typing the same example sentence costs one forward pass).
+
+Streamlit's "Clear caches" (and `st.cache_data.clear()`) clears this cache too.
+
+The budget bounds what the cache keeps, not the process: the models, torch, and the record a
+session is drawing right now (even one evicted meanwhile) come on top of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+ENV_VAR = "ATTENTION_STUDIO_CACHE_MB"
+# 1 GiB: 30 sessions' short sentences weigh a few MB in all; what fills the budget is long
+# inputs (a 512-token MiniLM record of all 6 layers is 75 MiB, a 2,048-token Gemma layer
+# 64 MiB), of which this keeps about 14 besides the ~0.5 GiB the server needs with MiniLM.
+DEFAULT_MB = 1024
+MB = 2**20
+ENTRY_OVERHEAD = 1024  # bytes: the key, the record object, its token lists (short inputs)
+
+
+def budget_from_env(environ: dict[str, str] | os._Environ = os.environ) -> int:
+    """The cache budget in bytes from ATTENTION_STUDIO_CACHE_MB (MiB; 0 keeps nothing)."""
+    raw = environ.get(ENV_VAR)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_MB * MB
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = math.nan
+    if not math.isfinite(mb) or mb < 0:
+        raise ValueError(f"{ENV_VAR} must be a number of MiB ≥ 0 (default {DEFAULT_MB}), "
+                         f"got {raw!r}")
+    return int(mb * MB)
+
+
+class Stats(NamedTuple):
+    max_bytes: int
+    total_bytes: int
+    count: int
+    hits: int  # found in the cache, or computed by another caller while this one waited
+    misses: int  # computed
+    evictions: int  # entries dropped to stay under the budget
+    oversize: int  # results bigger than the whole budget, returned but not kept
+
+
+class _Flight:
+    """One key being computed: callers of the same key wait on `done`."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.value: Any = None
+
+
+class ByteLRU:
+    """A thread-safe LRU map bounded by the bytes of the arrays its values hold."""
+
+    def __init__(self, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be ≥ 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._flights: dict[Hashable, _Flight] = {}
+        self._total = self._hits = self._misses = self._evictions = self._oversize = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The cached value of `key`, else `compute()`'s (run once however many callers of
+        `key` arrive meanwhile; if it raises, the exception goes to its own caller and each
+        waiting caller tries again)."""
+        while True:
+            with self._lock:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    self._hits += 1
+                    return self._entries[key][0]
+                flight = self._flights.get(key)
+                mine = flight is None
+                if mine:
+                    flight = self._flights[key] = _Flight()
+                    self._misses += 1
+            if not mine:
+                flight.done.wait()
+                if flight.ok:
+                    with self._lock:
+                        self._hits += 1
+                    return flight.value
+                continue  # its computation failed: try again, perhaps as the one computing
+            try:
+                value = compute()
+                size = freeze(value) + ENTRY_OVERHEAD
+                flight.value, flight.ok = value, True
+                self._keep(key, value, size)
+                return value
+            finally:
+                with self._lock:
+                    del self._flights[key]
+                flight.done.set()
+
+    def _keep(self, key: Hashable, value: Any, size: int) -> None:
+        with self._lock:
+            if size > self.max_bytes:
+                self._oversize += 1
+                return
+            if key in self._entries:  # cleared and recomputed meanwhile: replace
+                self._total -= self._entries.pop(key)[1]
+            self._entries[key] = (value, size)
+            self._total += size
+            while self._total > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._total -= dropped
+                self._evictions += 1
+
+    def clear(self) -> None:
+        """Forget every entry and reset the counters (computations in flight still finish
+        and hand their result to their callers)."""
+        with self._lock:
+            self._entries.clear()
+            self._total = self._hits = self._misses = self._evictions = self._oversize = 0
+
+    def stats(self) -> Stats:
+        with self._lock:
+            return Stats(self.max_bytes, self._total, len(self._entries), self._hits,
+                         self._misses, self._evictions, self._oversize)
+
+
+def freeze(value: Any) -> int:
+    """Make every numpy array inside `value` read-only; return the bytes they keep alive.
+
+    Looks into ndarrays, dicts, lists, tuples, sets and dataclasses (engine.AttentionRecord
+    keeps its maps, scores, q, k, norm and flow in dicts of arrays, and arrays in outputs)."""
+    buffers: dict[int, int] = {}  # buffer id → bytes, so a shared buffer is counted once
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, np.ndarray):
+            x.flags.writeable = False
+            if x.dtype.hasobject:
+                stack.extend(x.ravel().tolist())
+            buffer_id, nbytes = _buffer(x)
+            buffers[buffer_id] = max(buffers.get(buffer_id, 0), nbytes)
+        elif isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list | tuple | set | frozenset):
+            stack.extend(x)
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            stack.extend(getattr(x, f.name) for f in dataclasses.fields(x))
+    return sum(buffers.values())
+
+
+def _buffer(a: np.ndarray) -> tuple[int, int]:
+    """(an id of the memory `a` keeps alive, its bytes): the root of a chain of views, or the
+    storage of the torch tensor an array was made from (`tensor.numpy()`; duck-typed, since
+    app pages import no torch)."""
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    storage = getattr(root.base, "untyped_storage", None)
+    if callable(storage):
+        s = storage()
+        return s.data_ptr(), max(s.nbytes(), root.nbytes)
+    return id(root), root.nbytes
+
+
+def cache_key(name: str, args: tuple, kwargs: dict) -> Hashable:
+    """(name, arguments, keyword arguments) as a hashable key; lists, dicts and sets are
+    turned into tuples and frozensets, each value tagged with its type (1, 1.0 and True hash
+    alike but are different arguments)."""
+    try:
+        return (name, _frozen(args), frozenset((k, _frozen(v)) for k, v in kwargs.items()))
+    except TypeError as exc:
+        raise TypeError(f"byte_cached({name!r}): {exc}") from None
+
+
+def _frozen(x: Any) -> Hashable:
+    if isinstance(x, list | tuple):
+        return (type(x).__name__, tuple(_frozen(v) for v in x))
+    if isinstance(x, dict):
+        return ("dict", frozenset((k, _frozen(v)) for k, v in x.items()))
+    if isinstance(x, set | frozenset):
+        return ("set", frozenset(_frozen(v) for v in x))
+    if isinstance(x, np.ndarray) or not isinstance(x, Hashable):
+        raise TypeError(f"an argument of type {type(x).__name__} cannot be part of a cache key")
+    return (type(x).__name__, x)
+
+
+CACHE = ByteLRU(budget_from_env())
+
+
+def byte_cached(name: str) -> Callable[[Callable], Callable]:
+    """Cache a function's results in the process-wide byte-bounded LRU `CACHE`, keyed by
+    `name` and every argument (keyword arguments included). Results are shared by every
+    caller and their arrays read-only."""
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def cached(*args, **kwargs):
+            return CACHE.get_or_compute(cache_key(name, args, kwargs),
+                                        lambda: func(*args, **kwargs))
+
+        cached.uncached = func
+        return cached
+
+    return decorate
+
+
+def stats() -> Stats:
+    """The shared cache's budget, bytes kept, entries, hits, misses, evictions, oversize."""
+    return CACHE.stats()
+
+
+def clear() -> None:
+    """Empty the shared cache."""
+    CACHE.clear()
+
+
+def _clear_with_streamlit() -> None:
+    """Chain `clear` to `st.cache_data.clear()`, which Streamlit's "Clear caches" menu item
+    calls: a reader who clears the caches expects results to be computed again, whichever
+    cache held them."""
+    import streamlit as st
+
+    api = st.cache_data
+    if getattr(api.clear, "clears_result_cache", False):
+        return
+    original = api.clear
+
+    def clear_both() -> None:
+        original()
+        clear()
+
+    clear_both.clears_result_cache = True
+    api.clear = clear_both
+
+
+_clear_with_streamlit()
