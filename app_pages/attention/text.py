@@ -122,6 +122,27 @@ ATTENTION_TEXT = {
     "query": ("Query token", "查询词元"),
     "all_queries": ("all queries", "所有查询"),
     "min_weight": ("Hide lines below weight", "隐藏权重低于此值的连线"),
+    "lines_half": ("Window: keys either side of the query", "窗口:查询两侧各显示的键数"),
+    "lines_k": ("Strongest keys outside the window", "窗口外权重最大的键数"),
+    "qk_k": ("Strongest keys shown", "显示权重最大的键数"),
+    "qk_half": ("Window: keys either side of the query", "窗口:查询两侧各显示的键数"),
+    "ex_lines_long": (
+        "Long input: one query at a time. Lines go to the keys in a window around the query "
+        "and to its strongest keys outside it (bold, with their position); grey rows count "
+        "the keys left out between them. The subtitle says how much of each head's weight "
+        "the shown keys hold.",
+        "长输入:一次只看一个查询。连线通向查询周围窗口内的键,以及窗口外它权重最大的键(加粗并"
+        "标出位置);灰色行给出其间略去的键数。副标题说明所显示的键占每个头权重的多少。",
+    ),
+    "ex_qk_long": (
+        "Long input: the top line is the query's whole row (every key's weight by position, "
+        "the shown keys marked); the bars are a selection, its strongest keys and a window "
+        "around it by position, with the keys left out counted between them. The weights "
+        "are the model's softmax over every key, so the bars need not sum to 1.",
+        "长输入:最上面一行是该查询的整行(每个键的权重随位置变化,标出所显示的键);柱状图只是"
+        "其中一部分:权重最大的键和查询周围的窗口,按位置排列,其间注明略去的键数。权重是模型对"
+        "全部键做的 softmax,所以这些柱之和不一定为 1。",
+    ),
     "metric": ("Metric", "指标"),
     "mean_heads": ("Mean over heads", "头平均"),
     "rollout": ("Attention rollout through layer {l}", "到第 {l} 层的注意力展开"),

@@ -130,6 +130,20 @@ FIGURE_WORDS_ZH = {
     "masked (−∞)": "被掩码(−∞)",
     "masked (weight 0)": "被掩码(权重为 0)",
     "Q·K for query {query}: {token} (head {head})": "查询 {query}:{token} 的 Q·K(头 {head})",
+    # the head view and Q·K of one query of a long input (a selection of keys)
+    "… {n} tokens …": "… {n} 个词元 …",
+    "query {q}: {token} · keys {a}–{b} and its {k} strongest keys of {n}": (
+        "查询 {q}:{token} · 键 {a}–{b},以及共 {n} 个键中它权重最大的 {k} 个"
+    ),
+    "weight on the shown keys: {shares}": "所显示的键所占权重:{shares}",
+    "weight over all {n} keys (the shown keys marked)": "全部 {n} 个键上的权重(标出所显示的键)",
+    "weights (softmax over all {n} keys)": "注意力权重(对全部 {n} 个键做 softmax)",
+    "shown keys": "所显示的键",
+    "a selection of {n} of {t} keys: the {k} strongest and {a}–{b}, by position · "
+    "they hold {share} of the weight (a softmax over all {t} keys)": (
+        "从 {t} 个键中选出 {n} 个:权重最大的 {k} 个和 {a}–{b},按位置排列 · "
+        "它们占权重的 {share}(softmax 针对全部 {t} 个键)"
+    ),
     # decoding, ablation
     "decoder self-attention (keys so far)": "解码器自注意力(已生成的键)",
     "cross-attention (source keys)": "交叉注意力(源序列的键)",
