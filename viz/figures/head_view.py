@@ -46,6 +46,47 @@ def select_lines(
     return rows[r[order]].astype(np.int32), k[order].astype(np.int32), w[order]
 
 
+def add_line_traces(
+    fig: go.Figure,
+    y_from: np.ndarray,
+    y_to: np.ndarray,
+    w: np.ndarray,
+    *,
+    color: str,
+    dx: float,
+    min_weight: float,
+    name: str,
+    group: str,
+) -> None:
+    """One head's lines from (left, y_from) to (right, y_to), binned by weight into at most
+    N_BINS traces (thicker, more opaque for larger weights), and its legend entry.
+
+    Shapes: y_from, y_to, w [N] (the rows' y values and the lines' weights).
+    """
+    edges = np.linspace(min_weight, max(min_weight, float(w.max()) if w.size else 1.0),
+                        N_BINS + 1)
+    bins = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, N_BINS - 1)
+    for bi in range(N_BINS):
+        sel = bins == bi
+        if not sel.any():
+            continue
+        level = (bi + 1) / N_BINS
+        n = int(sel.sum())
+        xs = np.tile(np.array([X_LEFT + 0.02 + dx, X_RIGHT - 0.02 + dx, np.nan]), n)
+        ys = np.stack([y_from[sel], y_to[sel], np.full(n, np.nan)], axis=1).reshape(-1)
+        fig.add_trace(
+            go.Scatter(
+                x=xs.astype(np.float32), y=ys.astype(np.float32), mode="lines",
+                line=dict(color=_rgba(color, 0.15 + 0.85 * level), width=0.5 + 4.5 * level),
+                name=name, legendgroup=group, showlegend=False, hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=3),
+                   name=name, legendgroup=group, showlegend=True)
+    )
+
+
 def head_view(
     weights: np.ndarray,
     q_tokens: Sequence[object],
@@ -83,30 +124,8 @@ def head_view(
         q, k, w = select_lines(weights[h], query, min_weight=min_weight, max_lines=max_lines)
         # several heads: spread the line ends a little so overlapping heads stay visible
         dx = (j - (n_sel - 1) / 2) * 0.012
-        edges = np.linspace(min_weight, max(min_weight, float(w.max()) if w.size else 1.0),
-                            N_BINS + 1)
-        bins = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, N_BINS - 1)
-        for bi in range(N_BINS):
-            sel = bins == bi
-            if not sel.any():
-                continue
-            level = (bi + 1) / N_BINS
-            n = int(sel.sum())
-            xs = np.tile(np.array([X_LEFT + 0.02 + dx, X_RIGHT - 0.02 + dx, np.nan]), n)
-            ys = np.stack([-q[sel], -k[sel], np.full(n, np.nan)], axis=1).reshape(-1)
-            fig.add_trace(
-                go.Scatter(
-                    x=xs.astype(np.float32), y=ys.astype(np.float32), mode="lines",
-                    line=dict(color=_rgba(color, 0.15 + 0.85 * level), width=0.5 + 4.5 * level),
-                    name=style.say("head {h}", h=h), legendgroup=f"head {h}", showlegend=False,
-                    hoverinfo="skip",
-                )
-            )
-        fig.add_trace(
-            go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=3),
-                       name=style.say("head {h}", h=h), legendgroup=f"head {h}",
-                       showlegend=True)
-        )
+        add_line_traces(fig, -q, -k, w, color=color, dx=dx, min_weight=min_weight,
+                        name=style.say("head {h}", h=h), group=f"head {h}")
         # weights as hover on the key tokens (for the selected query)
     qlab, klab = safe_labels(q_tokens), safe_labels(k_tokens)
     key_hover = None
@@ -145,4 +164,4 @@ def head_view(
     return apply_style(fig, style, title)
 
 
-__all__ = ["head_view", "select_lines"]
+__all__ = ["add_line_traces", "head_view", "select_lines"]
