@@ -1,0 +1,403 @@
+"""A classroom on one server: N concurrent browser sessions typing their own sentences.
+
+    .venv/bin/python bench/load_test.py                          # 30 sessions × 3 rounds
+    .venv/bin/python bench/load_test.py --sessions 3 --rounds 1  # a quick check (~1 min)
+
+Starts `streamlit run app.py` on a loopback port (file watcher off, as in
+.streamlit/config.toml) with the result cache's budget set (`ATTENTION_STUDIO_CACHE_MB`,
+--cache-mb), warms it up with one page (MiniLM loaded, the default heatmap drawn), then opens
+--sessions sessions at once in one headless Chromium (Playwright, one browser context each) on
+the Attention page's default Head tab. Each session types --rounds sentences of its own (words
+no other session uses, each one MiniLM token), with 1-3 s between them, and for each one
+records the time from Enter to all of its words on the heatmap's axis (polled every 50 ms).
+
+Checked on every action: the session's axes show none of another session's words nor its own
+earlier ones (cross-talk, stale); no Streamlit exception or error element appears. The server
+runs this file with --serve: `streamlit run app.py` through Streamlit's own command line, in
+a process that also samples, every 0.25 s, its resident memory (VmRSS) and the result
+cache's counters (bytes kept, entries, hits, misses, evictions).
+
+Bounded in time: after --deadline seconds every session stops where it is and the browser
+and server are stopped. Prints p50/p95/max time to heatmap, errors, cross-talk, peak RSS
+against the budget, and writes --json (default bench/results/load_test_cpu.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+DEFAULT_WORD = "animal"  # of the page's default sentence
+ACTION_TIMEOUT = 240.0  # seconds one action may take before it counts as an error
+POLL_MS = 50
+SAMPLE_S = 0.25
+ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+TEMPLATE = "The {0} and the {1} met the {2} near the {3} today."
+WORDS_PER_SENTENCE = 4
+OUT = ROOT / "bench" / "results" / "load_test_cpu.json"
+
+
+# ----------------------------------------------------------------------------- the server
+
+def serve(port: int, samples: Path) -> None:
+    """`streamlit run app.py` in this process, with a thread sampling RSS and the cache."""
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    threading.Thread(target=sample_forever, args=(samples,), daemon=True).start()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", "app.py", "--server.port", str(port),
+                "--server.address", "127.0.0.1", "--server.headless", "true",
+                "--server.fileWatcherType", "none"]
+    sys.exit(cli.main())
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return -1
+
+
+def sample_forever(samples: Path) -> None:
+    from app_pages.shared import result_cache  # the module the app's pages use
+
+    with open(samples, "a", buffering=1) as out:
+        while True:
+            s = result_cache.stats()._asdict()
+            out.write(json.dumps({"t": time.time(), "rss": rss_bytes(), **s}) + "\n")
+            time.sleep(SAMPLE_S)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, cache_mb: float, samples: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ATTENTION_STUDIO_CACHE_MB": str(cache_mb)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(port),
+                                 "--samples", str(samples)],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the app exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    raise SystemExit("the app did not answer in time")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# ----------------------------------------------------------------------------- sentences
+
+def whole_words(n: int) -> list[str]:
+    """n distinct lowercase words that MiniLM's tokenizer keeps as one token each, taken
+    evenly from its vocabulary (so that a word on an axis belongs to exactly one sentence)."""
+    import engine
+
+    codec = engine.load("minilm", device="cpu").codec
+    template = set(re.findall(r"[a-z]+", TEMPLATE.lower())) | {DEFAULT_WORD}
+    pool = sorted(w for w in codec.tok.get_vocab()
+                  if w.isascii() and w.isalpha() and w.islower() and 5 <= len(w) <= 9
+                  and w not in template)
+    step = max(1, len(pool) // (2 * n))
+    words = [w for w in pool[::step] if len(codec.encode(w).ids) == 3][:n]  # [CLS] w [SEP]
+    if len(words) < n:
+        raise SystemExit(f"only {len(words)} single-token words for {n} needed")
+    return words
+
+
+def plan(sessions: int, rounds: int) -> list[list[list[str]]]:
+    """Per session, per round: the words of its sentence (all distinct across the plan)."""
+    words = iter(whole_words(sessions * rounds * WORDS_PER_SENTENCE))
+    return [[[next(words) for _ in range(WORDS_PER_SENTENCE)] for _ in range(rounds)]
+            for _ in range(sessions)]
+
+
+# ----------------------------------------------------------------------------- sessions
+
+AXIS_WORDS = """() => Array.from(document.querySelectorAll(
+    '.js-plotly-plot .xtick text, .js-plotly-plot .ytick text')).map(t => t.textContent)"""
+HAS_WORDS = """([ws, errors]) => { const ticks = new Set(Array.from(document.querySelectorAll(
+    '.js-plotly-plot .xtick text')).map(t => t.textContent));
+    return ws.every(w => ticks.has(w)) || document.querySelector(errors) !== null; }"""
+IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-stale="true"]')"""
+
+
+async def wait_words(page, words: list[str], timeout_s: float) -> None:
+    """Until every word is on the heatmap's x axis; an error element on the page ends the
+    wait at once with a RuntimeError quoting it."""
+    await page.wait_for_function(HAS_WORDS, arg=[words, ERROR_SELECTOR],
+                                 timeout=timeout_s * 1000, polling=POLL_MS)
+    shown = page.locator(ERROR_SELECTOR)
+    if await shown.count():
+        text = (await shown.first.inner_text()).strip().splitlines()
+        raise RuntimeError(f"the page shows an error: {text[0][:200] if text else '?'}")
+
+
+async def wait_idle(page, timeout_s: float) -> None:
+    await page.wait_for_timeout(300)
+    await page.wait_for_function(IDLE, timeout=timeout_s * 1000, polling=100)
+
+
+async def look(page, own: set[str], foreign: set[str], stale: set[str]) -> dict:
+    """What the session's axes and error elements show now."""
+    ticks = set(await page.evaluate(AXIS_WORDS))
+    return {"foreign": sorted(ticks & foreign), "stale": sorted(ticks & stale),
+            "missing": sorted(own - ticks), "errors": await page.locator(ERROR_SELECTOR).count()}
+
+
+async def run_session(i: int, browser, url: str, rounds: list[list[str]], everyone: set[str],
+                      end: float, out: dict) -> None:
+    rng = random.Random(i)
+    mine = {w for r in rounds for w in r}
+    foreign = everyone - mine
+    rec = out[i] = {"first_chart_s": None, "heatmap_s": [], "crosstalk": [], "stale": [],
+                    "errors": []}
+
+    def left() -> float:
+        left = min(ACTION_TIMEOUT, end - time.time())
+        if left <= 0:
+            raise TimeoutError("deadline")
+        return left
+
+    ctx = await browser.new_context(viewport={"width": 1300, "height": 900})
+    try:
+        page = await ctx.new_page()
+        t0 = time.perf_counter()
+        await page.goto(url, timeout=left() * 1000)
+        await wait_words(page, [DEFAULT_WORD], left())
+        rec["first_chart_s"] = time.perf_counter() - t0
+        await wait_idle(page, left())
+        box = page.get_by_role("textbox", name="Text", exact=True)
+        seen = {DEFAULT_WORD}
+        for r, words in enumerate(rounds):
+            await asyncio.sleep(rng.uniform(1.0, 3.0))  # a reader looks, then types again
+            await box.fill(TEMPLATE.format(*words), timeout=left() * 1000)
+            t0 = time.perf_counter()
+            await box.press("Enter")
+            await wait_words(page, words, left())
+            rec["heatmap_s"].append(time.perf_counter() - t0)
+            for when in ("drawn", "idle"):  # as the words appear, and once the run is over
+                if when == "idle":
+                    await wait_idle(page, left())
+                got = await look(page, set(words), foreign, seen)
+                if got["foreign"]:
+                    rec["crosstalk"].append({"round": r, "when": when, "words": got["foreign"]})
+                if got["stale"] and when == "idle":
+                    rec["stale"].append({"round": r, "words": got["stale"]})
+                if got["missing"] and when == "idle":
+                    rec["errors"].append(f"round {r}: own words gone {got['missing']}")
+                if got["errors"]:
+                    rec["errors"].append(f"round {r} ({when}): {got['errors']} error element(s)")
+            seen |= set(words)
+    except Exception as exc:  # noqa: BLE001 - a timeout or a closed page is a result here
+        rec["errors"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    finally:
+        await ctx.close()
+
+
+async def drive(url: str, sessions: list[list[list[str]]], end: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    everyone = {w for s in sessions for r in s for w in r}
+    out: dict = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            warm = await browser.new_context()  # the teacher's tab: MiniLM loaded once
+            page = await warm.new_page()
+            t0 = time.perf_counter()
+            await page.goto(url)
+            await wait_words(page, [DEFAULT_WORD], min(300.0, end - time.time()))
+            out["warm_up_s"] = time.perf_counter() - t0
+            await warm.close()
+            out["sessions_started"] = time.time()
+            tasks = [run_session(i, browser, url, s, everyone, end, out)
+                     for i, s in enumerate(sessions)]
+            try:
+                await asyncio.wait_for(asyncio.gather(*tasks), timeout=end - time.time() + 30)
+            except TimeoutError:
+                out["deadline_hit"] = True
+        finally:
+            await browser.close()
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+def q(xs: list[float], p: float) -> float | None:
+    return float(np.percentile(xs, p)) if xs else None
+
+
+def mib(b: float | None) -> float | None:
+    return None if b is None else b / 2**20
+
+
+def fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def read_samples(path: Path, since: float) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["t"] >= since]
+
+
+def summarise(args, out: dict, samples: list[dict], warm: list[dict], load: dict,
+              server_log: str) -> dict:
+    per = [out[i] for i in range(args.sessions) if i in out]
+    times = [t for s in per for t in s["heatmap_s"]]
+    firsts = [s["first_chart_s"] for s in per if s["first_chart_s"] is not None]
+    bound = int(args.cache_mb * 2**20)
+    baseline = warm[-1]["rss"] if warm else None
+    everything = warm + samples
+    last = everything[-1] if everything else {}
+    peak_rss = max((r["rss"] for r in everything), default=None)
+    peak_cache = max((r["total_bytes"] for r in everything), default=None)
+    return {
+        "command": "bench/load_test.py " + " ".join(sys.argv[1:]),
+        "sessions": args.sessions, "rounds": args.rounds, "model": "minilm",
+        "cache_mb": args.cache_mb, "deadline_s": args.deadline,
+        "cpus": os.cpu_count(), "load_average": load,
+        "warm_up_s": out.get("warm_up_s"), "deadline_hit": bool(out.get("deadline_hit")),
+        "actions_planned": args.sessions * args.rounds, "actions_done": len(times),
+        "time_to_heatmap_s": {"p50": q(times, 50), "p95": q(times, 95),
+                              "max": max(times, default=None)},
+        "first_chart_s": {"p50": q(firsts, 50), "p95": q(firsts, 95),
+                          "max": max(firsts, default=None)},
+        "errors": [f"session {i}: {e}" for i, s in enumerate(per) for e in s["errors"]],
+        "server_tracebacks": server_log.count("Traceback"),
+        "crosstalk": sum(len(s["crosstalk"]) for s in per),
+        "crosstalk_detail": [{"session": i, **c} for i, s in enumerate(per)
+                             for c in s["crosstalk"]],
+        "stale": sum(len(s["stale"]) for s in per),
+        "rss_mb": {"before_sessions": mib(baseline), "peak": mib(peak_rss),
+                   "peak_over_before": None if None in (peak_rss, baseline)
+                   else mib(peak_rss - baseline)},
+        "cache": {"bound_mb": mib(bound), "peak_mb": mib(peak_cache),
+                  "under_bound": peak_cache is not None and peak_cache <= bound,
+                  **{k: last.get(k) for k in ("count", "hits", "misses", "evictions",
+                                              "oversize")}},
+        "samples": len(samples),
+        "heatmap_s_all": times,
+    }
+
+
+def show(r: dict) -> None:
+    la = r["load_average"]
+    t, f, m, c = r["time_to_heatmap_s"], r["first_chart_s"], r["rss_mb"], r["cache"]
+    print(f"{r['sessions']} sessions × {r['rounds']} rounds on MiniLM, cache bound "
+          f"{r['cache_mb']:g} MiB, {r['cpus']} CPUs, load average {la['start'][0]:.1f} at "
+          f"start, {la['max_1min']:.1f} max during, {la['end'][0]:.1f} at end")
+    print(f"actions {r['actions_done']}/{r['actions_planned']}"
+          f"{' (deadline hit)' if r['deadline_hit'] else ''}; warm-up {fmt(r['warm_up_s'])} s")
+    print(f"Enter → own tokens on the heatmap: p50 {fmt(t['p50'])} s, p95 {fmt(t['p95'])} s, "
+          f"max {fmt(t['max'])} s")
+    print(f"session open → first heatmap: p50 {fmt(f['p50'])} s, p95 {fmt(f['p95'])} s, "
+          f"max {fmt(f['max'])} s")
+    print(f"errors {len(r['errors'])}, server tracebacks {r['server_tracebacks']}, cross-talk "
+          f"{r['crosstalk']}, stale axes {r['stale']}")
+    for e in r["errors"][:10]:
+        print("  ", e)
+    print(f"server RSS: {fmt(m['before_sessions'])} MiB before the sessions, peak "
+          f"{fmt(m['peak'])} MiB (+{fmt(m['peak_over_before'])}); cache peak "
+          f"{fmt(c['peak_mb'])} MiB of {c['bound_mb']:g} MiB bound "
+          f"({'under' if c['under_bound'] else 'OVER'}); entries {c['count']}, hits "
+          f"{c['hits']}, misses {c['misses']}, evictions {c['evictions']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3, help="sentences each session types")
+    ap.add_argument("--cache-mb", type=float, default=512,
+                    help="ATTENTION_STUDIO_CACHE_MB for the server (MiB)")
+    ap.add_argument("--deadline", type=float, default=600,
+                    help="seconds after which everything is stopped")
+    ap.add_argument("--json", type=Path, default=OUT)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--samples", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.port, args.samples)
+        return
+    if args.sessions < 1 or args.rounds < 1 or args.deadline <= 0 or args.cache_mb < 0:
+        raise SystemExit("--sessions and --rounds must be ≥ 1, --deadline > 0, --cache-mb ≥ 0")
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+
+    start = time.time()
+    end = start + args.deadline
+    sessions = plan(args.sessions, args.rounds)
+    tmp = Path(tempfile.mkdtemp(prefix="load_test_"))
+    samples, log = tmp / "samples.jsonl", tmp / "server.log"
+    loads = [os.getloadavg()]
+    proc = start_server(free_port(), args.cache_mb, samples, log)
+    port = proc.args[proc.args.index("--port") + 1]
+    stop_loads = threading.Event()
+
+    def sample_load() -> None:
+        while not stop_loads.wait(5):
+            loads.append(os.getloadavg())
+
+    threading.Thread(target=sample_load, daemon=True).start()
+    try:
+        out = asyncio.run(drive(f"http://127.0.0.1:{port}/", sessions, end))
+    finally:
+        stop_loads.set()
+        stop(proc)
+    loads.append(os.getloadavg())
+    began = out.get("sessions_started", time.time())
+    warm = [r for r in read_samples(samples, start) if r["t"] < began]
+    load = {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)}
+    result = summarise(args, out, read_samples(samples, began), warm, load,
+                       log.read_text(errors="replace"))
+    result["elapsed_s"] = time.time() - start
+    result["server_log"] = str(log)
+    show(result)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
