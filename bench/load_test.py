@@ -183,10 +183,11 @@ async def look(page, own: set[str], foreign: set[str], stale: set[str]) -> dict:
             "missing": sorted(own - ticks), "errors": await page.locator(ERROR_SELECTOR).count()}
 
 
-async def run_session(i: int, browser, url: str, rounds: list[list[str]], everyone: set[str],
-                      end: float, out: dict) -> None:
+async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: set[str],
+                      everyone: set[str], end: float, out: dict) -> None:
+    """Open the page, wait for the default heatmap, then type each round's sentence; `mine`
+    are the words planned for this session (every other word of the plan is foreign)."""
     rng = random.Random(i)
-    mine = {w for r in rounds for w in r}
     foreign = everyone - mine
     rec = out[i] = {"first_chart_s": None, "heatmap_s": [], "crosstalk": [], "stale": [],
                     "errors": []}
@@ -233,10 +234,15 @@ async def run_session(i: int, browser, url: str, rounds: list[list[str]], everyo
         await ctx.close()
 
 
-async def drive(url: str, sessions: list[list[list[str]]], end: float) -> dict:
+async def drive(url: str, sessions: list[list[list[str]]], end: float,
+                inject_crosstalk: bool = False) -> dict:
     from playwright.async_api import async_playwright
 
     everyone = {w for s in sessions for r in s for w in r}
+    owned = [{w for r in s for w in r} for s in sessions]
+    typed = [list(s) for s in sessions]
+    if inject_crosstalk:  # the detector's own check: session 1 ends on session 0's sentence
+        typed[1][-1] = sessions[0][0]
     out: dict = {}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -249,8 +255,8 @@ async def drive(url: str, sessions: list[list[list[str]]], end: float) -> dict:
             out["warm_up_s"] = time.perf_counter() - t0
             await warm.close()
             out["sessions_started"] = time.time()
-            tasks = [run_session(i, browser, url, s, everyone, end, out)
-                     for i, s in enumerate(sessions)]
+            tasks = [run_session(i, browser, url, typed[i], owned[i], everyone, end, out)
+                     for i in range(len(sessions))]
             try:
                 await asyncio.wait_for(asyncio.gather(*tasks), timeout=end - time.time() + 30)
             except TimeoutError:
@@ -353,6 +359,9 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=600,
                     help="seconds after which everything is stopped")
     ap.add_argument("--json", type=Path, default=OUT)
+    ap.add_argument("--inject-crosstalk", action="store_true",
+                    help="check the checker: session 1 types session 0's first sentence last "
+                         "(must report cross-talk); needs --sessions ≥ 2")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--samples", type=Path, help=argparse.SUPPRESS)
@@ -362,6 +371,8 @@ def main() -> None:
         return
     if args.sessions < 1 or args.rounds < 1 or args.deadline <= 0 or args.cache_mb < 0:
         raise SystemExit("--sessions and --rounds must be ≥ 1, --deadline > 0, --cache-mb ≥ 0")
+    if args.inject_crosstalk and args.sessions < 2:
+        raise SystemExit("--inject-crosstalk needs --sessions ≥ 2")
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
 
@@ -381,7 +392,8 @@ def main() -> None:
 
     threading.Thread(target=sample_load, daemon=True).start()
     try:
-        out = asyncio.run(drive(f"http://127.0.0.1:{port}/", sessions, end))
+        out = asyncio.run(drive(f"http://127.0.0.1:{port}/", sessions, end,
+                                args.inject_crosstalk))
     finally:
         stop_loads.set()
         stop(proc)
