@@ -1,9 +1,9 @@
-"""Light views of long inputs (> ~128 tokens): block-averaged overview and top-k per row.
+"""Light views of long inputs (> ~128 tokens): a block-reduced overview and top-k per row.
 
-A 2,048-token map has 4M cells (16 MB as float32): too heavy for a browser figure. The
-overview averages b×b blocks (so every block's value is still the mean attention a query in
-the block pays to a key in the block); the top-k view keeps each query's k strongest keys
-as points (Tq·k points).
+A 2,048-token map has 4M cells (16 MB as float32): too heavy for a browser heatmap (the
+full-resolution view is an image: viz.figures.image_map). The overview reduces b×b blocks
+by their max (a single strong cell survives) or their mean (each block's mean attention);
+the top-k view keeps each query's k strongest keys as points (Tq·k points).
 """
 
 from __future__ import annotations
@@ -23,15 +23,29 @@ def block_size(n: int, max_cells: int = LONG_INPUT) -> int:
     return max(1, -(-int(n) // int(max_cells)))
 
 
-def block_average(a: np.ndarray, bq: int, bk: int | None = None) -> np.ndarray:
-    """Mean over bq×bk blocks; a ragged last block is averaged over its real cells.
+REDUCTIONS = ("max", "mean")  # max first: a single strong cell (a sink, a diagonal) survives
+
+
+def block_reduce(a: np.ndarray, bq: int, bk: int | None = None, how: str = "max") -> np.ndarray:
+    """Each bq×bk block's max or mean; a ragged last block is reduced over its real cells.
+
+    The max keeps what people look for in a long map (a first-token sink column, a
+    previous-token diagonal, an induction stripe): one strong cell lights its whole block.
+    The mean keeps the block's total attention (mean weight × cells), but washes such
+    structures out.
 
     Shapes: a [..., Tq, Tk] -> [..., ceil(Tq/bq), ceil(Tk/bk)], float32.
     """
+    if how not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {how!r}")
     a = np.asarray(a, dtype=np.float32)
     bk = bq if bk is None else bk
     *lead, tq, tk = a.shape
     nq, nk = -(-tq // bq), -(-tk // bk)
+    if how == "max":
+        pad = np.full((*lead, nq * bq, nk * bk), -np.inf, dtype=np.float32)
+        pad[..., :tq, :tk] = a
+        return pad.reshape(*lead, nq, bq, nk, bk).max(axis=(-3, -1))
     pad = np.zeros((*lead, nq * bq, nk * bk), dtype=np.float64)
     pad[..., :tq, :tk] = a
     count = np.zeros((nq * bq, nk * bk), dtype=np.float64)
@@ -39,6 +53,17 @@ def block_average(a: np.ndarray, bq: int, bk: int | None = None) -> np.ndarray:
     sums = pad.reshape(*lead, nq, bq, nk, bk).sum(axis=(-3, -1))  # [..., nq, nk]
     counts = count.reshape(nq, bq, nk, bk).sum(axis=(1, 3))  # [nq, nk]
     return (sums / counts).astype(np.float32)
+
+
+def block_average(a: np.ndarray, bq: int, bk: int | None = None) -> np.ndarray:
+    """Mean over bq×bk blocks (`block_reduce(..., how="mean")`)."""
+    return block_reduce(a, bq, bk, how="mean")
+
+
+def grid_title(style: Style, nq: int, nk: int, b: int, how: str) -> str:
+    """What an overview's grid is: "126 × 126 blocks of 13 tokens (max)"."""
+    return style.say("{nq} × {nk} blocks of {b} tokens ({how})", nq=nq, nk=nk, b=b,
+                     how=style.say(how))
 
 
 def block_labels(tokens: Sequence[object], b: int) -> list[str]:
@@ -73,41 +98,55 @@ def overview_figure(
     k_tokens: Sequence[object] | None = None,
     *,
     max_cells: int = LONG_INPUT,
+    how: str = "max",
+    log: bool = False,
     style: Style = DEFAULT,
     title: str | None = None,
 ) -> go.Figure:
-    """Block-averaged heatmap of a long map, at most max_cells × max_cells blocks.
+    """A long map reduced to at most max_cells × max_cells blocks (max by default, or mean),
+    on a colour range fitted to the reduced values (linear from 0, or log10).
 
     Shapes: weights [Tq, Tk]; z of the figure [ceil(Tq/b), ceil(Tk/b)].
     Axis values are each block's first position; tick labels name the block's range.
     """
+    from viz.figures.image_map import colour_range, log_ticks  # one rule for both views
+
     k_tokens = q_tokens if k_tokens is None else k_tokens
     weights = np.asarray(weights, dtype=np.float32)
     tq, tk = weights.shape
     b = max(block_size(tq, max_cells), block_size(tk, max_cells))
-    z = block_average(weights, b)
-    zmin, zmax = value_range([z], style)
+    z = block_reduce(weights, b, how=how)
+    zmin, zmax = colour_range(z, style, log)
     fmt = f".{style.precision + 1}f"
+    value = style.say(f"{how} weight")
+    bar = dict(title=dict(text=value + (" (log)" if log else "")))
+    shown = z
+    if log:
+        with np.errstate(divide="ignore"):
+            shown = np.where(z > 0, np.log10(np.maximum(z, zmin)), np.nan)
+        zmin, zmax = float(np.log10(zmin)), float(np.log10(zmax))
+        bar["tickvals"], bar["ticktext"] = log_ticks(10 ** zmin, 10 ** zmax)
     # axis values are each block's first position: hover needs no per-cell strings
     fig = go.Figure(
         go.Heatmap(
-            z=z,
+            z=shown,
+            customdata=z if log else None,
             x=np.arange(z.shape[1], dtype=np.int32) * b,
             y=np.arange(z.shape[0], dtype=np.int32) * b,
             colorscale=colorscale(style),
             zmin=zmin,
             zmax=zmax,
-            colorbar=dict(title=dict(text=style.say("mean weight"))),
+            colorbar=bar,
             hovertemplate=(
                 f"queries %{{y}}… (block of {b})<br>keys %{{x}}… (block of {b})<br>"
-                f"mean weight %{{z:{fmt}}}<extra></extra>"
+                f"{value} %{{{'customdata' if log else 'z'}:{fmt}}}<extra></extra>"
             ),
         )
     )
     for axis, toks, name in ((fig.layout.xaxis, k_tokens, "key"),
                              (fig.layout.yaxis, q_tokens, "query")):
         labels = block_labels(toks, b)
-        step = max(1, len(labels) // 16)
+        step = max(1, -(-len(labels) // 16))
         axis.update(
             tickmode="array", tickvals=[i * b for i in range(0, len(labels), step)],
             ticktext=[labels[i] for i in range(0, len(labels), step)],
@@ -116,8 +155,12 @@ def overview_figure(
             range=[-b / 2, (len(labels) - 0.5) * b], autorange=False,
         )
     fig.layout.yaxis.range = fig.layout.yaxis.range[::-1]
-    title = title or style.say("Overview: {tq}×{tk} averaged in {b}×{b} blocks", tq=tq, tk=tk,
-                               b=b)
+    # square cells: the reader compares rows with columns
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_xaxes(constrain="domain")
+    fig.update_layout(width=820, height=760)
+    grid = grid_title(style, z.shape[0], z.shape[1], b, how)
+    title = f"{style.say(title)} · {grid}" if title else grid
     return apply_style(fig, style, title)
 
 

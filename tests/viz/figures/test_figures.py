@@ -191,8 +191,12 @@ def test_long_input_overview_and_topk():
     fig = head_heatmap(a, [f"t{i}" for i in range(2048)])
     z = np.asarray(fig.data[0].z)
     assert z.shape == (128, 128) and not np.isnan(z).any()
-    np.testing.assert_allclose(z[0, 0], a[:16, :16].mean(), rtol=1e-5)
+    # blocks reduce by max by default: the first query's 1.0 on itself survives its block
+    np.testing.assert_allclose(z[0, 0], a[:16, :16].max(), rtol=1e-6)
+    assert z[0, 0] == 1.0 and "128 × 128 blocks of 16 tokens (max)" in fig.layout.title.text
     assert len(fig.to_json()) < 300_000
+    z = np.asarray(viz.overview_figure(a, [f"t{i}" for i in range(2048)], how="mean").data[0].z)
+    np.testing.assert_allclose(z[0, 0], a[:16, :16].mean(), rtol=1e-5)
     fig = viz.topk_figure(a, [f"t{i}" for i in range(2048)], k=4)
     assert len(fig.data[0].x) == 2048 * 4 and len(fig.to_json()) < 300_000
 
