@@ -14,6 +14,7 @@ from __future__ import annotations
 import streamlit as st
 
 import engine
+from app_pages.attention.input_box import refuse_huge, show_count, text_box, token_list
 from app_pages.attention.passes import long_summary
 from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
 from app_pages.attention.text import ATTENTION_TEXT
@@ -21,6 +22,7 @@ from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translat
 from app_pages.shared.models import attend, get_model, model_picker
 from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import frame
+from app_pages.shared.progress import computing
 from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.widget_state import keep_in_range, keep_valid, persist
 from engine.core.block_key import BlockKey, kind_of
@@ -66,7 +68,7 @@ if st.session_state.get("attn_last_model") != name:
 
 cols = st.columns([3, 2]) if arch != "encoder" else [st.container()]
 with cols[0]:
-    text = st.text_input(tr(COMMON_TEXT, "text"), key="attn_text")
+    text = text_box()
 target: str | None = None
 generate = 0
 if arch == "encoder-decoder":
@@ -86,11 +88,13 @@ elif arch == "decoder":
                                        key="attn_generate",
                                        help=say("generate_help")))
 
-try:
-    n_tokens = len(model.codec.encode(text).ids) + generate
-except (engine.InputError, ValueError) as exc:
-    st.warning(say("bad_input", msg=str(exc)))
-    st.stop()
+with cols[0]:
+    refuse_huge(text, getattr(model.codec, "max_tokens", cfg.max_len))
+    try:
+        n_tokens = show_count(model, name, text).kept + generate
+    except (engine.InputError, ValueError) as exc:
+        st.warning(say("bad_input", msg=str(exc)))
+        st.stop()
 long = n_tokens > LONG_INPUT
 
 kinds = list(dict.fromkeys(kind_of(k) for k in model.block_keys()))
@@ -123,11 +127,20 @@ def model_outputs() -> dict:
     return attend(name, settings.device, text, layers=[], **base).outputs
 
 
+if generate:
+    doing = say("computing_generate", g=generate, n=n_tokens)
+elif maps_only:  # the pass stops after the chosen layer
+    doing = say("computing_upto", n=n_tokens, layer=layer)
+else:
+    doing = say("computing", n=n_tokens)
 try:
-    with st.spinner(tr(COMMON_TEXT, "loading", name=name)):
+    with computing(doing):  # "Loading …" is get_model's, while a model loads
         rec = attend(name, settings.device, text, layers=[key] if long else None,
                      outputs=not maps_only, **base)
-        shown = model_outputs() if arch == "decoder" else rec.outputs
+    shown = rec.outputs
+    if arch == "decoder" and maps_only:
+        with computing(say("computing_next", n=n_tokens)):
+            shown = model_outputs()
 except (engine.InputError, ValueError) as exc:
     st.warning(say("bad_input", msg=str(exc)))
     st.stop()
@@ -140,12 +153,7 @@ if long:
 q_tok, k_tok = rec.axis_labels(key)
 out_cols = st.columns(2)
 with out_cols[0].expander(say("tokens", n=len(rec.tokens))):
-    st.code("  ".join(f"{i}:{visible_token(t)}" for i, t in enumerate(rec.tokens)), language=None,
-            wrap_lines=True)
-    if rec.target_tokens is not None:
-        st.code("  ".join(f"{i}:{visible_token(t)}" for i, t in enumerate(rec.target_tokens)),
-                language=None,
-                wrap_lines=True)
+    token_list(rec.tokens, rec.target_tokens)
 with out_cols[1]:
     if "generated" in shown:
         st.caption(say("generated"))
@@ -166,7 +174,7 @@ layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
 
 def summary() -> dict:
     """The all-layer summary of a long input (computed on first use by a tab that needs it)."""
-    with st.spinner(say("summarising")):
+    with computing(say("summary_computing", n=n_tokens)):
         return long_summary(name, settings.device, text, kind, target, generate)
 
 

@@ -109,8 +109,34 @@ ATTENTION_TEXT = {
         "Reading every layer once for the all-layer views (long input: this takes a while)…",
         "正在为全层视图逐层读取一次(长输入,需要一些时间)…",
     ),
-    "v_full": ("full (zoom/pan)", "完整(可缩放平移)"),
-    "v_overview": ("block-averaged overview", "分块平均概览"),
+    "v_full": ("full resolution (a pixel per cell)", "完整分辨率(每格一个像素)"),
+    "v_overview": ("overview in blocks", "分块概览"),
+    "reduce": ("Each block shows its", "每个分块显示"),
+    "r_max": ("max (keeps single strong cells)", "最大值(保留单个强单元)"),
+    "r_mean": ("mean (each block's average)", "平均值(分块的平均)"),
+    "log_scale": ("Log colour scale", "对数色标"),
+    "log_help": (
+        "Colour by log10 of the weight, from 10⁻⁴ of the largest: weak structure far from the "
+        "diagonal shows; cells at exactly 0 (masked) are grey.",
+        "按权重的 log10 着色(从最大值的 10⁻⁴ 起):远离对角线的弱结构也能看到;恰好为 0 的"
+        "单元(被掩码)显示为灰色。",
+    ),
+    "image_caption": (
+        "{tq} × {tk} cells at one pixel each: drag to zoom, double-click to reset. Hover shows "
+        "the query token, the key token and the exact weight.",
+        "{tq} × {tk} 个单元,每格一个像素:拖动放大,双击复原。悬停显示查询词元、键词元和精确权重。",
+    ),
+    "image_caption_big": (
+        "{tq} × {tk} cells at one pixel each: drag to zoom, double-click to reset. Hover shows "
+        "the two tokens; a map this large is too big to send its exact weights, so read them "
+        "in the zoom window.",
+        "{tq} × {tk} 个单元,每格一个像素:拖动放大,双击复原。悬停显示两个词元;这么大的图无法"
+        "发送精确权重,请在缩放窗口中读取。",
+    ),
+    "rd_query": ("query", "查询"),
+    "rd_key": ("key", "键"),
+    "rd_weight": ("weight", "权重"),
+    "rd_no_exact": ("(exact weight: zoom window)", "(精确权重:见缩放窗口)"),
     "v_topk": ("top-k per query", "每个查询的 top-k"),
     "v_window": ("zoom window", "缩放窗口"),
     "k": ("k (keys per query)", "k(每个查询保留的键数)"),
@@ -181,6 +207,41 @@ ATTENTION_TEXT = {
     "all_heads_cross": ("All heads of this cross-attention layer", "该交叉注意力层的所有头"),
     "no_cross": ("This model has no cross-attention.", "该模型没有交叉注意力。"),
     "bad_input": ("Cannot show this input: {msg}", "无法显示此输入:{msg}"),
+    # long texts and progress (issue 17)
+    "text_help": (
+        "Type or paste a text of any length. The token count below and the views follow it "
+        "on Ctrl+Enter or when you click outside the box (not at every keystroke).",
+        "可输入或粘贴任意长度的文本。按 Ctrl+Enter 或点击框外后,下方的词元计数和各视图才会更新"
+        "(不是每次按键都更新)。",
+    ),
+    "token_count": ("{n:,} tokens · {model} reads up to {max:,}",
+                    "{n:,} 个词元 · {model} 最多读取 {max:,} 个"),
+    "token_count_trained": (
+        " (trained on {trained:,} positions; maps grow with the square of the length, so the "
+        "app records fewer)",
+        "(训练时有 {trained:,} 个位置;注意力图随长度的平方增长,所以本应用记录得更少)",
+    ),
+    "over_limit_at": (
+        "Over the limit: {model} reads the first {kept:,} of these {n:,} tokens; the last "
+        "{cut:,}, from character {at:,} of the text on, are cut.",
+        "超出上限:{model} 只读取这 {n:,} 个词元中的前 {kept:,} 个;从文本第 {at:,} 个字符起的"
+        "最后 {cut:,} 个词元将被截去。",
+    ),
+    "over_limit": (
+        "Over the limit: {model} reads the first {kept:,} of these {n:,} tokens; the last "
+        "{cut:,} are cut.",
+        "超出上限:{model} 只读取这 {n:,} 个词元中的前 {kept:,} 个;最后 {cut:,} 个词元将被截去。",
+    ),
+    "computing": ("Computing attention for {n:,} tokens", "正在计算 {n:,} 个词元的注意力"),
+    "computing_upto": ("Computing attention for {n:,} tokens up to layer {layer}",
+                       "正在计算 {n:,} 个词元直到第 {layer} 层的注意力"),
+    "computing_generate": ("Generating {g} tokens, then computing attention for {n:,} tokens",
+                           "先生成 {g} 个词元,再计算 {n:,} 个词元的注意力"),
+    "computing_next": ("Computing the next-token probabilities for {n:,} tokens (every layer, "
+                       "no maps kept)",
+                       "正在计算 {n:,} 个词元的下一个词元概率(经过所有层,不保留注意力图)"),
+    "summary_computing": ("Reading every layer of {n:,} tokens once for the all-layer views",
+                          "正在为全层视图逐层读取一次 {n:,} 个词元"),
 }
 
 KIND_NAMES = {

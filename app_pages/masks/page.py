@@ -16,6 +16,7 @@ from app_pages.masks.text import MASKS_TEXT
 from app_pages.shared.download import figure_with_download
 from app_pages.shared.figure_words import block_label
 from app_pages.shared.i18n import COMMON_TEXT, tr, translator
+from app_pages.shared.long_text import MAX_CHARS, first_tokens
 from app_pages.shared.models import (
     attend,
     attend_batch,
@@ -24,6 +25,7 @@ from app_pages.shared.models import (
 )
 from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import cosine
+from app_pages.shared.progress import computing
 from app_pages.shared.sidebar import current_style
 from engine.core.block_key import BlockKey
 from viz.figures.masks import masks_figure
@@ -33,6 +35,9 @@ say = translator(MASKS_TEXT)
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
 DEFAULT_TEXT2 = "A second, longer sentence in the same batch makes the first one padded."
 WINDOW_MAX = 2048
+# Tokens drawn: three [T, T] panels, ~7 MB of figure at 512 (the Attention page's full-map
+# limit too); a longer text is cut here, and the page says so.
+MAX_DRAWN = 512
 
 
 MODES = ("none", "causal", "padding")
@@ -46,6 +51,23 @@ def visible(token: str) -> str:
 def topk_table(top_k) -> pd.DataFrame:
     return pd.DataFrame({say("token"): [visible(t) for t, _ in top_k],
                          say("prob"): [float(p) for _, p in top_k]})
+
+
+def drawable(codec, text: str, said: str) -> str:
+    """`text` cut to its first MAX_DRAWN tokens, with a note (`said`) when it was cut; a text
+    above MAX_CHARS characters is refused."""
+    if len(text) > MAX_CHARS:
+        st.error(tr(COMMON_TEXT, "too_long", n=len(text), max=MAX_CHARS,
+                    limit=min(MAX_DRAWN, getattr(codec, "max_tokens", MAX_DRAWN))))
+        st.stop()
+    try:
+        cut, kept, had = first_tokens(codec, text, MAX_DRAWN)
+    except (engine.InputError, ValueError) as exc:
+        st.error(tr(COMMON_TEXT, "error", msg=str(exc)))
+        st.stop()
+    if kept < had:
+        st.info(say(said, kept=kept, n=had))
+    return cut
 
 
 st.title(say("title"))
@@ -69,11 +91,12 @@ if model is None:
     st.stop()
 cfg = model.config
 with top[1]:
-    text = st.text_input(tr(COMMON_TEXT, "text"), value=DEFAULT_TEXT, key="masks_text",
-                         max_chars=4000)
+    # no max_chars: Streamlit's would drop a longer paste without a word (it did at 4,000)
+    text = st.text_input(tr(COMMON_TEXT, "text"), value=DEFAULT_TEXT, key="masks_text")
 if not text.strip():
     st.info(say("empty"))
     st.stop()
+text = drawable(model.codec, text, "kept_first")
 
 mode_names = {m: say(f"mode_{m}") for m in MODES}
 row = st.columns([3, 1, 3])
@@ -85,11 +108,11 @@ with row[1]:
                                  help=say("window_help")))
 text2 = None
 if mode == "padding":
-    text2 = st.text_input(say("text2"), value=DEFAULT_TEXT2, key="masks_text2",
-                          max_chars=4000)
+    text2 = st.text_input(say("text2"), value=DEFAULT_TEXT2, key="masks_text2")
     if not text2.strip():
         st.info(say("empty"))
         st.stop()
+    text2 = drawable(model.codec, text2, "kept_first2")
 
 self_blocks = [k for k in model.block_keys() if not BlockKey.parse(k).cross]
 sel = st.columns([3, 2, 2])
@@ -99,7 +122,8 @@ with sel[1]:
     head = int(st.slider(say("head"), 0, cfg.n_heads - 1, 0, key="masks_head"))
 
 try:
-    base = attend(name, device, text, mask="auto", scores=True, layers=[block])
+    with computing(say("computing", block=block_label(STYLE, block))):
+        base = attend(name, device, text, mask="auto", scores=True, layers=[block])
 except (engine.InputError, ValueError) as exc:
     st.error(tr(COMMON_TEXT, "error", msg=str(exc)))
     st.stop()

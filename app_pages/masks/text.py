@@ -14,6 +14,19 @@ MASKS_TEXT = {
         "这里提供编码器和解码器模型;编码器-解码器的掩码见“注意力”页。",
     ),
     "empty": ("Type a sentence to see its masks.", "请输入一句话以查看掩码。"),
+    "kept_first": (
+        "Only the first {kept} of the text's {n:,} tokens are drawn: this page draws at most "
+        "three {kept} × {kept} maps, so the text was cut there.",
+        "只绘制了文本 {n:,} 个词元中的前 {kept} 个:本页最多绘制三张 {kept} × {kept} 的图,"
+        "所以文本在此处截断。",
+    ),
+    "kept_first2": (
+        "Second sentence: only the first {kept} of its {n:,} tokens are used (the page draws "
+        "at most {kept} × {kept} maps).",
+        "第二句:只使用其 {n:,} 个词元中的前 {kept} 个(本页最多绘制 {kept} × {kept} 的图)。",
+    ),
+    "computing": ("Computing attention with its scores for {block}",
+                  "正在计算 {block} 的注意力及其分数"),
     "mode": ("Mask", "掩码"),
     "mode_none": ("none (every key)", "无(所有键)"),
     "mode_causal": ("causal (no future keys)", "因果(看不到未来的键)"),

@@ -61,4 +61,12 @@ COMMON_TEXT = {  # the sidebar's and every page's shared words
     "page_steps": ("Step by step", "逐步计算"),
     "page_census": ("Census", "头普查"),
     "error": ("Could not run: {msg}", "无法运行:{msg}"),
+    "layer_of": ("layer {k} of {n}", "第 {k} 层 / 共 {n} 层"),
+    "step_of": ("step {k} of {n}", "第 {k} 步 / 共 {n} 步"),
+    "too_long": (
+        "The text has {n:,} characters, more than the {max:,} this page takes: paste a shorter "
+        "part (the model reads at most {limit:,} tokens of it anyway).",
+        "文本有 {n:,} 个字符,超过本页接受的 {max:,} 个:请粘贴较短的一段(模型无论如何最多只读取"
+        "其中 {limit:,} 个词元)。",
+    ),
 }

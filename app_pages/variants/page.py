@@ -23,6 +23,7 @@ from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translat
 from app_pages.shared.models import attend, get_model
 from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import cosine, heads_table
+from app_pages.shared.progress import steps
 from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.widget_state import keep_valid, persist
 from app_pages.variants.bench_results import READABLE, headline_table, kv_figures, kv_results
@@ -268,11 +269,7 @@ with tabs["tab_memory"]:
         measured: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         lengths = np.asarray(LENGTHS, dtype=np.int64)
         configs: list[tuple[str, ModelConfig]] = []
-        for n in TRAINED:
-            if MODELS[n].is_installed():
-                m = get_model(n, settings.device)
-                if m is not None:
-                    configs.append((n, m.config))
+        trained = [n for n in TRAINED if MODELS[n].is_installed()]
         base_cfg = None
         try:
             from engine.models.vaswani import vaswani
@@ -280,35 +277,49 @@ with tabs["tab_memory"]:
             base_cfg = vaswani()
         except ImportError:
             pass
-        if base_cfg is not None:
-            configs += [(f"transformer-base {variant_name(8, g)}", base_cfg.with_(n_kv_heads=g))
-                        for g in (8, 2, 1)]
-        configs += [(small_name(g), small_decoder_config(g)) for g in (8, 2, 1)]
-        for label, c in configs:
-            per = c.kv_cache_bytes_per_token(4)
-            rows.append({"model": label, "variant": c.variant,
-                         "query heads": c.n_heads, "K/V heads": c.kv_heads,
-                         "head dim": c.head_dim, "decoder layers": c.n_decoder_layers,
-                         "parameters": parameter_count(c), "KV bytes / token (fp32)": per,
-                         "KV MiB at 1,024 tokens": round(per * 1024 / 2**20, 3)})
-        table = pd.DataFrame(rows)
-        st.subheader(say("params_table"))
-        st.dataframe(readable_columns(table, style), hide_index=True, width="stretch",
-                     column_config={  # thousands separators
-                         style.say("parameters"):
-                             st.column_config.NumberColumn(format="localized")})
-        with st.spinner(say("measuring")):
+        # The first open of this tab took 21 s behind one spinner: each step now says what
+        # it measures (loading, parameter counts on the meta device, KV-cache prefills).
+        n_configs = len(trained) + (3 if base_cfg is not None else 0) + 3
+        with steps(bool(trained) + n_configs + 3 + len(trained)) as step:
+            if trained:
+                with step(say("step_load", n=len(trained))):
+                    for n in trained:
+                        m = get_model(n, settings.device)
+                        if m is not None:
+                            configs.append((n, m.config))
+            if base_cfg is not None:
+                configs += [(f"transformer-base {variant_name(8, g)}",
+                             base_cfg.with_(n_kv_heads=g)) for g in (8, 2, 1)]
+            configs += [(small_name(g), small_decoder_config(g)) for g in (8, 2, 1)]
+            for label, c in configs:
+                with step(say("step_params", name=label)):
+                    per = c.kv_cache_bytes_per_token(4)
+                    rows.append({"model": label, "variant": c.variant,
+                                 "query heads": c.n_heads, "K/V heads": c.kv_heads,
+                                 "head dim": c.head_dim, "decoder layers": c.n_decoder_layers,
+                                 "parameters": parameter_count(c),
+                                 "KV bytes / token (fp32)": per,
+                                 "KV MiB at 1,024 tokens": round(per * 1024 / 2**20, 3)})
+            table = pd.DataFrame(rows)
+            st.subheader(say("params_table"))
+            st.dataframe(readable_columns(table, style), hide_index=True, width="stretch",
+                         column_config={  # thousands separators
+                             style.say("parameters"):
+                                 st.column_config.NumberColumn(format="localized")})
             for g in (8, 2, 1):
                 c = small_decoder_config(g)
-                formula[c.name] = (lengths, lengths * c.kv_cache_bytes_per_token(4))
-                measured[c.name] = (lengths, np.asarray(small_kv_bytes(g, LENGTHS)))
+                with step(say("step_kv", name=c.name, lo=int(lengths[0]),
+                              hi=int(lengths[-1]))):
+                    formula[c.name] = (lengths, lengths * c.kv_cache_bytes_per_token(4))
+                    measured[c.name] = (lengths, np.asarray(small_kv_bytes(g, LENGTHS)))
             trained_lengths = tuple(n for n in LENGTHS if n <= 64) + (64,)
             for label, c in configs:
                 if label in TRAINED:
                     tl = np.asarray(sorted(set(trained_lengths)), dtype=np.int64)
-                    formula[label] = (tl, tl * c.kv_cache_bytes_per_token(4))
-                    measured[label] = (tl, np.asarray(trained_kv_bytes(
-                        label, settings.device, tuple(int(x) for x in tl))))
+                    with step(say("step_kv", name=label, lo=int(tl[0]), hi=int(tl[-1]))):
+                        formula[label] = (tl, tl * c.kv_cache_bytes_per_token(4))
+                        measured[label] = (tl, np.asarray(trained_kv_bytes(
+                            label, settings.device, tuple(int(x) for x in tl))))
         st.session_state.setdefault("var_log", True)
         log = st.toggle(say("log"), key="var_log")
         left, right = st.columns([4, 1])

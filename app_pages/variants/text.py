@@ -102,6 +102,10 @@ VARIANTS_TEXT = {
     "context": ("Context length (tokens)", "上下文长度(词元)"),
     "measure": ("Measure now", "立即测量"),
     "measuring": ("Measuring…", "正在测量…"),
+    "step_load": ("Loading the {n} trained date models", "正在加载 {n} 个训练好的日期模型"),
+    "step_params": ("Counting the parameters of {name}", "正在统计 {name} 的参数量"),
+    "step_kv": ("Measuring the KV cache of {name} after prefills of {lo:,}–{hi:,} tokens",
+                "正在测量 {name} 在预填充 {lo:,}–{hi:,} 个词元后的 KV 缓存"),
     "converting": ("Converting MiniLM to {g} K/V groups…", "正在把 MiniLM 转换为 {g} 个 K/V 组…"),
     "latency_hint": (
         "Press the button to measure (a few seconds).", "点击按钮开始测量(需几秒钟)。"

@@ -74,7 +74,7 @@ def test_layer_head_and_text_change_the_figure(minilm):
     np.testing.assert_allclose(z, rec["encoder.self.3"][5], atol=1e-6)
 
     text = "A teacher needs a clear figure for tomorrow's slides."
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     rerun(at)
     rec = minilm.attend(text)
     z = arr(chart(at, "encoder.self.3 · head 5")["data"][0]["z"])
@@ -211,7 +211,7 @@ def test_language_switch_keeps_the_open_tab(minilm):
 
 def test_hostile_text_is_shown_as_text(minilm):
     at = open_page()
-    at.text_input(key="attn_text").set_value(HOSTILE)
+    at.text_area(key="attn_text").set_value(HOSTILE)
     rerun(at)
     spec = chart(at, "encoder.self.0 · head 0")
     ticks = spec["layout"]["xaxis"]["ticktext"]
@@ -222,7 +222,7 @@ def test_hostile_text_is_shown_as_text(minilm):
 
 def test_empty_text_gives_a_notice_not_an_error(minilm):
     at = open_page()
-    at.text_input(key="attn_text").set_value("   ")
+    at.text_area(key="attn_text").set_value("   ")
     rerun(at)
     assert at.warning and "empty" in at.warning[0].value
 
@@ -240,7 +240,7 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
     monkeypatch.setattr(engine.LoadedModel, "attend", spy)
     st.cache_data.clear()
     at = open_page()
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     rerun(at)
     assert any("cut to 512" in i.value for i in at.info)
     # A long input's record is maps only: its pass stops after the chosen layer.
@@ -308,7 +308,7 @@ def test_four_sessions_get_their_own_sentences(minilm):
     sessions = []
     for t in texts:
         at = open_page()
-        at.text_input(key="attn_text").set_value(t)
+        at.text_area(key="attn_text").set_value(t)
         sessions.append(rerun(at))
     for at, t in zip(sessions, texts, strict=True):
         z = arr(chart(at, "encoder.self.0 · head 0")["data"][0]["z"])
@@ -364,7 +364,7 @@ def test_2048_token_gemma_renders(gemma):
     at = open_page()
     at.selectbox(key="attn_model").set_value("gemma3-270m")
     rerun(at)
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     rerun(at)
     assert any("long input" in i.value for i in at.info)
     z = arr(specs(at)[0]["data"][0]["z"])

@@ -61,7 +61,7 @@ def test_ablation_picker_shows_the_heads_of_the_result(minilm, monkeypatch):
     at.selectbox(key="attn_layer").set_value(2)
     rerun(at)
     text = "Attention lets every token look at every other token."
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     rerun(at)
     app_helpers.open_tab(at, "attn_tab", "Ablation")
     restore()
@@ -154,7 +154,7 @@ def test_engine_notices_carry_codes_and_read_in_chinese(minilm):
     base = engine.load("transformer-base", device="cpu")
     assert [n.code for n in base.attend("hi", target="hi").meta["notices"]] == ["random_weights"]
     at = app_helpers.open_page(PAGE, TIMEOUT, lang="zh")
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     rerun(at)
     want = NOTICE_TEXT["truncated"][1].format(**cut.args)
     assert any(i.value == want for i in at.info), [i.value for i in at.info]

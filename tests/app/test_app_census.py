@@ -142,7 +142,7 @@ def test_runs_the_bundled_corpus_and_opens_a_head_on_the_attention_page(results)
     assert (state["attn_model"], state["attn_text"], state["attn_kind"], state["attn_layer"],
             state["attn_head"]) == ("minilm", corpus[best], "encoder.self", 3, 5)
     assert at.title[0].value == "Where does each head look?"
-    assert at.text_input(key="attn_text").value == corpus[best]
+    assert at.text_area(key="attn_text").value == corpus[best]
 
 
 def test_loads_a_census_the_command_line_saved_and_says_when_its_model_is_missing(

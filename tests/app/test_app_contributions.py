@@ -127,7 +127,7 @@ def test_encoder_decoder_cross_attention():
     at = app_helpers.open_page(PAGE, TIMEOUT)
     at.selectbox(key="attn_model").set_value("seq2seq-mha")
     rerun(at)
-    at.text_input(key="attn_text").set_value(DATE)
+    at.text_area(key="attn_text").set_value(DATE)
     at.text_input(key="attn_target").set_value("2021-03-03")
     rerun(at)
     at.segmented_control(key="attn_kind").set_value("decoder.cross")
@@ -151,7 +151,7 @@ def test_decoder_logit_lens_table():
     at = app_helpers.open_page(PAGE, TIMEOUT)
     at.selectbox(key="attn_model").set_value("smollm2-135m")
     rerun(at)
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     at.selectbox(key="attn_layer").set_value(20)
     at.selectbox(key="attn_head").set_value(3)
     at = app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
@@ -178,7 +178,7 @@ def test_long_input_gets_overview_topk_and_window():
     model = need("minilm")
     text = " ".join(["the quick brown fox jumps over the lazy dog"] * 22)  # 200 tokens
     at = app_helpers.open_page(PAGE, TIMEOUT)
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     at = app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
     key = "encoder.self.0"
     rec = model.attend(text, layers=[key], contributions=True)

@@ -40,7 +40,7 @@ def test_a_found_checkpoint_is_offered_and_drawn(operator_folder):
     assert any("cannot be opened" in e.label for e in at.expander)  # the broken folder
     picker.set_value(str(operator_folder))
     at = app_helpers.rerun(at)
-    text = at.text_input(key="attn_text").value
+    text = at.text_area(key="attn_text").value
     rec = engine.load(str(operator_folder), device="cpu").attend(text)
     heat = app_helpers.chart(at, "decoder.self.0 · head 0")["data"][0]
     np.testing.assert_allclose(app_helpers.arr(heat["z"]), rec["decoder.self.0"][0],

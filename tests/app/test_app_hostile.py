@@ -241,7 +241,7 @@ def test_every_text_input_survives_hostile_strings(page, state, expected):
 def test_attention_tokens_are_shown_literally():
     """The token list holds `<`, `script`, `$` as typed; the heatmap's ticks escape them."""
     at = open_app()
-    at.text_input(key="attn_text").set_value(MARKUP)
+    at.text_area(key="attn_text").set_value(MARKUP)
     at.run()
     assert_no_exception(at)
     tokens = shown_tokens(at)

@@ -245,7 +245,7 @@ def test_the_attention_page_is_served_from_the_byte_cache(monkeypatch):
     sessions = []
     for _ in range(2):  # two sessions typing the same sentence: one forward pass
         at = open_page(PAGE, TIMEOUT)
-        at.text_input(key="attn_text").set_value(text)
+        at.text_area(key="attn_text").set_value(text)
         sessions.append(rerun(at))
     assert calls.count(text) == 1
     s = result_cache.stats()

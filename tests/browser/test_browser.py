@@ -67,7 +67,7 @@ def wait_idle(page) -> None:
 def type_text(page, label: str, text: str) -> None:
     box = page.get_by_role("textbox", name=label, exact=True)
     box.fill(text)
-    box.press("Enter")
+    box.press("Control+Enter")  # the Attention page's text area applies on Ctrl+Enter
 
 
 def choose(page, label: str, option: str) -> None:

@@ -40,7 +40,7 @@ def open_page(browser, url):
 def type_text(page, text: str) -> None:
     box = page.get_by_role("textbox", name="Text", exact=True)
     box.fill(text)
-    box.press("Enter")
+    box.press("Control+Enter")  # the Attention page's text area applies on Ctrl+Enter
 
 
 def wait_for_tick(page, token: str) -> None:

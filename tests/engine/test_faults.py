@@ -481,7 +481,7 @@ def test_app_session_survives_out_of_memory(monkeypatch, fresh):
     text = "An out-of-memory probe sentence that no other test types."
     at = open_app(state={"attn_model": "transformer-base"})
     monkeypatch.setattr(Transformer, "forward", _oom)
-    at.text_input(key="attn_text").set_value(text)
+    at.text_area(key="attn_text").set_value(text)
     at.run()
     assert_no_exception(at)
     assert any("out of memory" in w.value for w in at.warning), [w.value for w in at.warning]
