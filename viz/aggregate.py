@@ -29,6 +29,26 @@ def fuse_heads(weights: np.ndarray, fusion: str = "mean") -> np.ndarray:
     return getattr(a, fusion)(axis=0)
 
 
+def block_stochastic(a: np.ndarray, b: int) -> np.ndarray:
+    """A row-stochastic [T, T] map in blocks of b tokens: entry (I, J) is the attention the
+    average query of block I pays to all keys of block J, so rows still sum to 1.
+
+    Rollout in this space is exact when the map is constant within blocks, and approximate
+    otherwise. Long inputs use it (app: past ROLLOUT_EXACT_MAX tokens), because a rollout of
+    T × T maps costs T³ per layer.
+
+    Shapes: a [T, T] -> [ceil(T/b), ceil(T/b)] float32.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    t = a.shape[-1]
+    n = -(-t // b)
+    pad = np.zeros((n * b, n * b))
+    pad[:t, :t] = a
+    sums = pad.reshape(n, b, n, b).sum(axis=(1, 3))  # [n, n]: all of block I's rows, block J
+    rows = np.minimum(b, t - np.arange(n) * b)  # real queries per block (the last is ragged)
+    return (sums / rows[:, None]).astype(np.float32)
+
+
 def rollout_layers(
     layers: Sequence[np.ndarray],
     *,
@@ -62,4 +82,4 @@ def rollout(layers: Sequence[np.ndarray], *, fusion: str = "mean", residual: flo
     return rollout_layers(layers, fusion=fusion, residual=residual)[-1]
 
 
-__all__ = ["FUSIONS", "fuse_heads", "mean_heads", "rollout", "rollout_layers"]
+__all__ = ["FUSIONS", "block_stochastic", "fuse_heads", "mean_heads", "rollout", "rollout_layers"]

@@ -15,6 +15,7 @@ import streamlit as st
 
 import engine
 from app_pages.attention.input_box import refuse_huge, show_count, text_box, token_list
+from app_pages.attention.long_layers import layer_record, pass_summary, replayable, start_pass
 from app_pages.attention.passes import long_summary
 from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
 from app_pages.attention.text import ATTENTION_TEXT
@@ -118,6 +119,9 @@ base = dict(target=target, generate=generate)
 # outputs come from one fused pass per text, cached: switching to layer k then costs k + 1
 # layers, not the whole model.
 maps_only = long and arch in ("encoder", "decoder") and not generate
+# ... and after the first view, one background pass over every layer keeps their queries
+# and keys: another layer is then one q·kᵀ away (long_layers, layer_pass).
+from_pass = maps_only and replayable(model, kind, generate)
 
 
 def model_outputs() -> dict:
@@ -135,8 +139,11 @@ else:
     doing = say("computing", n=n_tokens)
 try:
     with computing(doing):  # "Loading …" is get_model's, while a model loads
-        rec = attend(name, settings.device, text, layers=[key] if long else None,
-                     outputs=not maps_only, **base)
+        if from_pass:  # the shared background pass's q and k, or a pass up to this layer
+            rec = layer_record(name, settings.device, text, kind, key)
+        else:
+            rec = attend(name, settings.device, text, layers=[key] if long else None,
+                         outputs=not maps_only, **base)
     shown = rec.outputs
     if arch == "decoder" and maps_only:
         with computing(say("computing_next", n=n_tokens)):
@@ -175,6 +182,8 @@ layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
 def summary() -> dict:
     """The all-layer summary of a long input (computed on first use by a tab that needs it)."""
     with computing(say("summary_computing", n=n_tokens)):
+        if from_pass:
+            return pass_summary(name, settings.device, text, kind)
         return long_summary(name, settings.device, text, kind, target, generate)
 
 
@@ -198,3 +207,5 @@ for tab_name in names:
     with tabs[tab_name]:
         if tabs[tab_name].open:
             TAB_VIEWS[tab_name](view)
+if from_pass:  # after the page is drawn, so that it never delays the first view
+    start_pass(name, settings.device, text, kind)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-import engine
 from app_pages.attention.contributions import contributions_tab
+from app_pages.attention.long_map import long_map, view_controls
 from app_pages.attention.passes import (
     FULL_HEATMAP_MAX,
     MEASURE_STEPS,
     ROLLOUT_MAX,
-    WINDOW_MAX,
     greedy_text,
     measured_kv_bytes,
 )
@@ -37,11 +36,11 @@ from viz.aggregate import mean_heads, rollout_layers
 from viz.figures.decoding import step_figure, topk_compare_figure
 from viz.figures.heads_row import heads_row
 from viz.figures.heatmap import head_heatmap, matrix_heatmap
+from viz.figures.image_map import image_map
 from viz.figures.kv_cache import kv_steps_figure
-from viz.figures.long_input import LONG_INPUT, overview_figure, topk_figure
+from viz.figures.long_input import LONG_INPUT, block_labels, grid_title
 from viz.figures.metrics import metrics_figure
 from viz.figures.model_view import add_click_targets, model_view
-from viz.figures.window import window_heatmap
 from viz.metrics import METRIC_TITLES, METRICS, head_metrics
 
 say = translator(ATTENTION_TEXT)
@@ -70,33 +69,12 @@ def head_tab(page: AttentionView) -> None:
     zmax = float(weights.max()) if settings.shared_range else None
     title = style.say("{key} · head {head}", key=block_label(style, key), head=head)
     if max(w.shape) > LONG_INPUT:
-        views = (["v_full"] if max(w.shape) <= FULL_HEATMAP_MAX else []) + [
-            "v_overview", "v_topk", "v_window"]
-        keep_valid("attn_long_view", views)
-        view = st.segmented_control(say("long_view"), views, key="attn_long_view",
-                                    format_func=lambda v: say(v), required=True)
-        if view == "v_overview":
-            fig = overview_figure(w, q_tok, k_tok, style=style, title=title)
-        elif view == "v_topk":
-            keep_in_range("attn_topk", 1, 32, 8)
-            k = st.slider(say("k"), 1, 32, key="attn_topk")
-            fig = topk_figure(w, q_tok, k_tok, k=k, style=style, title=title)
-        elif view == "v_window":
-            size_q, size_k = min(WINDOW_MAX, w.shape[0]), min(WINDOW_MAX, w.shape[1])
-            keep_in_range("attn_wq", 0, w.shape[0] - size_q, 0)
-            keep_in_range("attn_wk", 0, w.shape[1] - size_k, 0)
-            qa = st.slider(say("q_window"), 0, max(1, w.shape[0] - size_q),
-                           key="attn_wq", disabled=w.shape[0] == size_q)
-            ka = st.slider(say("k_window"), 0, max(1, w.shape[1] - size_k),
-                           key="attn_wk", disabled=w.shape[1] == size_k)
-            fig = window_heatmap(w, q_tok, k_tok, q_range=(qa, qa + size_q),
-                                 k_range=(ka, ka + size_k), style=style, title=title,
-                                 zmax=zmax)
-        else:
-            fig = head_heatmap(w, q_tok, k_tok, style=style, title=title, zmax=zmax,
-                               full_max=FULL_HEATMAP_MAX)
-    else:
-        fig = head_heatmap(w, q_tok, k_tok, style=style, title=title, zmax=zmax)
+        view, how, log = view_controls()
+        long_map(w, q_tok, k_tok, style=style, title=title, chart_key="attn_heatmap",
+                 download_label="dl_head", view=view, how=how, log=log, zmax=zmax, record=rec,
+                 block=kind, layer=layer, head=head, explanation=explained("ex_head"))
+        return
+    fig = head_heatmap(w, q_tok, k_tok, style=style, title=title, zmax=zmax)
     figure_with_download(fig, "attn_heatmap", "dl_head", record=rec, block=kind, layer=layer,
                          head=head, explanation=explained("ex_head"), width="content")
 
@@ -105,15 +83,17 @@ def model_tab(page: AttentionView) -> None:
     """Every layer × head as thumbnails; a click opens that head."""
     name, style, long, kind = page.name, page.style, page.long, page.kind
     rec, layer_maps, summary, open_head = page.rec, page.layer_maps, page.summary, page.open_head
+    title = f"{name} · {kind_name(kind)}"
     if long:
         summ = summary()
         stack = summ["thumbs"]
-        labels = [f"L{i} (blocks of {summ['block']})" for i in range(len(stack))]
+        tq = len(page.q_tok)
+        title += " · " + grid_title(style, stack.shape[2], stack.shape[3], summ["block"], "max")
+        st.caption(say("model_long", b=summ["block"], n=f"{tq:,}"))
     else:
         stack = np.stack(layer_maps)
-        labels = [f"L{i}" for i in range(len(stack))]
-    fig = model_view(stack, layer_labels=labels, style=style,
-                     title=f"{name} · {kind_name(kind)}")
+    labels = [f"L{i}" for i in range(len(stack))]  # short: the block size is in the caption
+    fig = model_view(stack, layer_labels=labels, style=style, title=title)
     n_h = stack.shape[1]
     add_click_targets(fig, [f"L{l_} H{h_}" for l_ in range(stack.shape[0])
                             for h_ in range(n_h)])
@@ -175,30 +155,50 @@ def agg_tab(page: AttentionView) -> None:
     key, weights, q_tok, k_tok = page.key, page.weights, page.q_tok, page.k_tok
     layer_maps, summary = page.layer_maps, page.summary
     mean = mean_heads(weights)
-    fig = (head_heatmap(mean, q_tok, k_tok, style=style, title=style.say(
-                            "{key} · mean over heads", key=block_label(style, key)),
-                        value_name="mean weight", full_max=FULL_HEATMAP_MAX)
-           if max(mean.shape) <= FULL_HEATMAP_MAX else
-           overview_figure(mean, q_tok, k_tok, style=style))
     st.subheader(say("mean_heads"))
-    figure_with_download(fig, "attn_mean", "dl_mean", name=f"{name}_{key}_mean",
-                         table=matrix_table(mean, q_tok, k_tok, "weight"),
-                         explanation=explained("ex_agg"), width="content")
+    mean_title = style.say("{key} · mean over heads", key=block_label(style, key))
+    if max(mean.shape) > LONG_INPUT:
+        view, how, log = view_controls()
+        long_map(mean, q_tok, k_tok, style=style, title=mean_title, chart_key="attn_mean",
+                 download_label="dl_mean", view=view, how=how, log=log,
+                 value_name="mean weight", name=f"{name}_{key}_mean",
+                 explanation=explained("ex_agg"))
+    else:
+        fig = head_heatmap(mean, q_tok, k_tok, style=style, title=mean_title,
+                           value_name="mean weight")
+        figure_with_download(fig, "attn_mean", "dl_mean", name=f"{name}_{key}_mean",
+                             table=matrix_table(mean, q_tok, k_tok, "weight"),
+                             explanation=explained("ex_agg"), width="content")
     st.subheader(say("rollout", l=layer))
     if kind == "decoder.cross":
         st.info(say("no_rollout_cross"))
-    else:
-        roll = summary()["rollout"] if long else rollout_layers(layer_maps[: layer + 1])
+        return
+    if long:
+        summ = summary()
+        roll, rb = summ["rollout"], summ.get("rollout_block", 1)
         if roll is None:
             st.info(say("no_rollout_long", n=ROLLOUT_MAX))
-        else:
-            r = roll[layer] if long else roll[-1]
-            fig = head_heatmap(r, q_tok, k_tok, style=style, value_name="rollout",
-                               title=style.say("rollout {kind} 0..{layer}", layer=layer,
-                                               kind=style.say(kind)),
-                               full_max=FULL_HEATMAP_MAX)
-            figure_with_download(fig, "attn_rollout", "dl_rollout", name=f"{name}_{key}_rollout",
-                                 table=matrix_table(r, q_tok, k_tok, "rollout"), width="content")
+            return
+        r = roll[layer]
+    else:
+        r, rb = rollout_layers(layer_maps[: layer + 1])[-1], 1
+    r_title = style.say("rollout {kind} 0..{layer}", layer=layer, kind=style.say(kind))
+    if rb > 1:  # in blocks: say that it is an approximation, and of what
+        st.caption(say("rollout_blocks", b=rb, n=r.shape[0]))
+        qb, kb = block_labels(q_tok, rb), block_labels(k_tok, rb)
+        grid = grid_title(style, r.shape[0], r.shape[1], rb, "mean")
+        fig = image_map(r, qb, kb, style=style, value_name="rollout", meta="attn_rollout",
+                        title=f"{r_title} · {grid}")
+        figure_with_download(fig, "attn_rollout", "dl_rollout", name=f"{name}_{key}_rollout",
+                             table=matrix_table(r, qb, kb, "rollout"), width="content")
+    elif max(r.shape) > LONG_INPUT:
+        long_map(r, q_tok, k_tok, style=style, title=r_title, chart_key="attn_rollout",
+                 download_label="dl_rollout", view="v_full", how="max", log=False,
+                 value_name="rollout", name=f"{name}_{key}_rollout")
+    else:
+        fig = head_heatmap(r, q_tok, k_tok, style=style, value_name="rollout", title=r_title)
+        figure_with_download(fig, "attn_rollout", "dl_rollout", name=f"{name}_{key}_rollout",
+                             table=matrix_table(r, q_tok, k_tok, "rollout"), width="content")
 
 
 def ablation_tab(page: AttentionView) -> None:

@@ -133,6 +133,22 @@ ATTENTION_TEXT = {
         "{tq} × {tk} 个单元,每格一个像素:拖动放大,双击复原。悬停显示两个词元;这么大的图无法"
         "发送精确权重,请在缩放窗口中读取。",
     ),
+    "model_long": (
+        "Each thumbnail shows {n} tokens in blocks of {b}: a block's colour is its largest weight, "
+        "so a single strong cell (a first-token sink, a diagonal) stays visible. Click one to open "
+        "that head at full resolution.",
+        "每个缩略图以 {b} 个词元为一块显示 {n} 个词元:块的颜色是其中最大的权重,因此单个强单元"
+        "(首词元汇聚、对角线)仍然可见。点击缩略图可在完整分辨率下打开该头。",
+    ),
+    "rollout_blocks": (
+        "Approximate: past 1,024 tokens, rollout runs on {n} × {n} blocks of {b} tokens. Each "
+        "layer's head-mean map is reduced to the attention the block's average query pays to "
+        "each block of keys, which keeps every row's sum at 1. It is exact only where a map is "
+        "constant within blocks.",
+        "近似值:超过 1,024 个词元时,注意力展开在 {n} × {n} 个分块(每块 {b} 个词元)上计算。每层"
+        "的头平均图被化简为块内平均查询对每个键块的注意力(每行之和仍为 1);只有当图在块内为常数时"
+        "才是精确的。",
+    ),
     "rd_query": ("query", "查询"),
     "rd_key": ("key", "键"),
     "rd_weight": ("weight", "权重"),

@@ -246,19 +246,52 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
     # A long input's record is maps only: its pass stops after the chosen layer.
     assert {"layers": ["encoder.self.0"], "outputs": False}.items() <= calls[-1].items()
     rec = minilm.attend(text, layers=["encoder.self.0"])
-    z = arr(chart(at, "encoder.self.0 · head 0")["data"][0]["z"])
-    assert z.shape == (512, 512)  # full map up to 512 tokens, zoom/pan in the browser
-    np.testing.assert_allclose(z, rec["encoder.self.0"][0], atol=1e-6)
+    # full resolution: one PNG pixel per cell, each its weight's colour on the shared range
+    w0 = rec["encoder.self.0"]
+    assert_image_is(chart(at, "encoder.self.0 · head 0"), w0[0], float(w0.max()))
     for view, shape in (("v_overview", (128, 128)), ("v_window", (256, 256))):
         at.segmented_control(key="attn_long_view").set_value(view)
         rerun(at)
         assert arr(specs(at)[0]["data"][0]["z"]).shape == shape
+    z = arr(specs(at)[0]["data"][0]["z"])
+    np.testing.assert_allclose(z, w0[0, :256, :256], atol=1e-6)
+    at.segmented_control(key="attn_long_view").set_value("v_overview")
+    rerun(at)
+    z = arr(specs(at)[0]["data"][0]["z"])  # blocks of 4 tokens, each its max
+    np.testing.assert_allclose(z, w0[0].reshape(128, 4, 128, 4).max(axis=(1, 3)), rtol=1e-6)
     at.segmented_control(key="attn_long_view").set_value("v_topk")
     rerun(at)
     assert specs(at)[0]["data"][0]["type"] == "scatter"
     open_tab(at, "Model view")
     heat = [t for t in specs(at)[0]["data"] if t["type"] == "heatmap"]
     assert len(heat) == 72 and arr(heat[0]["z"]).shape == (64, 64)
+    full = minilm.attend(text)
+    np.testing.assert_allclose(arr(heat[5 * 12 + 7]["z"]),
+                               full["encoder.self.5"][7].reshape(64, 8, 64, 8).max(axis=(1, 3)),
+                               rtol=1e-5, atol=1e-7)
+    # another layer now comes from the background pass's q and k: the same map
+    open_tab(at, "Head")
+    at.segmented_control(key="attn_long_view").set_value("v_full")
+    at.selectbox(key="attn_layer").set_value(4)
+    rerun(at)
+    w4 = full["encoder.self.4"]
+    assert_image_is(chart(at, "encoder.self.4 · head 0"), w4[0], float(w4.max()))
+    from app_pages.attention.long_layers import replayed_layer
+    again = replayed_layer("minilm", "auto", text, "encoder.self", "encoder.self.4")
+    assert again is not None  # the pass held layer 4
+    np.testing.assert_allclose(again["encoder.self.4"], w4, atol=1e-6)
+
+
+def assert_image_is(spec: dict, w: np.ndarray, zmax: float) -> None:
+    """The figure's image is `w` at one pixel per cell, coloured on [0, zmax]."""
+    import base64
+
+    from viz.raster import colour_indices, decode_indexed_png
+
+    image = spec["data"][0]
+    assert image["type"] == "image"
+    idx, _ = decode_indexed_png(base64.b64decode(image["source"].split(",", 1)[1]))
+    np.testing.assert_array_equal(idx, colour_indices(w, 0.0, zmax))
 
 
 def test_download_menu_offers_formats_and_exports_only_on_click(minilm, monkeypatch):

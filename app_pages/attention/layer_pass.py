@@ -1,0 +1,191 @@
+"""One pass over every layer of a long input, run once per text in the background and shared
+by every session that opens the same text.
+
+The first view of a long input runs only the layers up to the chosen one (its pass stops
+there). A reader then asks for another layer, the model view, the metrics or the rollout, and
+each of those needs every layer. So right after the first view, one background pass runs
+through all of them (engine.replay.stream_layers). It keeps, per layer:
+
+- each layer's queries and keys, so that any head of any layer is then one q·kᵀ and a
+  softmax (engine.replay.maps_from_qk), exact and about 0.1 s at 2,048 tokens, instead of a
+  new pass up to that layer;
+- the model view's thumbnails (each block's max), the head metrics, and the rollout's input
+  (the head-mean map, in blocks past ROLLOUT_EXACT_MAX tokens).
+
+A view that needs a layer the pass has not reached yet waits for it with a progress bar
+("layer 5 of 18"). Passes are kept least recently used first, within PASS_BUDGET_MB of
+queries and keys. A pass too big for that budget still keeps its thumbnails and metrics:
+layer switches then run the layer's own pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+import engine
+from engine.core.block_key import BlockKey
+from engine.replay import LayerQK, maps_from_qk, stream_layers
+from viz.aggregate import block_stochastic, mean_heads
+from viz.figures.long_input import block_reduce, block_size
+from viz.metrics import head_metrics
+
+THUMB = 64  # thumbnails: at most 64 × 64 blocks per head
+ROLLOUT_EXACT_MAX = 1024  # rollout is exact up to here, then in blocks of ≤ 512 × 512 cells
+ROLLOUT_BLOCKS = 512
+ENV_VAR = "ATTENTION_STUDIO_PASS_MB"
+DEFAULT_PASS_MB = 768  # two 2,048-token Gemma passes (18 layers × 10 MB of q and k each)
+
+
+def pass_budget(environ=os.environ) -> int:
+    raw = environ.get(ENV_VAR, "").strip()
+    try:
+        mb = float(raw) if raw else float(DEFAULT_PASS_MB)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0:
+        raise ValueError(f"{ENV_VAR} must be a number of MiB ≥ 0 (default {DEFAULT_PASS_MB}), "
+                         f"got {raw!r}")
+    return int(mb * 2**20)
+
+
+@dataclasses.dataclass
+class LongPass:
+    """What one background pass has produced so far (read under `cond`)."""
+
+    keys: list[str]  # every layer of the kind, in order
+    n_tokens: int
+    keep_qk: bool  # False when the queries and keys would not fit the budget
+    done: list[str] = dataclasses.field(default_factory=list)
+    qk: dict[str, LayerQK] = dataclasses.field(default_factory=dict)
+    thumbs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    rows: list[dict] = dataclasses.field(default_factory=list)
+    means: list[np.ndarray] = dataclasses.field(default_factory=list)
+    thumb_block: int = 1
+    rollout_block: int = 1
+    error: str | None = None
+    seconds: float = 0.0
+    cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
+
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or len(self.done) == len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self.qk.values()) + sum(a.nbytes for a in self.means)
+
+    def take(self, key: str, w: np.ndarray, qk: LayerQK) -> None:
+        """One layer's maps [H, T, T] and q/k: reduce them, keep q/k, tell the waiters."""
+        t = w.shape[-1]
+        thumb_b = block_size(t, THUMB)
+        thumb = block_reduce(w, thumb_b, how="max")  # a one-token sink survives
+        rows = head_metrics({key: w})
+        mean = mean_heads(w)
+        roll_b = 1 if t <= ROLLOUT_EXACT_MAX else block_size(t, ROLLOUT_BLOCKS)
+        mean = mean if roll_b == 1 else block_stochastic(mean, roll_b)
+        with self.cond:
+            self.thumb_block, self.rollout_block = thumb_b, roll_b
+            self.thumbs.append(thumb)
+            self.rows += rows
+            self.means.append(mean)
+            if self.keep_qk:
+                self.qk[key] = qk
+            self.done.append(key)
+            self.cond.notify_all()
+
+    def wait(self, n_layers: int, on_progress: Callable[[int, int], None] | None = None,
+             timeout: float = 900.0) -> None:
+        """Block until the first `n_layers` layers are in (or the pass failed)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.done) < n_layers and self.error is None:
+                if on_progress:
+                    on_progress(len(self.done), len(self.keys))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the pass over {len(self.keys)} layers took over "
+                                       f"{timeout:.0f} s")
+                self.cond.wait(min(left, 0.25))
+        if self.error is not None and len(self.done) < n_layers:
+            raise RuntimeError(self.error)
+
+
+_passes: OrderedDict[tuple, LongPass] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _evict(budget: int) -> None:
+    """Drop finished passes, least recently used first, until the rest fit `budget`."""
+    while sum(p.nbytes for p in _passes.values()) > budget:
+        victim = next((k for k, p in _passes.items() if p.finished), None)
+        if victim is None:
+            return
+        del _passes[victim]
+
+
+def long_pass(name: str, device: str, text: str, kind: str,
+              generated_ids: tuple[int, ...] = ()) -> LongPass:
+    """The pass over `text`'s layers of `kind`: started here if no session started it."""
+    key = (name, device, text, kind, generated_ids)
+    with _lock:
+        found = _passes.get(key)
+        if found is not None and found.error is None:
+            _passes.move_to_end(key)
+            return found
+        model = engine.load(name, device)
+        cfg = model.config
+        keys = [k for k in model.block_keys() if k.startswith(kind + ".")]
+        t = len(model.codec.encode(text).ids) + len(generated_ids)
+        qk_bytes = 4 * t * cfg.head_dim * (cfg.n_heads + cfg.kv_heads) * len(keys)
+        budget = pass_budget()
+        p = LongPass(keys=keys, n_tokens=t, keep_qk=qk_bytes <= budget)
+        _passes[key] = p
+        _evict(budget)
+
+    def run() -> None:
+        start = time.perf_counter()
+        try:
+            stream_layers(model, text, kind, p.take, generated_ids=generated_ids)
+        except Exception as exc:  # noqa: BLE001 - the waiting views show it
+            with p.cond:
+                p.error = f"{type(exc).__name__}: {exc}"
+                p.cond.notify_all()
+        p.seconds = time.perf_counter() - start
+        with _lock:
+            _evict(pass_budget())
+
+    threading.Thread(target=run, name=f"long-pass {name}", daemon=True).start()
+    return p
+
+
+def replayed_record(model: engine.LoadedModel, first: engine.AttentionRecord, p: LongPass,
+                    key: str) -> engine.AttentionRecord:
+    """The record of block `key` rebuilt from the pass's queries and keys: `first` (a record
+    of the same text) with its maps replaced by that layer's."""
+    w = maps_from_qk(model, key, p.qk[key])
+    meta = dict(first.meta, replayed=f"maps recomputed from the pass's q and k of {key}")
+    return dataclasses.replace(first, maps={key: w}, scores={}, q={}, k={}, norm={}, flow={},
+                               meta=meta)
+
+
+def layer_index(key: str) -> int:
+    return BlockKey.parse(key).layer
+
+
+def clear() -> None:
+    with _lock:
+        _passes.clear()
+
+
+def find_pass(name: str, device: str, text: str, kind: str,
+              generated_ids: tuple[int, ...] = ()) -> LongPass | None:
+    """The pass over this text if one was started (by any session), without starting one."""
+    with _lock:
+        return _passes.get((name, device, text, kind, generated_ids))

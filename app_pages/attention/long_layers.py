@@ -1,0 +1,66 @@
+"""How the Attention page reads a long input's layers (encoder or decoder self-attention,
+more than viz LONG_INPUT tokens): from the shared background pass (layer_pass) when it
+has the layer, else by a pass that stops after that layer. Also the all-layer summary the model
+view, the metrics and the rollout read, from that same pass.
+
+Results are kept in the process-wide byte-bounded cache (shared.result_cache), like every
+record, so a second session opening the same text and layer gets them at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import engine
+from app_pages.attention.layer_pass import find_pass, long_pass, replayed_record
+from app_pages.shared.models import attend
+from app_pages.shared.result_cache import byte_cached
+from engine.api import current_progress
+from engine.core.block_key import BlockKey
+from viz.aggregate import rollout_layers
+
+SELF_KINDS = ("encoder.self", "decoder.self")
+
+
+def replayable(model: engine.LoadedModel, kind: str, generate: int) -> bool:
+    """Whether this page state reads its layers from the background pass."""
+    return model.kind in ("encoder", "decoder") and kind in SELF_KINDS and not generate
+
+
+@byte_cached("replayed layer")
+def replayed_layer(name: str, device: str, text: str, kind: str,
+                   key: str) -> engine.AttentionRecord | None:
+    """Block `key`'s record recomputed from the background pass's q and k, or None when no
+    pass holds that layer (not started, not there yet, or evicted)."""
+    p = find_pass(name, device, text, kind)
+    if p is None or key not in p.qk:
+        return None
+    first = attend(name, device, text, layers=[str(BlockKey(kind, 0))], outputs=False)
+    return replayed_record(engine.load(name, device), first, p, key)
+
+
+def layer_record(name: str, device: str, text: str, kind: str,
+                 key: str) -> engine.AttentionRecord:
+    """One layer's record of a long input: replayed if the pass has it, else a pass that
+    stops after that layer."""
+    rec = replayed_layer(name, device, text, kind, key)
+    if rec is not None:
+        return rec
+    return attend(name, device, text, layers=[key], outputs=False)
+
+
+def start_pass(name: str, device: str, text: str, kind: str) -> None:
+    """Start the background pass over every layer (once per text, for every session)."""
+    long_pass(name, device, text, kind)
+
+
+@byte_cached("long summary")
+def pass_summary(name: str, device: str, text: str, kind: str) -> dict:
+    """Every layer's thumbnails (max per block), head metrics and rollout, from the pass
+    (waiting for it, with the engine's progress callback if one is set)."""
+    p = long_pass(name, device, text, kind)
+    p.wait(len(p.keys), current_progress(None))
+    means = p.means
+    return dict(thumbs=np.stack(p.thumbs), block=p.thumb_block, rows=list(p.rows),
+                rollout=rollout_layers(means) if means else None,
+                rollout_block=p.rollout_block)

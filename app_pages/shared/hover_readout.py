@@ -1,0 +1,108 @@
+"""The exact query token, key token and weight under the pointer on a full-resolution map.
+
+viz.figures.image_map draws a long map as one PNG, so Plotly's hover knows only the pixel's
+position. This component, which has no frame of its own, finds that figure in the page by the
+`meta` id of its Image trace. It listens to Plotly's hover events and shows the two tokens
+and the exact float32 weight of the cell, at any zoom. The weights travel once per drawn map
+as base64 float32 and are decoded by the browser's own data-URL decoder.
+
+Tokens are user text, so they reach the page only through `textContent` and are never parsed
+as HTML. The JS below is the app's own code: nothing from the user becomes script.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+
+from viz.style import visible_token
+
+# Up to 4.5M cells (a 2,100-token map), the exact weights travel with the map: 18 MB of
+# float32. Past that, the readout shows the tokens and positions, and says that the exact
+# weights are in the window view.
+EXACT_MAX_CELLS = 4_500_000
+
+_JS = r"""
+const hooks = window.__attnReadout || (window.__attnReadout = {maps: {}, timer: null});
+
+function tip() {
+  let el = document.getElementById("attn-readout-tip");
+  if (!el) {
+    el = document.createElement("div");
+    el.id = "attn-readout-tip";
+    el.setAttribute("data-testid", "attn-readout");
+    Object.assign(el.style, {position: "fixed", zIndex: 10000, pointerEvents: "none",
+      background: "rgba(255,255,255,0.96)", color: "#111", border: "1px solid #999",
+      borderRadius: "4px", padding: "4px 7px", font: "12px/1.35 sans-serif",
+      whiteSpace: "pre", display: "none", boxShadow: "0 1px 4px rgba(0,0,0,0.2)"});
+    document.body.appendChild(el);
+  }
+  return el;
+}
+
+function describe(map, i, j) {
+  const w = map.words;
+  const lines = [`${w.query} ${i}: ${map.q[i] ?? ""}`, `${w.key} ${j}: ${map.k[j] ?? ""}`];
+  if (map.weights) lines.push(`${w.weight} ${map.weights[i * map.tk + j].toPrecision(6)}`);
+  else lines.push(map.words.no_exact);
+  return lines.join("\n");
+}
+
+function attach(gd) {
+  if (gd.__attnHooked || !gd.on || !gd.data) return;
+  const trace = gd.data.find(t => t.type === "image" && t.meta && hooks.maps[t.meta]);
+  if (!trace) return;
+  gd.__attnHooked = true;
+  gd.on("plotly_hover", ev => {
+    const pt = ev.points && ev.points[0];
+    const map = pt && hooks.maps[pt.data.meta];
+    if (!map) return;
+    const i = Math.round(pt.y), j = Math.round(pt.x);
+    if (i < 0 || j < 0 || i >= map.tq || j >= map.tk) return;
+    const el = tip();
+    el.textContent = describe(map, i, j);
+    el.style.display = "block";
+    el.style.left = `${ev.event.clientX + 14}px`;
+    el.style.top = `${ev.event.clientY + 14}px`;
+  });
+  gd.on("plotly_unhover", () => { tip().style.display = "none"; });
+}
+
+export default function(component) {
+  const d = component.data;
+  if (!d || !d.id) return;
+  const map = {q: d.q, k: d.k, tq: d.tq, tk: d.tk, precision: d.precision, words: d.words,
+               weights: null};
+  hooks.maps[d.id] = map;
+  if (d.weights) {
+    fetch(`data:application/octet-stream;base64,${d.weights}`)
+      .then(r => r.arrayBuffer())
+      .then(buf => { map.weights = new Float32Array(buf); });
+  }
+  const scan = () => document.querySelectorAll(".js-plotly-plot").forEach(attach);
+  scan();
+  if (!hooks.timer) hooks.timer = setInterval(scan, 400);  // charts redrawn after a rerun
+}
+"""
+
+_readout = st.components.v2.component("attention_studio.hover_readout", js=_JS,
+                                      isolate_styles=False)
+
+
+def hover_readout(map_id: str, values: np.ndarray, q_tokens: Sequence[object],
+                  k_tokens: Sequence[object], *, precision: int, words: dict[str, str],
+                  key: str) -> None:
+    """Attach the exact readout to the image map whose Image trace has meta == map_id.
+
+    Shapes: values [Tq, Tk] (the map the image shows).
+    `words`: the reader's words for "query", "key", "weight" and "no_exact".
+    """
+    v = np.ascontiguousarray(values, dtype="<f4")
+    weights = base64.b64encode(v.tobytes()).decode("ascii") if v.size <= EXACT_MAX_CELLS else ""
+    _readout(key=key, height="content", data=dict(
+        id=map_id, tq=int(v.shape[0]), tk=int(v.shape[1]), precision=int(precision) + 3,
+        q=[visible_token(t) for t in q_tokens], k=[visible_token(t) for t in k_tokens],
+        weights=weights, words=words))

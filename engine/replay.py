@@ -1,0 +1,128 @@
+"""A long input's maps, recomputed from one pass's queries and keys.
+
+Showing layer k of a 2,048-token text means running layers 0..k (Gemma 3 270M: about 0.5 s
+a layer on this 2-core CPU), and each layer's maps weigh H·T² floats (64 MB for Gemma's 4
+heads). One pass instead keeps every layer's post-RoPE queries and keys: 8 MB of q and 2 MB
+of k a Gemma layer, because K/V heads are stored once and not per query head. A head's map
+is then one product q·kᵀ and a softmax, computed by the same `engine.core.attention` route
+the pass takes, so it is the pass's own map (tests/engine/test_replay.py holds it to 1e-6).
+
+Scope: self-attention of an encoder or a decoder over one unpadded text, under the model's
+own masks (causal, its sliding windows, ALiBi or T5 biases, soft-capping). Cross-attention,
+knock-outs and padding keep going through `LoadedModel.attend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from engine.api import LayerProgress, LoadedModel, current_progress, per_block
+from engine.core.attention import attention
+from engine.core.block_key import BlockKey, kind_of
+from engine.core.positions import alibi_bias
+from engine.core.transformer import Request
+from engine.fast import blocked
+
+
+@dataclass(frozen=True)
+class LayerQK:
+    """One layer's queries and keys, as its attention saw them (after RoPE and q/k norms)."""
+
+    q: np.ndarray  # [H, T, D] float32
+    k: np.ndarray  # [Hkv, T, D] float32: shared K/V heads once, not per query head
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.q.nbytes + self.k.nbytes)
+
+
+OnLayer = Callable[[str, np.ndarray, LayerQK], None]  # (block key, [H, T, T] weights, q/k)
+
+
+class _LayerSink(dict):
+    """The record dict a pass fills: each self-attention block of `kind` goes to `on_layer`
+    as numpy (weights and q/k), and is then dropped."""
+
+    def __init__(self, kind: str, n_kv: int, on_layer: OnLayer):
+        super().__init__()
+        self.kind, self.n_kv, self.on_layer = kind, n_kv, on_layer
+
+    def __setitem__(self, key, out) -> None:
+        if kind_of(key) != self.kind or out.weights is None or out.q is None:
+            return
+        g = out.q.shape[1] // self.n_kv  # the display copy repeats each K head g times
+        qk = LayerQK(q=out.q[0].float().cpu().numpy(),
+                     k=out.k[0, ::g].float().cpu().contiguous().numpy())
+        self.on_layer(key, out.weights[0].float().cpu().numpy(), qk)
+
+
+def _stack(model: LoadedModel, kind: str):
+    if model.kind not in ("encoder", "decoder") or kind not in ("encoder.self", "decoder.self"):
+        raise ValueError(f"replay covers an encoder's or a decoder's self-attention, not "
+                         f"{model.kind} {kind!r}")
+    t = model.transformer
+    return t.encoder if model.kind == "encoder" else t.decoder
+
+
+def stream_layers(model: LoadedModel, text: str, kind: str, on_layer: OnLayer,
+                  generated_ids: Sequence[int] = (),
+                  progress: LayerProgress | None = None) -> list[str]:
+    """One pass over `text` (then `generated_ids`), handing every layer of `kind` to
+    `on_layer(key, weights, qk)` in order, each dropped after; returns the keys.
+
+    Shapes: weights float32 [H, T, T]; qk.q [H, T, D], qk.k [Hkv, T, D].
+    """
+    stack = _stack(model, kind)
+    keys = [k for k in model.block_keys() if kind_of(k) == kind]
+    ids = list(model.codec.encode(text).ids) + [int(i) for i in generated_ids]
+    x = torch.tensor([ids], device=model.device)  # [1, T]
+    sink = _LayerSink(kind, model.config.kv_heads, on_layer)
+    report = current_progress(progress)
+    with torch.inference_mode(), per_block(stack.layers, len(stack.layers), report):
+        req = Request(record=keys, qk=True)
+        if model.kind == "encoder":
+            model.transformer.encode(x, req=req, record=sink)
+        else:
+            model.transformer.decode(x, req=req, record=sink)
+    return keys
+
+
+def maps_from_qk(model: LoadedModel, key: str, qk: LayerQK,
+                 heads: Sequence[int] | None = None) -> np.ndarray:
+    """The maps of block `key` for `heads` (default: all), from that layer's queries and keys.
+
+    Shapes: qk.q [H, T, D], qk.k [Hkv, T, D] -> float32 [len(heads), T, T].
+    """
+    bk = BlockKey.parse(key)
+    stack = _stack(model, bk.kind)
+    cfg = model.config
+    attn = stack.layers[bk.layer].self_attn
+    h_all, t, _ = qk.q.shape
+    g = h_all // qk.k.shape[0]
+    heads = list(range(h_all)) if heads is None else [int(h) for h in heads]
+    side = "decoder" if bk.kind == "decoder.self" else "encoder"
+    spec = model.transformer._self_spec(side, Request(), None, t, text_side=True)
+    spec = replace(spec, window=attn.window, offset=0)
+    bias_all = stack.position_bias(t, t, 0, model.device)  # T5: [1, H, T, T] or None
+    if cfg.positions == "alibi":
+        bias_all = alibi_bias(h_all, t, t, 0, device=model.device)[None]
+    out = np.empty((len(heads), t, t), dtype=np.float32)
+    with torch.inference_mode():
+        k_all = torch.from_numpy(np.ascontiguousarray(qk.k)).to(model.device)
+        for i, h in enumerate(heads):
+            q = torch.from_numpy(np.ascontiguousarray(qk.q[h])).to(model.device)[None, None]
+            k = k_all[h // g][None, None]  # [1, 1, T, D]
+            v = k  # the output is not wanted; any V of K's shape will do
+            bias = None if bias_all is None else bias_all[:, h:h + 1]
+            found = blocked.faster(attention, q, k, v, spec, cfg.scale, bias, True, False,
+                                   cfg.attn_softcap)
+            if found is None:
+                found = (None, attention(q, k, v, mask=spec.dense(t, t, model.device),
+                                         bias=bias, scale=cfg.scale, need_weights=True,
+                                         keep_scores=False, softcap=cfg.attn_softcap).weights)
+            out[i] = found[1][0, 0].float().cpu().numpy()
+    return out
