@@ -34,7 +34,9 @@ STRONG_COLOR, WINDOW_COLOR, SCORE_COLOR, ROW_COLOR = "#D55E00", "#56B4E9", "#007
 # labels (the scores share their axis and show none), and for each panel's title.
 PANEL_PX = (130, 170, 190, 260)
 SPACE_PX = (86, 34, 140)
-MARGIN_TOP, MARGIN_BOTTOM = 110, 60
+# Fixed margins, no auto-expansion: with ~80 rotated labels and a colour bar, Plotly's
+# automatic margins redraw the figure until they settle, several times the draw itself.
+MARGIN = dict(t=110, b=60, l=170, r=120, autoexpand=False)
 LABEL_CHARS = 14  # a key's tick label: its position and at most this much of its token
 
 
@@ -201,8 +203,10 @@ def qk_view_query(
                      ticktext=[f"{int(i)}: {klab[i]}" for i in data["keys"]],
                      range=[c.shape[0] - 0.5, -0.5], row=4, col=1)
     fig.update_layout(showlegend=False, bargap=0.1, width=int(max(900, 13 * n_slots + 260)),
-                      height=MARGIN_TOP + MARGIN_BOTTOM + sum(PANEL_PX) + sum(SPACE_PX),
-                      margin=dict(t=MARGIN_TOP, b=MARGIN_BOTTOM))
+                      height=MARGIN["t"] + MARGIN["b"] + sum(PANEL_PX) + sum(SPACE_PX),
+                      margin=MARGIN)
+    fig.update_xaxes(automargin=False)
+    fig.update_yaxes(automargin=False)
     title = title if title is not None else (
         style.say("Q·K for query {query}: {token} (head {head})", query=query,
                   token=q_tokens[query], head=head))

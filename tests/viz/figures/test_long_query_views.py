@@ -229,6 +229,9 @@ def test_qk_figure_is_small_at_2048_tokens():
     fig = qk_view_query(q, k, 1024, toks(2048), head=2, scores=s, weights=w, top_k=48,
                         half_width=12)
     assert len(pio.to_json(fig, validate=False)) < 300_000
+    # fixed margins: auto-expanding ones redraw a figure of ~80 rotated labels until settled
+    assert fig.layout.margin.autoexpand is False
+    assert all(ax.automargin is False for ax in (fig.layout.xaxis3, fig.layout.yaxis4))
 
 
 def test_both_figures_speak_chinese():
@@ -245,3 +248,13 @@ def test_both_figures_speak_chinese():
                   and "not shown" in (tr.hovertemplate or "") for t in tr.text]
         bad = {x: english_words(x) for x in words if english_words(x)}
         assert not bad, bad
+
+
+def test_token_text_is_shown_never_run():
+    hostile = "<img src=x onerror=alert(1)>"
+    tokens = [hostile if i % 7 == 0 else f"w{i}" for i in range(300)]
+    q, k, s, w = causal_row_maps(300)
+    for fig in (head_view_query(w, tokens, query=294, title="L0"),
+                qk_view_query(q, k, 294, tokens, scores=s, weights=w)):
+        text = pio.to_json(fig, validate=False)
+        assert "<img" not in text and "&lt;img" in text
