@@ -17,6 +17,13 @@ or heatmap image present in the DOM):
 
 The machine's load average is printed with the results: on a shared 2-core machine other
 work inflates every number.
+
+    .venv/bin/python bench/bench_browser.py --long --reps 3 --json out.json
+
+`--long` runs the long-input scenario instead (issue 17, bench/browser_long.py): Gemma 3 270M
+on a ~2,048-token text, the first view, another layer, another head and every tab of the
+Attention page, each new and then cached, with each time split into server steps, transfer
+and drawing.
 """
 
 from __future__ import annotations
@@ -103,15 +110,32 @@ def check_64_tokens() -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=7, help="repeats of measurements 2 and 3")
+    ap.add_argument("--reps", type=int, default=None,
+                    help="repeats of measurements 2 and 3 (default 7), or of the --long "
+                         "scenario (default 3)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--watch", action="store_true",
                     help="keep Streamlit's file watcher on (by default it is off: a source edit "
                          "during the run would reload modules under the cached model)")
+    ap.add_argument("--long", action="store_true",
+                    help="the long-input scenario (Gemma, ~2,048 tokens, every tab) instead")
+    ap.add_argument("--tokens", type=int, default=2048,
+                    help="--long: the text's length in Gemma tokens (at most; default 2048)")
+    ap.add_argument("--warmup-tokens", type=int, default=160,
+                    help="--long: the warm-up text's length (every tab once, not counted)")
+    ap.add_argument("--timeout", type=float, default=1200,
+                    help="--long: seconds one action may take before the run stops")
+    ap.add_argument("--no-timings", action="store_true",
+                    help="--long: run the app without ATTENTION_STUDIO_TIMINGS (no server "
+                         "steps; nothing is serialised twice)")
     args = ap.parse_args()
     watch = [] if args.watch else ["--server.fileWatcherType", "none"]
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    if args.long:
+        long_scenario(args, watch)
+        return
+    args.reps = 7 if args.reps is None else args.reps
     from playwright.sync_api import sync_playwright
 
     n64 = check_64_tokens()
@@ -201,6 +225,31 @@ def main() -> None:
           + "; model view " + ", ".join(f"{t:.2f}" for t in results["model_view_s"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def long_scenario(args, watch: list[str]) -> None:
+    """bench/browser_long.py's scenario: run, print the table, write the JSON."""
+    sys.path.insert(0, str(ROOT))  # bench.browser_long, and app_pages.shared.timing in it
+    from bench import browser_long
+
+    reps = 3 if args.reps is None else args.reps
+    if reps < 1 or args.tokens < 2 or args.warmup_tokens < 2:
+        raise SystemExit("--reps, --tokens and --warmup-tokens must be positive")
+    results = browser_long.run_long(
+        reps=reps, tokens=args.tokens, warmup_tokens=args.warmup_tokens,
+        timeout_s=args.timeout, timings_on=not args.no_timings, watch=watch,
+        port=free_port(), chromium=CHROMIUM, chromium_args=CHROMIUM_ARGS)
+    results["command"] = "python bench/bench_browser.py " + " ".join(sys.argv[1:])
+    try:
+        results["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                        capture_output=True, text=True).stdout.strip()
+    except OSError:
+        results["git"] = None
+    print(browser_long.report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if results.get("error"):  # what was measured before it is printed and written above
+        raise SystemExit(f"stopped early: {results['error']}")
 
 
 if __name__ == "__main__":
