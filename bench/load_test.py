@@ -60,10 +60,19 @@ OUT = ROOT / "bench" / "results" / "load_test_cpu.json"
 # ----------------------------------------------------------------------------- the server
 
 def serve(port: int, samples: Path) -> None:
-    """`streamlit run app.py` in this process, with a thread sampling RSS and the cache."""
+    """`streamlit run app.py` in this process, with a thread sampling RSS and the cache, and
+    each script run's wall time written to the same file."""
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    threading.Thread(target=sample_forever, args=(samples,), daemon=True).start()
+    out = open(samples, "a", buffering=1)  # noqa: SIM115 - open for the process's life
+    lock = threading.Lock()
+
+    def write(row: dict) -> None:
+        with lock:
+            out.write(json.dumps(row) + "\n")
+
+    threading.Thread(target=sample_forever, args=(write,), daemon=True).start()
+    time_script_runs(write)
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", "app.py", "--server.port", str(port),
@@ -79,14 +88,31 @@ def rss_bytes() -> int:
     return -1
 
 
-def sample_forever(samples: Path) -> None:
+def sample_forever(write) -> None:
     from app_pages.shared import result_cache  # the module the app's pages use
 
-    with open(samples, "a", buffering=1) as out:
-        while True:
-            s = result_cache.stats()._asdict()
-            out.write(json.dumps({"t": time.time(), "rss": rss_bytes(), **s}) + "\n")
-            time.sleep(SAMPLE_S)
+    while True:
+        write({"t": time.time(), "rss": rss_bytes(), **result_cache.stats()._asdict()})
+        time.sleep(SAMPLE_S)
+
+
+def time_script_runs(write) -> None:
+    """Each script run's wall time on the server (Streamlit's ScriptRunner._run_script,
+    wrapped here in the benchmark only): the server's share of a time to heatmap."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    run = getattr(script_runner.ScriptRunner, "_run_script", None)
+    if run is None:  # another Streamlit: the report says the server times are missing
+        return
+
+    def timed(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            write({"t": time.time(), "script_run_s": time.perf_counter() - t0})
+
+    script_runner.ScriptRunner._run_script = timed
 
 
 def free_port() -> int:
@@ -184,9 +210,11 @@ async def look(page, own: set[str], foreign: set[str], stale: set[str]) -> dict:
 
 
 async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: set[str],
-                      everyone: set[str], end: float, out: dict) -> None:
-    """Open the page, wait for the default heatmap, then type each round's sentence; `mine`
-    are the words planned for this session (every other word of the plan is foreign)."""
+                      everyone: set[str], end: float, out: dict, delay: float = 0.0) -> None:
+    """After `delay` s, open the page, wait for the default heatmap, then type each round's
+    sentence; `mine` are the words planned for this session (every other word of the plan is
+    foreign)."""
+    await asyncio.sleep(delay)
     rng = random.Random(i)
     foreign = everyone - mine
     rec = out[i] = {"first_chart_s": None, "heatmap_s": [], "crosstalk": [], "stale": [],
@@ -235,7 +263,7 @@ async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: 
 
 
 async def drive(url: str, sessions: list[list[list[str]]], end: float,
-                inject_crosstalk: bool = False) -> dict:
+                inject_crosstalk: bool = False, ramp: float = 0.0, meter=None) -> dict:
     from playwright.async_api import async_playwright
 
     everyone = {w for s in sessions for r in s for w in r}
@@ -255,12 +283,17 @@ async def drive(url: str, sessions: list[list[list[str]]], end: float,
             out["warm_up_s"] = time.perf_counter() - t0
             await warm.close()
             out["sessions_started"] = time.time()
-            tasks = [run_session(i, browser, url, typed[i], owned[i], everyone, end, out)
+            if meter is not None:
+                meter.mark("sessions_start")
+            tasks = [run_session(i, browser, url, typed[i], owned[i], everyone, end, out,
+                                 delay=ramp * i / len(sessions))
                      for i in range(len(sessions))]
             try:
                 await asyncio.wait_for(asyncio.gather(*tasks), timeout=end - time.time() + 30)
             except TimeoutError:
                 out["deadline_hit"] = True
+            if meter is not None:  # before the browser closes and its processes are gone
+                meter.mark("sessions_end")
         finally:
             await browser.close()
     return out
@@ -280,35 +313,92 @@ def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def read_samples(path: Path, since: float) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["t"] >= since]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def summarise(args, out: dict, samples: list[dict], warm: list[dict], load: dict,
+class CpuMeter:
+    """CPU seconds, sampled every 2 s from the driver: the server process, the browser (the
+    Playwright driver and every Chromium process under it) and the whole machine (so that
+    the rest is other work on it); also the load average."""
+
+    def __init__(self, server_pid: int):
+        import psutil
+
+        self.psutil, self.server_pid = psutil, server_pid
+        self.loads = [os.getloadavg()]
+        self.last: dict[int, float] = {}  # pid → its CPU seconds when last seen
+        self.marks: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.sample()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(2):
+            self.sample()
+
+    def sample(self) -> None:
+        with self._lock:
+            for p in self.psutil.Process().children(recursive=True):
+                try:
+                    t = p.cpu_times()
+                    self.last[p.pid] = t.user + t.system
+                except self.psutil.Error:  # gone meanwhile: its last sample stays
+                    pass
+            self.loads.append(os.getloadavg())
+
+    def machine_busy(self) -> float:
+        t = self.psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def mark(self, name: str) -> None:
+        self.sample()
+        with self._lock:
+            self.marks[name] = (dict(self.last), self.machine_busy())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def between(self, a: str, b: str) -> dict:
+        (p0, m0), (p1, m1) = self.marks[a], self.marks[b]
+        spent = {pid: t - p0.get(pid, 0.0) for pid, t in p1.items()}
+        server = spent.get(self.server_pid, 0.0)
+        browser = sum(t for pid, t in spent.items() if pid != self.server_pid)
+        return {"server": server, "browser": browser, "machine": m1 - m0,
+                "other_work": max(0.0, m1 - m0 - server - browser)}
+
+
+def summarise(args, out: dict, rows: list[dict], began: float, cpu: dict, load: dict,
               server_log: str) -> dict:
     per = [out[i] for i in range(args.sessions) if i in out]
     times = [t for s in per for t in s["heatmap_s"]]
     firsts = [s["first_chart_s"] for s in per if s["first_chart_s"] is not None]
+    samples = [r for r in rows if "rss" in r]
+    runs = [r["script_run_s"] for r in rows if "script_run_s" in r and r["t"] >= began]
     bound = int(args.cache_mb * 2**20)
-    baseline = warm[-1]["rss"] if warm else None
-    everything = warm + samples
-    last = everything[-1] if everything else {}
-    peak_rss = max((r["rss"] for r in everything), default=None)
-    peak_cache = max((r["total_bytes"] for r in everything), default=None)
+    before = [r for r in samples if r["t"] < began]
+    baseline = before[-1]["rss"] if before else None
+    last = samples[-1] if samples else {}
+    peak_rss = max((r["rss"] for r in samples), default=None)
+    peak_cache = max((r["total_bytes"] for r in samples), default=None)
+
+    def spread(xs: list[float]) -> dict:
+        return {"p50": q(xs, 50), "p95": q(xs, 95), "max": max(xs, default=None), "n": len(xs)}
+
     return {
         "command": "bench/load_test.py " + " ".join(sys.argv[1:]),
         "sessions": args.sessions, "rounds": args.rounds, "model": "minilm",
-        "cache_mb": args.cache_mb, "deadline_s": args.deadline,
+        "cache_mb": args.cache_mb, "deadline_s": args.deadline, "ramp_s": args.ramp,
         "cpus": os.cpu_count(), "load_average": load,
         "warm_up_s": out.get("warm_up_s"), "deadline_hit": bool(out.get("deadline_hit")),
         "actions_planned": args.sessions * args.rounds, "actions_done": len(times),
-        "time_to_heatmap_s": {"p50": q(times, 50), "p95": q(times, 95),
-                              "max": max(times, default=None)},
-        "first_chart_s": {"p50": q(firsts, 50), "p95": q(firsts, 95),
-                          "max": max(firsts, default=None)},
+        "time_to_heatmap_s": spread(times),
+        "first_chart_s": spread(firsts),
+        "server_script_run_s": spread(runs),
+        "cpu_s_during_sessions": cpu,
         "errors": [f"session {i}: {e}" for i, s in enumerate(per) for e in s["errors"]],
         "server_tracebacks": server_log.count("Traceback"),
         "crosstalk": sum(len(s["crosstalk"]) for s in per),
@@ -330,15 +420,22 @@ def summarise(args, out: dict, samples: list[dict], warm: list[dict], load: dict
 def show(r: dict) -> None:
     la = r["load_average"]
     t, f, m, c = r["time_to_heatmap_s"], r["first_chart_s"], r["rss_mb"], r["cache"]
-    print(f"{r['sessions']} sessions × {r['rounds']} rounds on MiniLM, cache bound "
-          f"{r['cache_mb']:g} MiB, {r['cpus']} CPUs, load average {la['start'][0]:.1f} at "
-          f"start, {la['max_1min']:.1f} max during, {la['end'][0]:.1f} at end")
+    sr, cpu = r["server_script_run_s"], r["cpu_s_during_sessions"]
+    print(f"{r['sessions']} sessions × {r['rounds']} rounds on MiniLM, arriving over "
+          f"{r['ramp_s']:g} s, cache bound {r['cache_mb']:g} MiB, {r['cpus']} CPUs, load "
+          f"average {la['start'][0]:.1f} at start, {la['max_1min']:.1f} max during, "
+          f"{la['end'][0]:.1f} at end")
     print(f"actions {r['actions_done']}/{r['actions_planned']}"
           f"{' (deadline hit)' if r['deadline_hit'] else ''}; warm-up {fmt(r['warm_up_s'])} s")
     print(f"Enter → own tokens on the heatmap: p50 {fmt(t['p50'])} s, p95 {fmt(t['p95'])} s, "
           f"max {fmt(t['max'])} s")
     print(f"session open → first heatmap: p50 {fmt(f['p50'])} s, p95 {fmt(f['p95'])} s, "
           f"max {fmt(f['max'])} s")
+    print(f"server script runs ({sr['n']}): p50 {fmt(sr['p50'])} s, p95 {fmt(sr['p95'])} s, "
+          f"max {fmt(sr['max'])} s")
+    print(f"CPU seconds during the sessions: server {cpu['server']:.0f}, browser "
+          f"{cpu['browser']:.0f}, other work {cpu['other_work']:.0f} (machine "
+          f"{cpu['machine']:.0f})")
     print(f"errors {len(r['errors'])}, server tracebacks {r['server_tracebacks']}, cross-talk "
           f"{r['crosstalk']}, stale axes {r['stale']}")
     for e in r["errors"][:10]:
@@ -358,6 +455,8 @@ def main() -> None:
                     help="ATTENTION_STUDIO_CACHE_MB for the server (MiB)")
     ap.add_argument("--deadline", type=float, default=600,
                     help="seconds after which everything is stopped")
+    ap.add_argument("--ramp", type=float, default=60,
+                    help="seconds over which the sessions arrive, evenly (0: all at once)")
     ap.add_argument("--json", type=Path, default=OUT)
     ap.add_argument("--inject-crosstalk", action="store_true",
                     help="check the checker: session 1 types session 0's first sentence last "
@@ -369,8 +468,10 @@ def main() -> None:
     if args.serve:
         serve(args.port, args.samples)
         return
-    if args.sessions < 1 or args.rounds < 1 or args.deadline <= 0 or args.cache_mb < 0:
-        raise SystemExit("--sessions and --rounds must be ≥ 1, --deadline > 0, --cache-mb ≥ 0")
+    if (args.sessions < 1 or args.rounds < 1 or args.deadline <= 0 or args.cache_mb < 0
+            or args.ramp < 0):
+        raise SystemExit("--sessions and --rounds must be ≥ 1, --deadline > 0, --cache-mb and "
+                         "--ramp ≥ 0")
     if args.inject_crosstalk and args.sessions < 2:
         raise SystemExit("--inject-crosstalk needs --sessions ≥ 2")
     if not Path(CHROMIUM).exists():
@@ -381,28 +482,22 @@ def main() -> None:
     sessions = plan(args.sessions, args.rounds)
     tmp = Path(tempfile.mkdtemp(prefix="load_test_"))
     samples, log = tmp / "samples.jsonl", tmp / "server.log"
-    loads = [os.getloadavg()]
+    load_start = os.getloadavg()
     proc = start_server(free_port(), args.cache_mb, samples, log)
     port = proc.args[proc.args.index("--port") + 1]
-    stop_loads = threading.Event()
-
-    def sample_load() -> None:
-        while not stop_loads.wait(5):
-            loads.append(os.getloadavg())
-
-    threading.Thread(target=sample_load, daemon=True).start()
+    meter = CpuMeter(proc.pid)
     try:
-        out = asyncio.run(drive(f"http://127.0.0.1:{port}/", sessions, end,
-                                args.inject_crosstalk))
+        url = f"http://127.0.0.1:{port}/"
+        out = asyncio.run(drive(url, sessions, end, args.inject_crosstalk, args.ramp, meter))
     finally:
-        stop_loads.set()
+        meter.stop()
         stop(proc)
-    loads.append(os.getloadavg())
-    began = out.get("sessions_started", time.time())
-    warm = [r for r in read_samples(samples, start) if r["t"] < began]
-    load = {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)}
-    result = summarise(args, out, read_samples(samples, began), warm, load,
-                       log.read_text(errors="replace"))
+    load = {"start": load_start, "end": os.getloadavg(),
+            "max_1min": max(x[0] for x in meter.loads)}
+    cpu = (meter.between("sessions_start", "sessions_end") if "sessions_end" in meter.marks
+           else {"server": 0.0, "browser": 0.0, "machine": 0.0, "other_work": 0.0})
+    result = summarise(args, out, read_rows(samples), out.get("sessions_started", end), cpu,
+                       load, log.read_text(errors="replace"))
     result["elapsed_s"] = time.time() - start
     result["server_log"] = str(log)
     show(result)
