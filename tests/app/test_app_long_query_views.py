@@ -83,7 +83,7 @@ def test_head_view_of_a_long_input_shows_one_query_and_follows_its_controls(mode
     assert at.session_state["attn_lines_long_query"] == t - 1  # a decoder: the last token
     keys, hover = key_rows(figure(at, "attn_lines"))
     sel = select_keys(w[[2], t - 1], t - 1, half_width=24, k=8)
-    assert keys == sel.keys.tolist() and len(keys) == 25 + 8
+    assert keys == sel.keys.tolist() and len(keys) == 49 + 8  # the window looks back
     np.testing.assert_allclose(hover[:, 0], w[2, t - 1, keys], atol=1e-6)
     assert figure(at, "attn_lines").layout.height < 2400
 
@@ -98,7 +98,7 @@ def test_head_view_of_a_long_input_shows_one_query_and_follows_its_controls(mode
     assert keys == sel.keys.tolist() and len(keys) == 11 + 3
     np.testing.assert_allclose(hover, w[[0, 3]][:, 100, keys].T, atol=1e-6)
     assert "query 100" in spec.layout.title.subtitle.text
-    assert "keys 95–105 and its 3 strongest keys of 200" in spec.layout.title.subtitle.text
+    assert "keys 90–100 and its 3 strongest keys of 200" in spec.layout.title.subtitle.text
 
 
 def test_qk_of_a_long_input_draws_a_selection_with_the_records_weights(model):

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from viz.figures.head_view import X_LEFT, X_RIGHT, add_line_traces
-from viz.figures.key_selection import KeySelection, select_keys, window_range
+from viz.figures.key_selection import KeySelection, select_keys
 from viz.style import DEFAULT, Style, apply_style, head_color, number_format, safe_labels
 
 ROW_PX = 22  # height of one row: the labels stay one line apart at the default font
@@ -37,9 +37,10 @@ def head_view_query(
 ) -> go.Figure:
     """Lines from one query (left) to the keys shown for it (right): the window
     center ± half_width and the query's k strongest keys outside it (a key's strength: its
-    largest weight among `heads`). The window is centred on the query in self-attention
-    (Tq == Tk), otherwise on the query's strongest key. Lines below min_weight are dropped,
-    as in `head_view`; the left column shows the queries of the window around the query.
+    largest weight among `heads`). The window is around the query in self-attention
+    (Tq == Tk), otherwise around the query's strongest key; it looks back from a causal
+    query (see `key_selection.select_keys`). Lines below min_weight are dropped, as in
+    `head_view`; the left column shows the queries of the window's positions.
 
     Shapes: weights [H, Tq, Tk] (or one head [Tq, Tk]); heads: indices into H (default
     [0]). Every line's weight is weights[h, query, key] itself.
@@ -62,9 +63,12 @@ def head_view_query(
     rows = sel.rows()
     row_of = sel.row_of()
     y_key = -np.array([row_of[p] for p in sel.keys.tolist()], dtype=np.int32)  # [N]
-    # the left column: the queries around the query, the query level with its centre key
-    q_lo, q_hi = window_range(query, half_width, tq)
-    q_pos = np.arange(q_lo, q_hi, dtype=np.int32)
+    # the left column: the queries of the key window's range, moved by query - center (none
+    # in self-attention), so each query sits level with its own key and the query with its
+    # centre key
+    lo, hi = sel.window
+    q_pos = np.arange(max(0, lo + query - center), min(tq, hi + query - center),
+                      dtype=np.int32)
     y_query = -(row_of[center] + (q_pos - query)).astype(np.int32)
     y_q = int(-row_of[center])
 

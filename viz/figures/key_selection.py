@@ -50,9 +50,17 @@ class KeySelection:
         return {a: i for i, (kind, a, _) in enumerate(self.rows()) if kind == "key"}
 
 
-def window_range(center: int, half_width: int, n: int) -> tuple[int, int]:
-    """The half-open range center-half_width .. center+half_width, clipped to 0..n."""
-    return max(0, center - half_width), min(n, center + half_width + 1)
+def window_range(center: int, half_width: int, n: int, *, causal: bool = False
+                 ) -> tuple[int, int]:
+    """The half-open range of 2·half_width + 1 positions around `center` within 0..n: centred,
+    shifted inward at either end (so a text's last token still gets a full window), and
+    ending at `center` when `causal` (the keys after it weigh nothing)."""
+    size = min(n, 2 * half_width + 1)
+    if causal:
+        hi = center + 1
+        return max(0, hi - size), hi
+    lo = min(max(0, center - half_width), n - size)
+    return lo, lo + size
 
 
 def select_keys(
@@ -65,9 +73,11 @@ def select_keys(
     outside_window: bool = True,
     max_shown: int = MAX_SHOWN,
 ) -> KeySelection:
-    """The keys a per-query view shows: the window center ± half_width (center defaults to
-    the query, as in self-attention) and the k strongest keys, outside the window when
-    `outside_window` (so k rows are added) or among all keys (the union is shown).
+    """The keys a per-query view shows: a window of 2·half_width + 1 positions around
+    `center` (default: the query, as in self-attention; see `window_range`; it ends at the
+    centre when every key after it weighs 0, as for a causal query) and the k strongest
+    keys, outside the window when `outside_window` (so k rows are added) or among all keys
+    (the union is shown).
 
     Shapes: strength [Tk] (one query's weights), or [R, Tk] (several heads' rows: a key's
     strength is its largest weight among them). Keys of weight 0 (masked, or beyond a
@@ -88,7 +98,8 @@ def select_keys(
     center = query if center is None else center
     if not 0 <= center < n:
         raise ValueError(f"window centre {center} outside 0..{n - 1}")
-    lo, hi = window_range(center, half_width, n)
+    # a causal query (every key after it weighs 0): the window looks back from it
+    lo, hi = window_range(center, half_width, n, causal=not strength[center + 1:].any())
     candidate = np.isfinite(strength) & (strength > 0)
     if outside_window:
         candidate[lo:hi] = False

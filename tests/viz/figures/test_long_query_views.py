@@ -73,15 +73,17 @@ def test_zero_weight_keys_are_never_strongest_and_heads_take_the_max():
     rows[0, :51] = 1 / 51  # a causal query at 50: keys after it weigh 0
     rows[1, 3] = 0.9
     sel = select_keys(rows, 50, half_width=5, k=8)
-    assert sel.window == (45, 56)
-    assert 3 in sel.strongest and all(p <= 50 for p in sel.strongest)
+    assert sel.window == (40, 51)  # causal: the window looks back from the query
+    assert 3 in sel.strongest and all(p < 40 for p in sel.strongest)
     assert len(sel.strongest) == 8
 
 
-def test_window_clips_at_the_ends_and_the_cap_is_enforced():
+def test_window_keeps_its_size_at_the_ends_and_the_cap_is_enforced():
     row = np.ones(200, np.float32) / 200
-    assert select_keys(row, 199, half_width=24, k=0).window == (175, 200)
-    assert select_keys(row, 0, half_width=24, k=0).window == (0, 25)
+    assert select_keys(row, 199, half_width=24, k=0).window == (151, 200)
+    assert select_keys(row, 0, half_width=24, k=0).window == (0, 49)
+    assert select_keys(row, 100, half_width=24, k=0).window == (76, 125)
+    assert select_keys(row[:30], 10, half_width=24, k=0).window == (0, 30)
     with pytest.raises(ValueError, match="at most 80"):
         select_keys(row, 100, half_width=40, k=8)
 
@@ -89,7 +91,7 @@ def test_window_clips_at_the_ends_and_the_cap_is_enforced():
 def test_gap_rows_sit_between_runs_and_count_the_keys_left_out():
     row = np.full(1000, 0.0001, np.float32)
     row[[3, 4, 900]] = 0.3
-    sel = select_keys(row, 500, half_width=2, k=3)
+    sel = select_keys(row, 500, half_width=2, k=3)  # not causal: keys after 500 weigh > 0
     assert sel.rows() == [("gap", 0, 3), ("key", 3, 4), ("key", 4, 5), ("gap", 5, 498),
                           *[("key", p, p + 1) for p in range(498, 503)],
                           ("gap", 503, 900), ("key", 900, 901), ("gap", 901, 1000)]
@@ -164,8 +166,8 @@ def test_head_view_figure_is_small_at_2048_tokens():
 
 def test_head_view_of_cross_attention_centres_on_the_strongest_key():
     w = random_weights(300)[:, :140, :]  # 140 queries, 300 keys
-    w[0, 70] = 0.0
-    w[0, 70, 250] = 1.0
+    w[0, 70, 250] += 1.0
+    w[0, 70] /= w[0, 70].sum()
     fig = head_view_query(w, toks(140), toks(300), query=70, half_width=5, k=2)
     assert "keys 245–255" in fig.layout.title.subtitle.text
 
@@ -191,12 +193,25 @@ def test_qk_weights_are_the_maps_entries_not_a_softmax_over_the_bars():
     over_bars = softmax(np.where(np.isneginf(shown_s), -1e30, shown_s))
     assert not np.allclose(np.asarray(bars["weight"].y), over_bars, atol=1e-3)
     assert float(np.sum(bars["weight"].y)) < 0.99
-    # the keys after this causal query are masked: drawn as −∞ stubs, weight 0
-    stubs = [tr for tr in fig.data if tr.name == "masked (−∞)"][0]
-    assert len(stubs.x) == 8
-    assert len(sel.keys) == len(np.union1d(sel.strongest, np.arange(1492, 1509)))
-    assert (f"a selection of {len(sel.keys)} of 2,048 keys: the 32 strongest and 1492–1508"
+    # causal: the window looks back from the query, no masked key in it
+    assert sel.window == (1484, 1501)
+    assert len(sel.keys) == len(np.union1d(sel.strongest, np.arange(1484, 1501)))
+    assert (f"a selection of {len(sel.keys)} of 2,048 keys: the 32 strongest and 1484–1500"
             in fig.layout.title.subtitle.text)
+
+
+def test_qk_marks_masked_keys_in_the_window():
+    t, query = 300, 150
+    q, k, s, _ = causal_row_maps(t)
+    s = np.where(np.isneginf(s), 0.0, s).astype(np.float32)  # not causal
+    s[:, query, [148, 152]] = -np.inf  # two knocked-out keys next to the query
+    w = softmax(s).astype(np.float32)
+    fig = qk_view_query(q, k, query, toks(t), scores=s, weights=w, half_width=4, top_k=3)
+    stubs = [tr for tr in fig.data if tr.name == "masked (−∞)"][0]
+    x, _, _ = slots(select_keys(w[0, query], query, half_width=4, k=3, outside_window=False))
+    keys = select_keys(w[0, query], query, half_width=4, k=3, outside_window=False).keys
+    assert np.asarray(stubs.x).tolist() == x[np.isin(keys, [148, 152])].tolist()
+    assert np.asarray(qk_bars(fig)["weight"].y)[np.isin(keys, [148, 152])].tolist() == [0, 0]
 
 
 def test_qk_without_weights_softmaxes_the_whole_row():
