@@ -9,7 +9,8 @@ Starts `streamlit run app.py` on a loopback port (file watcher off, as in
 --sessions sessions at once in one headless Chromium (Playwright, one browser context each) on
 the Attention page's default Head tab. Each session types --rounds sentences of its own (words
 no other session uses, each one MiniLM token), with 1-3 s between them, and for each one
-records the time from Enter to all of its words on the heatmap's axis (polled every 50 ms).
+records the time from Ctrl+Enter (the text area's apply key) to all of its words on the
+heatmap's axis (polled every 50 ms).
 
 Checked on every action: the session's axes show none of another session's words nor its own
 earlier ones (cross-talk, stale); no Streamlit exception or error element appears. The server
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -50,6 +53,7 @@ CHROMIUM_ARGS = [
 DEFAULT_WORD = "animal"  # of the page's default sentence
 ACTION_TIMEOUT = 240.0  # seconds one action may take before it counts as an error
 POLL_MS = 50
+APPLY_KEY = "Control+Enter"  # the page's text area applies on Ctrl+Enter (or on blur)
 SAMPLE_S = 0.25
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 TEMPLATE = "The {0} and the {1} met the {2} near the {3} today."
@@ -64,6 +68,7 @@ def serve(port: int, samples: Path) -> None:
     each script run's wall time written to the same file."""
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to the log
     out = open(samples, "a", buffering=1)  # noqa: SIM115 - open for the process's life
     lock = threading.Lock()
 
@@ -240,7 +245,7 @@ async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: 
             await asyncio.sleep(rng.uniform(1.0, 3.0))  # a reader looks, then types again
             await box.fill(TEMPLATE.format(*words), timeout=left() * 1000)
             t0 = time.perf_counter()
-            await box.press("Enter")
+            await box.press(APPLY_KEY)
             await wait_words(page, words, left())
             rec["heatmap_s"].append(time.perf_counter() - t0)
             for when in ("drawn", "idle"):  # as the words appear, and once the run is over
@@ -427,8 +432,8 @@ def show(r: dict) -> None:
           f"{la['end'][0]:.1f} at end")
     print(f"actions {r['actions_done']}/{r['actions_planned']}"
           f"{' (deadline hit)' if r['deadline_hit'] else ''}; warm-up {fmt(r['warm_up_s'])} s")
-    print(f"Enter → own tokens on the heatmap: p50 {fmt(t['p50'])} s, p95 {fmt(t['p95'])} s, "
-          f"max {fmt(t['max'])} s")
+    print(f"Ctrl+Enter → own tokens on the heatmap: p50 {fmt(t['p50'])} s, p95 "
+          f"{fmt(t['p95'])} s, max {fmt(t['max'])} s")
     print(f"session open → first heatmap: p50 {fmt(f['p50'])} s, p95 {fmt(f['p95'])} s, "
           f"max {fmt(f['max'])} s")
     print(f"server script runs ({sr['n']}): p50 {fmt(sr['p50'])} s, p95 {fmt(sr['p95'])} s, "
