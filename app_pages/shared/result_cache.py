@@ -36,7 +36,7 @@ import numpy as np
 
 ENV_VAR = "ATTENTION_STUDIO_CACHE_MB"
 # 1 GiB: 30 sessions' short sentences weigh a few MB in all; what fills the budget is long
-# inputs (a 512-token MiniLM record of all 6 layers is 75 MiB, a 2,048-token Gemma layer
+# inputs (a 512-token MiniLM record of all 6 layers is 72 MiB, a 2,048-token Gemma layer
 # 64 MiB), of which this keeps about 14 besides the ~0.5 GiB the server needs with MiniLM.
 DEFAULT_MB = 1024
 MB = 2**20
@@ -89,10 +89,12 @@ class ByteLRU:
         self._flights: dict[Hashable, _Flight] = {}
         self._total = self._hits = self._misses = self._evictions = self._oversize = 0
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any],
+                       keep: Callable[[Any], bool] | None = None) -> Any:
         """The cached value of `key`, else `compute()`'s (run once however many callers of
         `key` arrive meanwhile; if it raises, the exception goes to its own caller and each
-        waiting caller tries again)."""
+        waiting caller tries again). A value for which `keep(value)` is false is handed to
+        the callers waiting for it but not kept (e.g. None for "not ready yet")."""
         while True:
             with self._lock:
                 if key in self._entries:
@@ -115,7 +117,8 @@ class ByteLRU:
                 value = compute()
                 size = freeze(value) + ENTRY_OVERHEAD
                 flight.value, flight.ok = value, True
-                self._keep(key, value, size)
+                if keep is None or keep(value):
+                    self._keep(key, value, size)
                 return value
             finally:
                 with self._lock:
@@ -127,7 +130,7 @@ class ByteLRU:
             if size > self.max_bytes:
                 self._oversize += 1
                 return
-            if key in self._entries:  # cleared and recomputed meanwhile: replace
+            if key in self._entries:  # defensive: one flight per key, so never expected
                 self._total -= self._entries.pop(key)[1]
             self._entries[key] = (value, size)
             self._total += size
@@ -216,15 +219,18 @@ def _frozen(x: Any) -> Hashable:
 CACHE = ByteLRU(budget_from_env())
 
 
-def byte_cached(name: str) -> Callable[[Callable], Callable]:
+def byte_cached(name: str, keep: Callable[[Any], bool] | None = None
+                ) -> Callable[[Callable], Callable]:
     """Cache a function's results in the process-wide byte-bounded LRU `CACHE`, keyed by
     `name` and every argument (keyword arguments included). Results are shared by every
-    caller and their arrays read-only."""
+    caller and their arrays read-only. `keep`: results for which it is false are returned
+    but not kept (`keep=lambda r: r is not None` for a function that returns None while
+    something is not ready yet)."""
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
         def cached(*args, **kwargs):
             return CACHE.get_or_compute(cache_key(name, args, kwargs),
-                                        lambda: func(*args, **kwargs))
+                                        lambda: func(*args, **kwargs), keep)
 
         cached.uncached = func
         return cached

@@ -175,6 +175,20 @@ def test_a_failed_computation_raises_to_its_caller_and_the_next_caller_retries()
     assert cache.stats().count == 1
 
 
+def test_a_result_keep_refuses_is_returned_but_computed_again_next_time():
+    calls = []
+
+    @result_cache.byte_cached("test.keep", keep=lambda r: r is not None)
+    def ready(n):
+        calls.append(n)
+        return None if len(calls) == 1 else np.zeros(n)
+
+    result_cache.clear()
+    assert ready(3) is None  # "not ready yet": not kept
+    first = ready(3)
+    assert first.shape == (3,) and ready(3) is first and calls == [3, 3]
+
+
 def test_the_decorator_keys_on_every_argument_kwargs_included():
     calls = []
 
