@@ -37,7 +37,7 @@ def view_controls(with_topk: bool = True) -> tuple[str, str, bool]:
     """The page-wide choice of (view, block reduction, log scale) for long maps."""
     views = [v for v in VIEWS if with_topk or v != "v_topk"]
     keep_valid("attn_long_view", views)
-    cols = st.columns([4, 3, 2])
+    cols = st.columns([6, 3, 2])
     with cols[0]:
         view = st.segmented_control(say("long_view"), views, key="attn_long_view",
                                     format_func=say, required=True) or views[0]
@@ -50,7 +50,9 @@ def view_controls(with_topk: bool = True) -> tuple[str, str, bool]:
     log = False
     if view in ("v_full", "v_overview"):
         with cols[2]:
-            st.session_state.setdefault("attn_log", False)
+            # on by default: over thousands of keys most weights are near 1/T, and one cell
+            # at 1.0 (the first query's) would leave a linear scale dark everywhere else
+            st.session_state.setdefault("attn_log", True)
             log = st.toggle(say("log_scale"), key="attn_log", help=say("log_help"))
     return view, how, log
 

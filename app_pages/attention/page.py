@@ -144,10 +144,7 @@ try:
         else:
             rec = attend(name, settings.device, text, layers=[key] if long else None,
                          outputs=not maps_only, **base)
-    shown = rec.outputs
-    if arch == "decoder" and maps_only:
-        with computing(say("computing_next", n=n_tokens)):
-            shown = model_outputs()
+    shown = rec.outputs  # a long decoder's next-token table is filled in after the figures
 except (engine.InputError, ValueError) as exc:
     st.warning(say("bad_input", msg=str(exc)))
     st.stop()
@@ -161,7 +158,10 @@ q_tok, k_tok = rec.axis_labels(key)
 out_cols = st.columns(2)
 with out_cols[0].expander(say("tokens", n=len(rec.tokens))):
     token_list(rec.tokens, rec.target_tokens)
-with out_cols[1]:
+
+
+def show_outputs(shown: dict) -> None:
+    """The generated text and the next-token table, in the right-hand column."""
     if "generated" in shown:
         st.caption(say("generated"))
         st.code(shown["generated"], language=None)
@@ -175,6 +175,11 @@ with out_cols[1]:
                                                                        strict=True)],
                            columns=[style.say("token"), style.say("probability")]),
                      width="stretch", height=160)
+
+
+if not (arch == "decoder" and maps_only):
+    with out_cols[1]:
+        show_outputs(shown)
 
 layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
 
@@ -207,5 +212,10 @@ for tab_name in names:
     with tabs[tab_name]:
         if tabs[tab_name].open:
             TAB_VIEWS[tab_name](view)
+if arch == "decoder" and maps_only:  # a whole fused pass: after the figures, not before
+    with out_cols[1]:
+        with computing(say("computing_next", n=n_tokens)):
+            shown = model_outputs()
+        show_outputs(shown)
 if from_pass:  # after the page is drawn, so that it never delays the first view
     start_pass(name, settings.device, text, kind)

@@ -116,10 +116,11 @@ ATTENTION_TEXT = {
     "r_mean": ("mean (each block's average)", "平均值(分块的平均)"),
     "log_scale": ("Log colour scale", "对数色标"),
     "log_help": (
-        "Colour by log10 of the weight, from 10⁻⁴ of the largest: weak structure far from the "
-        "diagonal shows; cells at exactly 0 (masked) are grey.",
-        "按权重的 log10 着色(从最大值的 10⁻⁴ 起):远离对角线的弱结构也能看到;恰好为 0 的"
-        "单元(被掩码)显示为灰色。",
+        "Colour by log10 of the weight, from 10⁻⁴ of the largest (on by default for long "
+        "inputs: most of a long map's weights are near 1/T). Weak structure far from the "
+        "diagonal shows; cells at exactly 0 (masked) are grey. Off: a linear scale from 0.",
+        "按权重的 log10 着色(从最大值的 10⁻⁴ 起;长输入默认开启:长图中多数权重接近 1/T)。"
+        "远离对角线的弱结构也能看到;恰好为 0 的单元(被掩码)显示为灰色。关闭:从 0 开始的线性色标。",
     ),
     "image_caption": (
         "{tq} × {tk} cells at one pixel each: drag to zoom, double-click to reset. Hover shows "

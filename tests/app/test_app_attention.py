@@ -257,8 +257,11 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
     np.testing.assert_allclose(z, w0[0, :256, :256], atol=1e-6)
     at.segmented_control(key="attn_long_view").set_value("v_overview")
     rerun(at)
+    at.toggle(key="attn_log").set_value(False)
+    rerun(at)
     z = arr(specs(at)[0]["data"][0]["z"])  # blocks of 4 tokens, each its max
     np.testing.assert_allclose(z, w0[0].reshape(128, 4, 128, 4).max(axis=(1, 3)), rtol=1e-6)
+    at.toggle(key="attn_log").set_value(True)
     at.segmented_control(key="attn_long_view").set_value("v_topk")
     rerun(at)
     assert specs(at)[0]["data"][0]["type"] == "scatter"
@@ -283,15 +286,16 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
 
 
 def assert_image_is(spec: dict, w: np.ndarray, zmax: float) -> None:
-    """The figure's image is `w` at one pixel per cell, coloured on [0, zmax]."""
+    """The figure's image is `w` at one pixel per cell, coloured on the log scale long maps
+    start with, up to zmax."""
     import base64
 
-    from viz.raster import colour_indices, decode_indexed_png
+    from viz.raster import colour_indices, decode_indexed_png, log_floor
 
     image = spec["data"][0]
     assert image["type"] == "image"
     idx, _ = decode_indexed_png(base64.b64decode(image["source"].split(",", 1)[1]))
-    np.testing.assert_array_equal(idx, colour_indices(w, 0.0, zmax))
+    np.testing.assert_array_equal(idx, colour_indices(w, log_floor(w, zmax), zmax, log=True))
 
 
 def test_download_menu_offers_formats_and_exports_only_on_click(minilm, monkeypatch):
