@@ -27,7 +27,7 @@ def replayable(model: engine.LoadedModel, kind: str, generate: int) -> bool:
     return model.kind in ("encoder", "decoder") and kind in SELF_KINDS and not generate
 
 
-@byte_cached("replayed layer")
+@byte_cached("replayed layer", keep=lambda rec: rec is not None)  # None: not there yet
 def replayed_layer(name: str, device: str, text: str, kind: str,
                    key: str) -> engine.AttentionRecord | None:
     """Block `key`'s record recomputed from the background pass's q and k, or None when no
