@@ -51,7 +51,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 DEFAULT_WORD = "animal"  # of the page's default sentence
-ACTION_TIMEOUT = 240.0  # seconds one action may take before it counts as an error
 POLL_MS = 50
 APPLY_KEY = "Control+Enter"  # the page's text area applies on Ctrl+Enter (or on blur)
 SAMPLE_S = 0.25
@@ -215,7 +214,8 @@ async def look(page, own: set[str], foreign: set[str], stale: set[str]) -> dict:
 
 
 async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: set[str],
-                      everyone: set[str], end: float, out: dict, delay: float = 0.0) -> None:
+                      everyone: set[str], end: float, out: dict, delay: float = 0.0,
+                      action_timeout: float = 300.0) -> None:
     """After `delay` s, open the page, wait for the default heatmap, then type each round's
     sentence; `mine` are the words planned for this session (every other word of the plan is
     foreign)."""
@@ -226,7 +226,7 @@ async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: 
                     "errors": []}
 
     def left() -> float:
-        left = min(ACTION_TIMEOUT, end - time.time())
+        left = min(action_timeout, end - time.time())
         if left <= 0:
             raise TimeoutError("deadline")
         return left
@@ -268,7 +268,8 @@ async def run_session(i: int, browser, url: str, rounds: list[list[str]], mine: 
 
 
 async def drive(url: str, sessions: list[list[list[str]]], end: float,
-                inject_crosstalk: bool = False, ramp: float = 0.0, meter=None) -> dict:
+                inject_crosstalk: bool = False, ramp: float = 0.0, meter=None,
+                action_timeout: float = 300.0) -> dict:
     from playwright.async_api import async_playwright
 
     everyone = {w for s in sessions for r in s for w in r}
@@ -291,7 +292,8 @@ async def drive(url: str, sessions: list[list[list[str]]], end: float,
             if meter is not None:
                 meter.mark("sessions_start")
             tasks = [run_session(i, browser, url, typed[i], owned[i], everyone, end, out,
-                                 delay=ramp * i / len(sessions))
+                                 delay=ramp * i / len(sessions),
+                                 action_timeout=action_timeout)
                      for i in range(len(sessions))]
             try:
                 await asyncio.wait_for(asyncio.gather(*tasks), timeout=end - time.time() + 30)
@@ -397,6 +399,7 @@ def summarise(args, out: dict, rows: list[dict], began: float, cpu: dict, load: 
         "command": "bench/load_test.py " + " ".join(sys.argv[1:]),
         "sessions": args.sessions, "rounds": args.rounds, "model": "minilm",
         "cache_mb": args.cache_mb, "deadline_s": args.deadline, "ramp_s": args.ramp,
+        "action_timeout_s": args.action_timeout,
         "cpus": os.cpu_count(), "load_average": load,
         "warm_up_s": out.get("warm_up_s"), "deadline_hit": bool(out.get("deadline_hit")),
         "actions_planned": args.sessions * args.rounds, "actions_done": len(times),
@@ -460,6 +463,9 @@ def main() -> None:
                     help="ATTENTION_STUDIO_CACHE_MB for the server (MiB)")
     ap.add_argument("--deadline", type=float, default=600,
                     help="seconds after which everything is stopped")
+    ap.add_argument("--action-timeout", type=float, default=300,
+                    help="seconds one page load or one sentence may take before it counts as "
+                         "an error (that session then stops)")
     ap.add_argument("--ramp", type=float, default=60,
                     help="seconds over which the sessions arrive, evenly (0: all at once)")
     ap.add_argument("--json", type=Path, default=OUT)
@@ -474,9 +480,9 @@ def main() -> None:
         serve(args.port, args.samples)
         return
     if (args.sessions < 1 or args.rounds < 1 or args.deadline <= 0 or args.cache_mb < 0
-            or args.ramp < 0):
-        raise SystemExit("--sessions and --rounds must be ≥ 1, --deadline > 0, --cache-mb and "
-                         "--ramp ≥ 0")
+            or args.ramp < 0 or args.action_timeout <= 0):
+        raise SystemExit("--sessions and --rounds must be ≥ 1, --deadline and --action-timeout "
+                         "> 0, --cache-mb and --ramp ≥ 0")
     if args.inject_crosstalk and args.sessions < 2:
         raise SystemExit("--inject-crosstalk needs --sessions ≥ 2")
     if not Path(CHROMIUM).exists():
@@ -493,7 +499,8 @@ def main() -> None:
     meter = CpuMeter(proc.pid)
     try:
         url = f"http://127.0.0.1:{port}/"
-        out = asyncio.run(drive(url, sessions, end, args.inject_crosstalk, args.ramp, meter))
+        out = asyncio.run(drive(url, sessions, end, args.inject_crosstalk, args.ramp, meter,
+                                args.action_timeout))
     finally:
         meter.stop()
         stop(proc)
