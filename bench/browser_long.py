@@ -66,6 +66,8 @@ STEP_COLUMNS = {"engine pass": "engine", "reductions": "reductions",
 # ForwardMsg.ScriptFinishedStatus: 2 is "stopped early for a rerun" (another run follows)
 FINISHED_EARLY_FOR_RERUN = 2
 FINISHED_WITH_COMPILE_ERROR = 1
+TRACE_MIN_BYTES = 1000  # smaller frames are left out of the JSON's trace (not its sums)
+TRACE_KINDS = ("new_session", "script_finished")
 NO_FIGURE_S = 15.0  # an idle open tab with no figure this long after its run: it has none
 
 
@@ -696,10 +698,12 @@ def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timin
         "timings_file": str(timings) if timings else None, "server_steps": len(steps),
         "clock": clock, "load_average_start": load_start, "load_average_end": os.getloadavg(),
         "cpus": os.cpu_count(), "actions": actions,
-        "trace": [  # every action's own times (monotonic s) and frames (s after the action)
+        # every action's own times (monotonic s) and its larger frames (s after the action)
+        "trace": [
             {"label": k.label, "t0": k.t0, "drawn": k.drawn, "finished": k.finished,
              "sent": k.sent, "server_steps": k.steps,
-             "frames": [[round(f.t - k.t0, 4), f.nbytes, f.kind] for f in k.frames],
+             "frames": [[round(f.t - k.t0, 4), f.nbytes, f.kind] for f in k.frames
+                        if f.nbytes >= TRACE_MIN_BYTES or f.kind in TRACE_KINDS],
              "http": [[round(h["t0"] - k.t0, 4), round(h["t1"] - k.t0, 4), h.get("bytes", 0),
                        h["url"][:200]] for h in k.http]}
             for k in kept],
