@@ -63,6 +63,7 @@ def fresh(monkeypatch):
     app's Streamlit caches are emptied before and after, so nothing loaded under a fault
     leaks into later tests. Models not named stay loaded (tests stay quick)."""
     from app_pages.shared import models as common
+    from app_pages.shared import result_cache
 
     def drop(*names: str) -> None:
         for name in names:
@@ -70,10 +71,10 @@ def fresh(monkeypatch):
                 monkeypatch.delitem(registry._loaded, (name, device), raising=False)
 
     common._load.clear()
-    common.attend.clear()
+    result_cache.clear()
     yield drop
     common._load.clear()
-    common.attend.clear()
+    result_cache.clear()
 
 
 def keep_notices(monkeypatch, name: str) -> engine.LoadedModel:
@@ -600,6 +601,7 @@ def test_four_threads_through_the_apps_cached_path_get_their_own_figures():
     import logging
 
     from app_pages.shared import models as common
+    from app_pages.shared import result_cache
     from viz import head_heatmap
     from viz.style import safe_labels
 
@@ -608,7 +610,7 @@ def test_four_threads_through_the_apps_cached_path_get_their_own_figures():
     model = engine.load(name, device="cpu")
     target = "x y" if model.kind == "encoder-decoder" else None
     expected = {s: model.attend(s, target=target) for s in SENTENCES}
-    common.attend.clear()
+    result_cache.clear()
     start = threading.Barrier(len(SENTENCES))
 
     def session(sentence: str):
