@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 import engine
-from app_pages.attention.layer_pass import find_pass, long_pass, replayed_record
+from app_pages.attention.layer_pass import find_pass, layer_index, long_pass, replayed_record
 from app_pages.shared.models import attend
 from app_pages.shared.result_cache import byte_cached
 from engine.api import current_progress
@@ -42,7 +42,11 @@ def replayed_layer(name: str, device: str, text: str, kind: str,
 def layer_record(name: str, device: str, text: str, kind: str,
                  key: str) -> engine.AttentionRecord:
     """One layer's record of a long input: replayed if the pass has it, else a pass that
-    stops after that layer."""
+    stops after that layer. While the background pass runs, it waits for the pass to reach
+    the layer instead: a second pass would reach it no sooner, and would share the cores."""
+    p = find_pass(name, device, text, kind)
+    if p is not None and p.keep_qk and p.error is None and not p.finished:
+        p.wait(layer_index(key) + 1, current_progress(None))
     rec = replayed_layer(name, device, text, kind, key)
     if rec is not None:
         return rec

@@ -1,0 +1,68 @@
+"""The background pass over a long input's layers (app_pages/attention/layer_pass.py): its
+budget setting, least-recently-used eviction of finished passes, waiting for a layer, and a
+failed pass reported to the views that wait for it."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from app_pages.attention import layer_pass as lp
+from engine.replay import LayerQK
+
+
+def fake(n_layers: int, done: int, mb: float) -> lp.LongPass:
+    p = lp.LongPass(keys=[f"decoder.self.{i}" for i in range(n_layers)], n_tokens=8,
+                    keep_qk=True)
+    q = np.zeros(int(mb * 2**20 / 4 / max(done, 1)), np.float32)
+    for i in range(done):
+        p.done.append(p.keys[i])
+        p.qk[p.keys[i]] = LayerQK(q=q, k=np.zeros(0, np.float32))
+    return p
+
+
+def test_budget_from_the_environment():
+    assert lp.pass_budget({}) == lp.DEFAULT_PASS_MB * 2**20
+    assert lp.pass_budget({lp.ENV_VAR: "64"}) == 64 * 2**20
+    for bad in ("lots", "-1", "nan"):
+        with pytest.raises(ValueError, match=lp.ENV_VAR):
+            lp.pass_budget({lp.ENV_VAR: bad})
+
+
+def test_finished_passes_are_evicted_oldest_first_and_running_ones_never(monkeypatch):
+    monkeypatch.setattr(lp, "_passes", lp.OrderedDict())
+    lp._passes["old"] = fake(2, 2, 10)
+    lp._passes["running"] = fake(2, 1, 10)
+    lp._passes["new"] = fake(2, 2, 10)
+    lp._evict(25 * 2**20)
+    assert list(lp._passes) == ["running", "new"]
+    lp._evict(5 * 2**20)  # a running pass stays even over budget
+    assert list(lp._passes) == ["running"]
+
+
+def test_wait_returns_once_the_layer_is_in_and_reports_progress():
+    p = fake(3, 0, 0)
+    seen = []
+
+    def feed():
+        for key in p.keys:
+            p.take(key, np.full((1, 4, 4), 0.25, np.float32),
+                   LayerQK(q=np.zeros((1, 4, 2), np.float32), k=np.zeros((1, 4, 2), np.float32)))
+
+    t = threading.Timer(0.3, feed)
+    t.start()
+    p.wait(2, lambda done, total: seen.append((done, total)))
+    t.join()
+    assert len(p.done) >= 2 and seen and seen[0] == (0, 3)
+    assert p.thumbs[0].shape == (1, 4, 4) and len(p.rows) == 3
+    np.testing.assert_allclose(p.means[0].sum(-1), 1.0)
+
+
+def test_a_failed_pass_raises_in_the_views_that_wait():
+    p = fake(3, 1, 0)
+    p.error = "RuntimeError: out of memory"
+    p.wait(1)  # what it has is still usable
+    with pytest.raises(RuntimeError, match="out of memory"):
+        p.wait(3)
