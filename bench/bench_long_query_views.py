@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import statistics
 import sys
@@ -36,7 +37,6 @@ from viz.figures.qk_view import qk_view  # noqa: E402
 from viz.figures.qk_view_query import qk_view_query  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MIN = False
 PLOTLY_JS = Path(pio.__file__).resolve().parents[1] / "package_data" / "plotly.min.js"
 
 
@@ -116,7 +116,7 @@ def browser_timer():
             }
             return out.slice(1);
         }""", [text, n])
-        return (min(times) if MIN else statistics.median(times)) / 1e3
+        return statistics.median(times) / 1e3
 
     def close():
         chrome.close()
@@ -171,21 +171,27 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(ap)
     args = ap.parse_args(argv)
     apply_threads(args)
+    load_before = os.getloadavg()
     draw, close = (None, None) if args.no_browser else browser_timer()
     try:
         q, k, s, w = random_maps(args.tokens)
         toks = [f"w{i}" for i in range(args.tokens)]
-        result = dict(tokens=args.tokens, random=measure_figures(
-            figure_builders(q, k, s, w, toks, toks, args.tokens - 1), args.repeats, draw))
+        result = dict(tokens=args.tokens, load_average_before=load_before,
+                      random=measure_figures(
+                          figure_builders(q, k, s, w, toks, toks, args.tokens - 1),
+                          args.repeats, draw))
         if not args.no_gemma:
             result["gemma3-270m"] = gemma_rows(args, draw)
     finally:
         if close:
             close()
+    result["command"] = "python bench/bench_long_query_views.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    result["load_average_after"] = os.getloadavg()
     report(result)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / "long_query_views_cpu.json"
+        path = args.out / f"long_query_views_L{args.layer}_cpu.json"
         path.write_text(json.dumps(result, indent=1))
         print(f"wrote {path}")
     return 0
@@ -214,6 +220,8 @@ def report(result: dict) -> None:
               f"{qk:.2f} s ({qk / w:.2f}× the page's); Q·K record {g['qk_record_MB']:.0f} MB, "
               f"cache round trip {g['cache_pickle_dumps_s']:.2f} + "
               f"{g['cache_pickle_loads_s']:.2f} s")
+    before, after = result["load_average_before"][0], result["load_average_after"][0]
+    print(f"load average (1 min) {before:.1f} before, {after:.1f} after")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ STRONG_COLOR, WINDOW_COLOR, SCORE_COLOR, ROW_COLOR = "#D55E00", "#56B4E9", "#007
 PANEL_PX = (130, 170, 190, 260)
 SPACE_PX = (86, 34, 140)
 # Fixed margins, no auto-expansion: with ~80 rotated labels and a colour bar, Plotly's
-# automatic margins redraw the figure until they settle, several times the draw itself.
+# automatic margins redraw the figure until they settle.
 MARGIN = dict(t=110, b=60, l=170, r=120, autoexpand=False)
 LABEL_CHARS = 14  # a key's tick label: its position and at most this much of its token
 
@@ -205,8 +205,10 @@ def qk_view_query(
     fig.update_layout(showlegend=False, bargap=0.1, width=int(max(900, 13 * n_slots + 260)),
                       height=MARGIN["t"] + MARGIN["b"] + sum(PANEL_PX) + sum(SPACE_PX),
                       margin=MARGIN)
-    fig.update_xaxes(automargin=False)
-    fig.update_yaxes(automargin=False)
+    # ... and labels drawn where they fall (the space above is sized for them): Plotly's
+    # default hides labels past the plot, measuring each one, which doubled the draw
+    fig.update_xaxes(automargin=False, ticklabeloverflow="allow")
+    fig.update_yaxes(automargin=False, ticklabeloverflow="allow")
     title = title if title is not None else (
         style.say("Q·K for query {query}: {token} (head {head})", query=query,
                   token=q_tokens[query], head=head))

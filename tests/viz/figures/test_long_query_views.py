@@ -246,7 +246,8 @@ def test_qk_figure_is_small_at_2048_tokens():
     assert len(pio.to_json(fig, validate=False)) < 300_000
     # fixed margins: auto-expanding ones redraw a figure of ~80 rotated labels until settled
     assert fig.layout.margin.autoexpand is False
-    assert all(ax.automargin is False for ax in (fig.layout.xaxis3, fig.layout.yaxis4))
+    assert all(ax.automargin is False and ax.ticklabeloverflow == "allow"
+               for ax in (fig.layout.xaxis3, fig.layout.yaxis4))
 
 
 def test_both_figures_speak_chinese():
