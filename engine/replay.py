@@ -92,10 +92,11 @@ def stream_layers(model: LoadedModel, text: str, kind: str, on_layer: OnLayer,
 
 
 def maps_from_qk(model: LoadedModel, key: str, qk: LayerQK,
-                 heads: Sequence[int] | None = None) -> np.ndarray:
-    """The maps of block `key` for `heads` (default: all), from that layer's queries and keys.
+                 heads: Sequence[int] | None = None, scores: bool = False):
+    """The maps of block `key` for `heads` (default: all), from that layer's queries and keys;
+    with `scores`, also the pre-softmax scores (masked cells -inf), as (weights, scores).
 
-    Shapes: qk.q [H, T, D], qk.k [Hkv, T, D] -> float32 [len(heads), T, T].
+    Shapes: qk.q [H, T, D], qk.k [Hkv, T, D] -> float32 [len(heads), T, T] (each).
     """
     bk = BlockKey.parse(key)
     stack = _stack(model, bk.kind)
@@ -111,6 +112,7 @@ def maps_from_qk(model: LoadedModel, key: str, qk: LayerQK,
     if cfg.positions == "alibi":
         bias_all = alibi_bias(h_all, t, t, 0, device=model.device)[None]
     out = np.empty((len(heads), t, t), dtype=np.float32)
+    pre = np.empty((len(heads), t, t), dtype=np.float32) if scores else None
     with torch.inference_mode():
         k_all = torch.from_numpy(np.ascontiguousarray(qk.k)).to(model.device)
         for i, h in enumerate(heads):
@@ -118,11 +120,14 @@ def maps_from_qk(model: LoadedModel, key: str, qk: LayerQK,
             k = k_all[h // g][None, None]  # [1, 1, T, D]
             v = k  # the output is not wanted; any V of K's shape will do
             bias = None if bias_all is None else bias_all[:, h:h + 1]
-            found = blocked.faster(attention, q, k, v, spec, cfg.scale, bias, True, False,
+            found = blocked.faster(attention, q, k, v, spec, cfg.scale, bias, True, scores,
                                    cfg.attn_softcap)
             if found is None:
-                found = (None, attention(q, k, v, mask=spec.dense(t, t, model.device),
-                                         bias=bias, scale=cfg.scale, need_weights=True,
-                                         keep_scores=False, softcap=cfg.attn_softcap).weights)
+                r = attention(q, k, v, mask=spec.dense(t, t, model.device), bias=bias,
+                              scale=cfg.scale, need_weights=True, keep_scores=scores,
+                              softcap=cfg.attn_softcap)
+                found = (r.out, r.weights, r.scores)
             out[i] = found[1][0, 0].float().cpu().numpy()
-    return out
+            if pre is not None:
+                pre[i] = found[2][0, 0].float().cpu().numpy()
+    return (out, pre) if scores else out

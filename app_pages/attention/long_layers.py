@@ -9,6 +9,8 @@ record, so a second session opening the same text and layer gets them at once.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 import engine
@@ -17,6 +19,7 @@ from app_pages.shared.models import attend
 from app_pages.shared.result_cache import byte_cached
 from engine.api import current_progress
 from engine.core.block_key import BlockKey
+from engine.replay import maps_from_qk
 from viz.aggregate import rollout_layers
 
 SELF_KINDS = ("encoder.self", "decoder.self")
@@ -68,3 +71,34 @@ def pass_summary(name: str, device: str, text: str, kind: str) -> dict:
     return dict(thumbs=np.stack(p.thumbs), block=p.thumb_block, rows=list(p.rows),
                 rollout=rollout_layers(means) if means else None,
                 rollout_block=p.rollout_block)
+
+
+@byte_cached("replayed q·k", keep=lambda rec: rec is not None)
+def _replayed_qk(name: str, device: str, text: str, kind: str,
+                 key: str) -> engine.AttentionRecord | None:
+    p = find_pass(name, device, text, kind)
+    if p is None or key not in p.qk:
+        return None
+    model = engine.load(name, device)
+    qk = p.qk[key]
+    weights, scores = maps_from_qk(model, key, qk, scores=True)
+    g = qk.q.shape[0] // qk.k.shape[0]
+    first = attend(name, device, text, layers=[str(BlockKey(kind, 0))], outputs=False)
+    return dataclasses.replace(first, maps={key: weights}, scores={key: scores},
+                               q={key: qk.q}, k={key: np.repeat(qk.k, g, axis=0)},
+                               norm={}, flow={}, meta=dict(first.meta, replayed=key))
+
+
+def qk_record(name: str, device: str, text: str, kind: str, key: str,
+              **base) -> engine.AttentionRecord:
+    """Block `key`'s weights, scores, q and k (the Q·K tab): from the background pass for a
+    long input it covers, else a pass that stops after that layer."""
+    if replayable(engine.load(name, device), kind, base.get("generate", 0)):
+        p = find_pass(name, device, text, kind)
+        if p is not None and p.keep_qk and p.error is None and not p.finished:
+            p.wait(layer_index(key) + 1, current_progress(None))
+        rec = _replayed_qk(name, device, text, kind, key)
+        if rec is not None:
+            return rec
+    return attend(name, device, text, scores=True, qk=True, layers=[key], outputs=False,
+                  **base)

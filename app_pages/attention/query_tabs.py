@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.attention.long_layers import qk_record
 from app_pages.attention.text import ATTENTION_TEXT
 from app_pages.attention.view import AttentionView
 from app_pages.shared.download import figure_with_download
@@ -133,9 +134,11 @@ def qk_tab(page: AttentionView) -> None:
         keep_valid("attn_qk_query", list(range(len(q_tok))), min(len(q_tok) - 1, 10))
         query = st.selectbox(say("query"), list(range(len(q_tok))), key="attn_qk_query",
                              format_func=lambda i: f"{i}: {q_tok[i]}")
-    # Maps only: the pass stops at this layer (its outputs are shown by the main record).
-    rec_qk = attend(name, settings.device, text, scores=True, qk=True, layers=[key],
-                    outputs=False, **base)
+    # Maps only: the background pass's q and k for a long input, else a pass that stops at
+    # this layer (its outputs are shown by the main record).
+    rec_qk = (qk_record(name, settings.device, text, page.kind, key, **base) if page.long
+              else attend(name, settings.device, text, scores=True, qk=True, layers=[key],
+                          outputs=False, **base))
     title = style.say("{key} · head {head} · query {query}", key=block_label(style, key),
                       head=head, query=query)
     if page.long:

@@ -284,6 +284,16 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
     again = replayed_layer("minilm", "auto", text, "encoder.self", "encoder.self.4")
     assert again is not None  # the pass held layer 4
     np.testing.assert_allclose(again["encoder.self.4"], w4, atol=1e-6)
+    from app_pages.attention.long_layers import qk_record
+    got = qk_record("minilm", "auto", text, "encoder.self", "encoder.self.2")
+    want = minilm.attend(text, scores=True, qk=True, layers=["encoder.self.2"])
+    assert got.meta.get("replayed") == "encoder.self.2"  # from the pass, not a new one
+    for field in ("maps", "scores", "q", "k"):
+        np.testing.assert_allclose(getattr(got, field)["encoder.self.2"],
+                                   getattr(want, field)["encoder.self.2"], rtol=2e-6,
+                                   atol=1e-5)
+    open_tab(at, "Q·K")
+    assert not at.exception
 
 
 def assert_image_is(spec: dict, w: np.ndarray, zmax: float) -> None:

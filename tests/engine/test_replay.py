@@ -42,6 +42,24 @@ def test_recomputed_maps_equal_the_recorded_ones(case):
         np.testing.assert_allclose(one[0], rec[key][h - 1], atol=1e-6)
 
 
+@pytest.mark.parametrize("case", ["gqa_rope_windows_softcap", "encoder_alibi"])
+def test_recomputed_scores_equal_the_recorded_ones(case):
+    m = loaded(tiny(**CASES[case]))
+    kind = "decoder.self" if m.kind == "decoder" else "encoder.self"
+    rec = m.attend(TEXT, scores=True, qk=True)
+    got: dict = {}
+    stream_layers(m, TEXT, kind, lambda k, w, qk: got.setdefault(k, qk))
+    for key, qk in got.items():
+        w, s = maps_from_qk(m, key, qk, scores=True)
+        np.testing.assert_allclose(w, rec[key], atol=1e-6)
+        finite = np.isfinite(rec.scores[key])
+        assert (np.isfinite(s) == finite).all()  # the same cells masked (-inf)
+        np.testing.assert_allclose(s[finite], rec.scores[key][finite], atol=1e-5)
+        g = qk.q.shape[0] // qk.k.shape[0]
+        np.testing.assert_allclose(np.repeat(qk.k, g, axis=0), rec.k[key], atol=1e-6)
+        np.testing.assert_allclose(qk.q, rec.q[key], atol=1e-6)
+
+
 def test_a_window_really_masks_and_rows_sum_to_one():
     m = loaded(tiny(**CASES["gqa_rope_windows_softcap"]))
     got: dict = {}
