@@ -42,14 +42,20 @@ def replayed_layer(name: str, device: str, text: str, kind: str,
     return replayed_record(engine.load(name, device), first, p, key)
 
 
-def layer_record(name: str, device: str, text: str, kind: str,
-                 key: str) -> engine.AttentionRecord:
-    """One layer's record of a long input: replayed if the pass has it, else a pass that
-    stops after that layer. While the background pass runs, it waits for the pass to reach
-    the layer instead: a second pass would reach it no sooner, and would share the cores."""
+def wait_for_layer(name: str, device: str, text: str, kind: str, key: str) -> None:
+    """While the background pass runs, wait for it to reach `key` (with the engine's progress
+    callback, if one is set): a second pass would reach it no sooner, and would share the
+    cores. Returns at once when no pass runs or it keeps no queries and keys."""
     p = find_pass(name, device, text, kind)
     if p is not None and p.keep_qk and p.error is None and not p.finished:
         p.wait(layer_index(key) + 1, current_progress(None))
+
+
+def layer_record(name: str, device: str, text: str, kind: str,
+                 key: str) -> engine.AttentionRecord:
+    """One layer's record of a long input: replayed if the pass has it, else a pass that
+    stops after that layer (or, while the pass runs, the pass once it reaches the layer)."""
+    wait_for_layer(name, device, text, kind, key)
     rec = replayed_layer(name, device, text, kind, key)
     if rec is not None:
         return rec
@@ -94,9 +100,7 @@ def qk_record(name: str, device: str, text: str, kind: str, key: str,
     """Block `key`'s weights, scores, q and k (the Q·K tab): from the background pass for a
     long input it covers, else a pass that stops after that layer."""
     if replayable(engine.load(name, device), kind, base.get("generate", 0)):
-        p = find_pass(name, device, text, kind)
-        if p is not None and p.keep_qk and p.error is None and not p.finished:
-            p.wait(layer_index(key) + 1, current_progress(None))
+        wait_for_layer(name, device, text, kind, key)
         rec = _replayed_qk(name, device, text, kind, key)
         if rec is not None:
             return rec
