@@ -19,7 +19,9 @@ the websocket, and Streamlit's running indicator and faded "stale" elements gone
 tab holds at least one figure not on the page before the action, and every figure there is
 drawn: Plotly's `_fullLayout` present, its SVG built and every heatmap image filled; an
 <img> there loaded. A watcher in the page checks this on every animation frame, so the time
-is the frame it first held, not when the benchmark looked.
+is the frame it first held, not when the benchmark looked. "Shown" is the frame a new
+figure was first fully drawn, the run perhaps still going (a page that draws its map before
+a slower table is seen before it is "drawn").
 
 The breakdown of each action, all on one clock (CLOCK_MONOTONIC: Chromium's DevTools
 timestamps and Python's time.monotonic share it on Linux; checked at run time):
@@ -278,11 +280,13 @@ ARM_JS = r"""
   for (const im of document.querySelectorAll('img')) srcs.set(im, im.currentSrc);
   const check = DRAWN_JS;
   const w = window.__bench = {seen, srcs, needFresh, stop: false, ready: false, since: null,
-                              state: null};
+                              shown: null, state: null};
   const tick = () => {
     if (w.stop) return;
     const s = check(w);
     w.state = s;
+    // a new figure fully drawn, the run perhaps still going (the page may draw first)
+    if (w.shown === null && s.fresh > 0 && s.pending === 0) w.shown = Date.now();
     if (s.ok && !w.ready) { w.ready = true; w.since = Date.now(); }
     if (!s.ok) w.ready = false;
     requestAnimationFrame(tick);
@@ -305,6 +309,7 @@ class Step:
     http: list[dict]
     steps: list[dict] = field(default_factory=list)
     load: float | None = None  # the 1-minute load average when it was drawn
+    shown: float | None = None  # a new figure first fully drawn (its run may go on)
 
 
 class Session:
@@ -333,8 +338,9 @@ class Session:
             f"images; running={s.get('running')}, stale={s.get('stale')}"
             + (f"; the app raised: {s['error']}" if s.get("error") else "") + ")")
 
-    def wait_drawn(self, label: str, t0: float) -> tuple[float, float]:
-        """(drawn, end of run), monotonic seconds, for the action begun at t0."""
+    def wait_drawn(self, label: str, t0: float) -> tuple[float, float, float | None]:
+        """(drawn, end of run, first new figure shown), monotonic seconds, for the action
+        begun at t0."""
         deadline = t0 + self.timeout
         while True:
             finished = self.wire.finished_after(t0)
@@ -363,9 +369,11 @@ class Session:
             if not self.wire.restarted_after(end):
                 break
             t0 = end  # wait for that run instead
-        since = self.page.evaluate("() => window.__bench.since") / 1000.0
-        self.page.evaluate("() => { window.__bench.stop = true; }")
-        return since - self.wall_minus_mono, end
+        since, shown = self.page.evaluate(
+            "() => { window.__bench.stop = true; return [window.__bench.since,"
+            " window.__bench.shown]; }")
+        return (since / 1000.0 - self.wall_minus_mono, end,
+                None if shown is None else shown / 1000.0 - self.wall_minus_mono)
 
     def wait_first_page(self) -> None:
         """Until the page's first run has drawn a figure (nothing on the page before it)."""
@@ -380,7 +388,7 @@ class Session:
         n_frames, n_sent = len(self.wire.received), len(self.wire.sent)
         t0 = self.arm(need_fresh)
         act()
-        drawn, end = self.wait_drawn(label, t0)
+        drawn, end, shown = self.wait_drawn(label, t0)
         print(f"  {label}: {drawn - t0:.2f} s", flush=True)
         off = self.wire.offset()
         frames = [f for f in self.wire.received[n_frames:] if f.t + off <= max(drawn, end)]
@@ -391,7 +399,7 @@ class Session:
                     [Frame(f.t + off, f.nbytes, f.kind, f.status, f.spec_bytes)
                      for f in frames],
                     [{**h, "t0": h["t0"] + off, "t1": h["t1"] + off} for h in http],
-                    load=os.getloadavg()[0])
+                    load=os.getloadavg()[0], shown=shown)
 
     # -- actions
 
@@ -498,6 +506,7 @@ def breakdown(step: Step, timings: list[dict], session: str | None,
     server_run = step.finished - start
     out = {
         "total": step.drawn - step.t0,
+        "shown": None if step.shown is None else min(step.shown, step.drawn) - step.t0,
         **{c: (cols[c] if seen[c] else None) for c in cols},
         "other steps": other,
         "server run": server_run,
@@ -548,7 +557,7 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:.0f} B"
 
 
-TABLE_HEAD = ("| action | n | total | engine | reductions | figure build | serialise | "
+TABLE_HEAD = ("| action | n | total | shown | engine | reductions | figure build | serialise | "
               "to browser | server untimed | transfer bytes | transfer time | draw | bound | "
               "load |")
 
@@ -556,11 +565,12 @@ TABLE_HEAD = ("| action | n | total | engine | reductions | figure build | seria
 def table(actions: dict[str, dict]) -> str:
     """A Markdown table of every action's medians."""
     rows = [TABLE_HEAD,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for label, a in actions.items():
         m = a["median"]
         rows.append(
-            f"| {label} | {len(a['runs'])} | {fmt_s(m['total'])} | {fmt_s(m['engine'])} | "
+            f"| {label} | {len(a['runs'])} | {fmt_s(m['total'])} | {fmt_s(m.get('shown'))} | "
+            f"{fmt_s(m['engine'])} | "
             f"{fmt_s(m['reductions'])} | {fmt_s(m['figure build'])} | {fmt_s(m['serialise'])} | "
             f"{fmt_s(m['to browser'])} | {fmt_s(m['server untimed'])} | "
             f"{fmt_bytes(m['transfer bytes'])} | {fmt_s(m['transfer time'])} | "
@@ -701,7 +711,7 @@ def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timin
         # every action's own times (monotonic s) and its larger frames (s after the action)
         "trace": [
             {"label": k.label, "t0": k.t0, "drawn": k.drawn, "finished": k.finished,
-             "sent": k.sent, "server_steps": k.steps,
+             "sent": k.sent, "shown": k.shown, "server_steps": k.steps,
              "frames": [[round(f.t - k.t0, 4), f.nbytes, f.kind] for f in k.frames
                         if f.nbytes >= TRACE_MIN_BYTES or f.kind in TRACE_KINDS],
              "http": [[round(h["t0"] - k.t0, 4), round(h["t1"] - k.t0, 4), h.get("bytes", 0),

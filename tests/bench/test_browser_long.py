@@ -49,7 +49,7 @@ def test_an_action_is_split_into_server_steps_transfer_and_drawing():
                                                          spec_bytes=499_000),
               bl.Frame(13.0, 44, "script_finished", status=0)]
     step = bl.Step("another layer", t0=10.0, drawn=13.5, finished=13.0, sent=10.1,
-                   frames=frames, http=[])
+                   frames=frames, http=[], shown=12.95)
     timings = [
         {"t": offset + 10.3, "session": "s1", "step": "engine pass", "s": 2.0, "extra": {}},
         {"t": offset + 10.5, "session": "s1", "step": "reductions", "s": 0.5, "extra": {}},
@@ -60,7 +60,7 @@ def test_an_action_is_split_into_server_steps_transfer_and_drawing():
         {"t": offset + 9.0, "session": "s1", "step": "engine pass", "s": 9.0, "extra": {}},
     ]
     row = bl.breakdown(step, timings, "s1", offset)
-    assert row["total"] == 3.5
+    assert row["total"] == 3.5 and abs(row["shown"] - 2.95) < 1e-9
     assert row["engine"] == 2.0 and row["reductions"] == 0.5  # other session, earlier: out
     assert row["figure build"] is None  # not recorded, not zero
     assert abs(row["server run"] - 2.9) < 1e-9
@@ -82,7 +82,7 @@ def test_medians_and_the_table():
     assert m["total"] == 2.0 and m["engine"] is None and m["bound"] == "server untimed"
     out = bl.table({"first view": {"runs": runs, "median": m}})
     assert out.splitlines()[0] == bl.TABLE_HEAD
-    assert "| first view | 3 | 2.00 | – |" in out and "1.0 MB" in out
+    assert "| first view | 3 | 2.00 | – | – |" in out and "1.0 MB" in out
 
 
 def test_devtools_clock_is_taken_as_monotonic_when_events_arrive_just_after_their_stamp():
