@@ -43,6 +43,7 @@ of the wire (click to request plus the last frames' delivery), or drawing.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import statistics
@@ -113,10 +114,22 @@ def fit_text(count: Callable[[str], int], lines: list[str], target: int,
 def gemma_counter() -> Callable[[str], int]:
     """Tokens Gemma's tokenizer makes of a text, special tokens included: the count the
     Attention page shows (it loads the model as the page does; not timed)."""
+    sys.path.insert(0, str(ROOT))
     import engine
 
     codec = engine.load(MODEL, device="cpu").codec
     return lambda text: len(codec.encode(text).ids)
+
+
+def fitted_texts(targets: list[tuple[int, int]]) -> list[tuple[str, int]]:
+    """fit_text for each (tokens, variant), with Gemma's tokenizer, in a child process: the
+    benchmark itself then holds no model while it measures."""
+    done = subprocess.run([sys.executable, __file__, "--fit", json.dumps(targets)], cwd=ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"counting {MODEL}'s tokens failed: {tail}")
+    return [tuple(t) for t in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
 # ----------------------------------------------------------------------------- the wire
@@ -636,11 +649,8 @@ def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timin
     from playwright.sync_api import sync_playwright
 
     load_start = os.getloadavg()
-    lines = corpus_lines()
-    count = gemma_counter()
-    texts = [fit_text(count, lines, tokens, r + 1) for r in range(reps)]
-    warm_text, warm_n = fit_text(count, lines, warmup_tokens, 0)
-    del count
+    (warm_text, warm_n), *texts = fitted_texts(
+        [(warmup_tokens, 0)] + [(tokens, r + 1) for r in range(reps)])
     print(f"texts: {', '.join(str(n) for _, n in texts)} tokens by {MODEL}'s tokenizer "
           f"(warm-up: {warm_n}); from {CORPUS.relative_to(ROOT)}", flush=True)
     timings = Path(tempfile.mkstemp(prefix="bench_timings_", suffix=".jsonl")[1]) \
@@ -732,3 +742,11 @@ def report(results: dict) -> str:
         head += f"\nSTOPPED EARLY (the rows hold what was measured before): {results['error']}"
     return head + "\n" + table(results["actions"])
 
+
+if __name__ == "__main__":  # the child process of fitted_texts
+    if sys.argv[1:2] != ["--fit"] or len(sys.argv) != 3:
+        raise SystemExit("usage: browser_long.py --fit '[[tokens, variant], ...]' "
+                         "(bench/bench_browser.py --long runs the benchmark)")
+    counter = gemma_counter()
+    print(json.dumps([fit_text(counter, corpus_lines(), t, v)
+                      for t, v in json.loads(sys.argv[2])]))
