@@ -8,7 +8,7 @@ import base64
 import numpy as np
 import pytest
 
-from viz.figures.image_map import MAX_TICKS, image_map, log_ticks, tick_positions
+from viz.figures.image_map import MAX_TICKS, image_map, log_ticks, tick_positions, tick_text
 from viz.figures.long_input import block_reduce, overview_figure
 from viz.raster import (
     N_COLOURS,
@@ -100,6 +100,8 @@ def test_image_map_labels_are_escaped_and_checked():
     assert all("<b>" not in t for t in fig.layout.xaxis.ticktext)
     with pytest.raises(ValueError, match="labels"):
         image_map(np.eye(4, dtype=np.float32), toks[:3])
+    assert tick_text(0, "<bos><eos><pad>") == "0 &lt;bos&gt;&lt;eos…"  # cut, then escaped
+    assert tick_text(3, "\u200b" * 12) == "3 " + "\\u200b" * 12  # invisible: all shown
 
 
 def test_a_2048_token_map_travels_as_an_image():

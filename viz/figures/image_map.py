@@ -18,7 +18,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from viz.raster import colour_indices, indexed_png, log_floor, palette_lut, png_data_uri
-from viz.style import DEFAULT, Style, apply_style, colorscale, safe_label, value_range
+from viz.style import (
+    DEFAULT,
+    Style,
+    apply_style,
+    colorscale,
+    safe_label,
+    value_range,
+    visible_token,
+)
 
 MAX_TICKS = 24  # labelled ticks per axis: more overlap at the figure's width
 LABEL_CHARS = 10
@@ -36,9 +44,12 @@ def tick_positions(n: int, max_ticks: int = MAX_TICKS) -> list[int]:
 
 
 def tick_text(i: int, token: object) -> str:
-    label = safe_label(token)
-    if len(label) > LABEL_CHARS:
-        label = label[: LABEL_CHARS - 1] + "…"
+    """"517 ▁the": position and token, the token cut to LABEL_CHARS before it is escaped
+    (cutting "&lt;bos&gt;" would leave a broken entity on the axis)."""
+    text = str(token)
+    label = safe_label(text)
+    if len(text) > LABEL_CHARS and label != visible_token(text):  # not invisible-only
+        label = safe_label(text[: LABEL_CHARS - 1]) + "…"
     return f"{i} {label}"
 
 
