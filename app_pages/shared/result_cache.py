@@ -13,7 +13,9 @@ every hit: a copy of tens of MB each time a long input's page reruns. Here:
   tensor or of a larger array counts the whole buffer it keeps alive, each buffer once) plus
   `ENTRY_OVERHEAD`; one bigger than the whole budget is returned but not kept;
 - callers of one key at the same time compute it once: the first computes, the others wait
-  for its result (a class typing the same example sentence costs one forward pass).
+  for its result (a class typing the same example sentence costs one forward pass);
+- once 64 MiB have been evicted, the allocator's free pages go back to the system
+  (glibc's malloc_trim): without it, evicted records' memory stayed in the process.
 
 Streamlit's "Clear caches" (and `st.cache_data.clear()`) clears this cache too.
 
@@ -23,6 +25,7 @@ session is drawing right now (even one evicted meanwhile) come on top of it.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import math
@@ -35,12 +38,19 @@ from typing import Any, NamedTuple
 import numpy as np
 
 ENV_VAR = "ATTENTION_STUDIO_CACHE_MB"
-# 1 GiB: 30 sessions' short sentences weigh a few MB in all; what fills the budget is long
-# inputs (a 512-token MiniLM record of all 6 layers is 72 MiB, a 2,048-token Gemma layer
-# 64 MiB), of which this keeps about 14 besides the ~0.5 GiB the server needs with MiniLM.
+# 1 GiB: 30 sessions' short sentences weigh a few MB in all (90 records of 16 tokens: 6 MiB);
+# what fills the budget is long inputs (a 512-token MiniLM record of all 6 layers is 72 MiB,
+# a 2,048-token Gemma layer 64 MiB), of which it keeps about 14, beside the ~430 MiB the
+# server holds with MiniLM loaded.
 DEFAULT_MB = 1024
 MB = 2**20
 ENTRY_OVERHEAD = 1024  # bytes: the key, the record object, its token lists (short inputs)
+# glibc keeps freed memory in its arenas (one per thread that allocated: every session runs
+# in its own thread), so evicting records did not lower the process's RSS: 16 records of
+# 72 MiB through a 512 MiB budget by 4 threads left RSS 725 MiB over its start, with 504 MiB
+# cached; handing free pages back after evictions, 533 (bench/load_test.py --long-texts 16).
+# malloc_trim takes 1-70 ms, so it runs once this much has been evicted since the last time.
+TRIM_AFTER = 64 * MB
 
 
 def budget_from_env(environ: dict[str, str] | os._Environ = os.environ) -> int:
@@ -80,10 +90,11 @@ class _Flight:
 class ByteLRU:
     """A thread-safe LRU map bounded by the bytes of the arrays its values hold."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, trim_after: int = TRIM_AFTER):
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be ≥ 0, got {max_bytes}")
-        self.max_bytes = max_bytes
+        self.max_bytes, self.trim_after = max_bytes, trim_after
+        self._untrimmed = 0  # bytes evicted since memory was last handed back
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
@@ -117,19 +128,21 @@ class ByteLRU:
                 value = compute()
                 size = freeze(value) + ENTRY_OVERHEAD
                 flight.value, flight.ok = value, True
-                if keep is None or keep(value):
-                    self._keep(key, value, size)
+                if (keep is None or keep(value)) and self._keep(key, value, size):
+                    trim_memory()  # outside the lock; the evicted values are released
                 return value
             finally:
                 with self._lock:
                     del self._flights[key]
                 flight.done.set()
 
-    def _keep(self, key: Hashable, value: Any, size: int) -> None:
+    def _keep(self, key: Hashable, value: Any, size: int) -> bool:
+        """Keep `value`, evicting the least recently used; True when enough was evicted
+        since the last time to hand memory back."""
         with self._lock:
             if size > self.max_bytes:
                 self._oversize += 1
-                return
+                return False
             if key in self._entries:  # defensive: one flight per key, so never expected
                 self._total -= self._entries.pop(key)[1]
             self._entries[key] = (value, size)
@@ -138,6 +151,11 @@ class ByteLRU:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._total -= dropped
                 self._evictions += 1
+                self._untrimmed += dropped
+            if self._untrimmed < self.trim_after:
+                return False
+            self._untrimmed = 0
+            return True
 
     def clear(self) -> None:
         """Forget every entry and reset the counters (computations in flight still finish
@@ -150,6 +168,22 @@ class ByteLRU:
         with self._lock:
             return Stats(self.max_bytes, self._total, len(self._entries), self._hits,
                          self._misses, self._evictions, self._oversize)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; elsewhere nothing to call
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def trim_memory() -> None:
+    """Hand the allocator's free pages back to the system (glibc's malloc_trim)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def freeze(value: Any) -> int:

@@ -75,6 +75,23 @@ def test_an_entry_bigger_than_the_budget_is_returned_but_not_kept():
     assert calls == [1]  # computed again: it was never kept
 
 
+def test_memory_is_handed_back_once_enough_was_evicted(monkeypatch):
+    trims = []
+    monkeypatch.setattr(result_cache, "trim_memory", lambda: trims.append(1))
+    cache = ByteLRU(2 * entry(10), trim_after=2 * entry(10))
+    for key in "abc":
+        put(cache, key, 10)
+    assert cache.stats().evictions == 1 and trims == []  # 10 KiB evicted: not yet
+    put(cache, "d", 10)
+    assert cache.stats().evictions == 2 and trims == [1]
+    put(cache, "e", 10)
+    assert trims == [1]  # counted again from zero
+
+
+def test_trim_memory_runs_here():
+    result_cache.trim_memory()  # glibc's malloc_trim, or nothing where there is none
+
+
 def test_a_budget_of_zero_keeps_nothing():
     cache = ByteLRU(0)
     assert put(cache, "a", 1).nbytes == KB
