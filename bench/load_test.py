@@ -1,7 +1,9 @@
 """A classroom on one server: N concurrent browser sessions typing their own sentences.
 
     .venv/bin/python bench/load_test.py                          # 30 sessions × 3 rounds
-    .venv/bin/python bench/load_test.py --sessions 3 --rounds 1  # a quick check (~1 min)
+    .venv/bin/python bench/load_test.py --sessions 3 --rounds 1  # a quick check (~2 min)
+    .venv/bin/python bench/load_test.py --inject-crosstalk --sessions 2 --rounds 1  # check it
+    .venv/bin/python bench/load_test.py --long-texts 16          # memory of long records
 
 Starts `streamlit run app.py` on a loopback port (file watcher off, as in
 .streamlit/config.toml) with the result cache's budget set (`ATTENTION_STUDIO_CACHE_MB`,
@@ -19,8 +21,15 @@ a process that also samples, every 0.25 s, its resident memory (VmRSS) and the r
 cache's counters (bytes kept, entries, hits, misses, evictions).
 
 Bounded in time: after --deadline seconds every session stops where it is and the browser
-and server are stopped. Prints p50/p95/max time to heatmap, errors, cross-talk, peak RSS
-against the budget, and writes --json (default bench/results/load_test_cpu.json).
+and server are stopped (one action may take --action-timeout s). Prints p50/p95/max time
+to heatmap, errors, cross-talk, peak RSS against the budget, the CPU seconds of server,
+browser and other work on the machine, and writes --json (default
+bench/results/load_test_cpu.json).
+
+--long-texts N measures what the browser sessions cannot (their sentences are small): N
+distinct 512-token MiniLM records of all layers (72 MiB each), by --threads callers of the
+app's cached attend, in a fresh process under --cache-mb and in one unbounded, each reporting
+its RSS before, at peak and at the end (no server, no browser; --json only if given).
 """
 
 from __future__ import annotations
@@ -455,6 +464,80 @@ def show(r: dict) -> None:
           f"{c['hits']}, misses {c['misses']}, evictions {c['evictions']}")
 
 
+# ----------------------------------------------------------------------------- long texts
+
+def long_texts(n: int, tokens: int) -> list[str]:
+    """n distinct texts of exactly `tokens` MiniLM tokens ([CLS] and [SEP] included): the
+    same single-token words, rotated."""
+    words = whole_words(64)
+    return [" ".join(words[(i + j) % len(words)] for j in range(tokens - 2)) for i in range(n)]
+
+
+def memory_child(n: int, tokens: int, threads: int) -> None:
+    """In this process (no server, no browser): `threads` callers run n long texts through
+    the app's cached `attend` (all 6 MiniLM layers each), every reference dropped at once, as
+    a page does after drawing; prints the peak RSS over the RSS before, and the cache's
+    counters, as one JSON line."""
+    sys.path.insert(0, str(ROOT))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app_pages.shared import result_cache
+    from app_pages.shared.models import attend
+
+    texts = long_texts(n, tokens)
+    attend("minilm", "cpu", "warm up")  # the model loaded, torch's pools started
+    result_cache.clear()
+    before, peak, done = rss_bytes(), [0], threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], rss_bytes())
+
+    threading.Thread(target=watch, daemon=True).start()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        got = list(pool.map(lambda t: len(attend("minilm", "cpu", t).tokens), texts))
+    seconds = time.perf_counter() - t0
+    done.set()
+    peak[0] = max(peak[0], rss_bytes())
+    s = result_cache.stats()
+    print(json.dumps({"texts": n, "tokens": sorted(set(got)), "threads": threads,
+                      "seconds": seconds, "rss_before_mb": mib(before),
+                      "rss_peak_mb": mib(peak[0]), "rss_growth_mb": mib(peak[0] - before),
+                      "rss_end_mb": mib(rss_bytes()), "cache_total_mb": mib(s.total_bytes),
+                      "bound_mb": mib(s.max_bytes), "entries": s.count,
+                      "evictions": s.evictions, "oversize": s.oversize, "misses": s.misses}))
+
+
+def memory_runs(n: int, tokens: int, threads: int, cache_mb: float) -> dict:
+    """memory_child twice, each in a fresh process: under the bound, and unbounded (the
+    peer: what a count-bounded cache of 64 entries would keep of n < 64 texts)."""
+    out = {}
+    for label, mb in (("bounded", cache_mb), ("unbounded", 10**6)):
+        run = subprocess.run([sys.executable, __file__, "--memory-child", "--long-texts", str(n),
+                              "--tokens", str(tokens), "--threads", str(threads)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                             env={**os.environ, "ATTENTION_STUDIO_CACHE_MB": str(mb)})
+        lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+        if run.returncode or not lines:
+            raise SystemExit(f"the {label} run failed: {run.stderr[-2000:]}")
+        out[label] = json.loads(lines[-1])
+    return out
+
+
+def show_memory(r: dict, load: tuple) -> None:
+    b, u = r["bounded"], r["unbounded"]
+    sizes = "/".join(map(str, b["tokens"]))
+    print(f"{b['texts']} distinct {sizes}-token MiniLM records (all layers), "
+          f"{b['threads']} threads, load average {load[0]:.1f}")
+    for label, x in (("bounded", b), ("unbounded", u)):
+        print(f"  {label:9}: cache {x['cache_total_mb']:.0f} MiB in {x['entries']} entries "
+              f"(bound {x['bound_mb']:g} MiB, {x['evictions']} evictions, {x['oversize']} "
+              f"too big to keep); RSS {x['rss_before_mb']:.0f} → peak "
+              f"{x['rss_peak_mb']:.0f} MiB (+{x['rss_growth_mb']:.0f}), "
+              f"{x['rss_end_mb']:.0f} at the end; {x['seconds']:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=30)
@@ -472,12 +555,33 @@ def main() -> None:
     ap.add_argument("--inject-crosstalk", action="store_true",
                     help="check the checker: session 1 types session 0's first sentence last "
                          "(must report cross-talk); needs --sessions ≥ 2")
+    ap.add_argument("--long-texts", type=int, default=0,
+                    help="instead of the browser sessions: N distinct long texts through the "
+                         "app's cached attend in this machine's memory, bounded against "
+                         "unbounded (no server, no browser)")
+    ap.add_argument("--tokens", type=int, default=512, help="tokens per long text (≤ 512)")
+    ap.add_argument("--threads", type=int, default=4, help="concurrent callers of --long-texts")
+    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--samples", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(args.port, args.samples)
+        return
+    if args.memory_child:
+        memory_child(args.long_texts, args.tokens, args.threads)
+        return
+    if args.long_texts:
+        if not 3 <= args.tokens <= 512 or args.threads < 1:
+            raise SystemExit("--tokens must be in 3..512 (MiniLM's limit), --threads ≥ 1")
+        load = os.getloadavg()
+        r = memory_runs(args.long_texts, args.tokens, args.threads, args.cache_mb)
+        r["command"] = "bench/load_test.py " + " ".join(sys.argv[1:])
+        r["load_average"] = load
+        show_memory(r, load)
+        if args.json != OUT:  # the session figures' file is not overwritten by this mode
+            args.json.write_text(json.dumps(r, indent=1) + "\n")
         return
     if (args.sessions < 1 or args.rounds < 1 or args.deadline <= 0 or args.cache_mb < 0
             or args.ramp < 0 or args.action_timeout <= 0):
