@@ -8,9 +8,10 @@
 Starts `streamlit run app.py` on a loopback port (file watcher off, as in
 .streamlit/config.toml) with the result cache's budget set (`ATTENTION_STUDIO_CACHE_MB`,
 --cache-mb), warms it up with one page (MiniLM loaded, the default heatmap drawn), then opens
---sessions sessions at once in one headless Chromium (Playwright, one browser context each) on
-the Attention page's default Head tab. Each session types --rounds sentences of its own (words
-no other session uses, each one MiniLM token), with 1-3 s between them, and for each one
+--sessions sessions, arriving evenly over --ramp s, in one headless Chromium (Playwright, one
+browser context each) on the Attention page's default Head tab. Each session types --rounds
+sentences of its own (words no other session uses, each one MiniLM token), with 1-3 s
+between them, and for each one
 records the time from Ctrl+Enter (the text area's apply key) to all of its words on the
 heatmap's axis (polled every 50 ms).
 
@@ -18,7 +19,7 @@ Checked on every action: the session's axes show none of another session's words
 earlier ones (cross-talk, stale); no Streamlit exception or error element appears. The server
 runs this file with --serve: `streamlit run app.py` through Streamlit's own command line, in
 a process that also samples, every 0.25 s, its resident memory (VmRSS) and the result
-cache's counters (bytes kept, entries, hits, misses, evictions).
+cache's counters (bytes kept, entries, hits, misses, evictions), and times each script run.
 
 Bounded in time: after --deadline seconds every session stops where it is and the browser
 and server are stopped (one action may take --action-timeout s). Prints p50/p95/max time
