@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -70,9 +71,12 @@ def _stack(model: LoadedModel, kind: str):
 
 def stream_layers(model: LoadedModel, text: str, kind: str, on_layer: OnLayer,
                   generated_ids: Sequence[int] = (),
-                  progress: LayerProgress | None = None) -> list[str]:
+                  progress: LayerProgress | None = None,
+                  outputs: dict | None = None) -> list[str]:
     """One pass over `text` (then `generated_ids`), handing every layer of `kind` to
-    `on_layer(key, weights, qk)` in order, each dropped after; returns the keys.
+    `on_layer(key, weights, qk)` in order, each dropped after; returns the keys. `outputs`,
+    if given, receives what `LoadedModel.attend` reports from the same pass (a decoder's
+    next-token top-k, an encoder's embedding), so no second pass is needed for them.
 
     Shapes: weights float32 [H, T, T]; qk.q [H, T, D], qk.k [Hkv, T, D].
     """
@@ -85,9 +89,12 @@ def stream_layers(model: LoadedModel, text: str, kind: str, on_layer: OnLayer,
     with torch.inference_mode(), per_block(stack.layers, len(stack.layers), report):
         req = Request(record=keys, qk=True)
         if model.kind == "encoder":
-            model.transformer.encode(x, req=req, record=sink)
+            hidden = model.transformer.encode(x, req=req, record=sink)
         else:
-            model.transformer.decode(x, req=req, record=sink)
+            hidden = model.transformer.decode(x, req=req, record=sink)
+        if outputs is not None:
+            model._outputs(model.transformer, SimpleNamespace(hidden=hidden), None, [outputs],
+                           top_k=10)
     return keys
 
 

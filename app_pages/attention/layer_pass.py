@@ -10,7 +10,9 @@ through all of them (engine.replay.stream_layers). It keeps, per layer:
   softmax (engine.replay.maps_from_qk), exact and about 0.1 s at 2,048 tokens, instead of a
   new pass up to that layer;
 - the model view's thumbnails (each block's max), the head metrics, and the rollout's input
-  (the head-mean map, in blocks past ROLLOUT_EXACT_MAX tokens).
+  (the head-mean map, in blocks past ROLLOUT_EXACT_MAX tokens);
+- the model's outputs (a decoder's next-token table), so that no second pass over the whole
+  model is run for them.
 
 A view that needs a layer the pass has not reached yet waits for it with a progress bar
 ("layer 5 of 18"). Passes are kept least recently used first, within PASS_BUDGET_MB of
@@ -31,7 +33,7 @@ import numpy as np
 
 import engine
 from engine.core.block_key import BlockKey
-from engine.replay import LayerQK, maps_from_qk, stream_layers
+from engine.replay import LayerQK, stream_layers
 from viz.aggregate import block_stochastic, mean_heads
 from viz.figures.long_input import block_reduce, block_size
 from viz.metrics import head_metrics
@@ -69,6 +71,7 @@ class LongPass:
     means: list[np.ndarray] = dataclasses.field(default_factory=list)
     thumb_block: int = 1
     rollout_block: int = 1
+    outputs: dict = dataclasses.field(default_factory=dict)  # next-token top-k / embedding
     error: str | None = None
     seconds: float = 0.0
     cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
@@ -152,7 +155,12 @@ def long_pass(name: str, device: str, text: str, kind: str,
     def run() -> None:
         start = time.perf_counter()
         try:
-            stream_layers(model, text, kind, p.take, generated_ids=generated_ids)
+            found: dict = {}
+            stream_layers(model, text, kind, p.take, generated_ids=generated_ids,
+                          outputs=found)
+            with p.cond:
+                p.outputs = found
+                p.cond.notify_all()
         except Exception as exc:  # noqa: BLE001 - the waiting views show it
             with p.cond:
                 p.error = f"{type(exc).__name__}: {exc}"
@@ -163,16 +171,6 @@ def long_pass(name: str, device: str, text: str, kind: str,
 
     threading.Thread(target=run, name=f"long-pass {name}", daemon=True).start()
     return p
-
-
-def replayed_record(model: engine.LoadedModel, first: engine.AttentionRecord, p: LongPass,
-                    key: str) -> engine.AttentionRecord:
-    """The record of block `key` rebuilt from the pass's queries and keys: `first` (a record
-    of the same text) with its maps replaced by that layer's."""
-    w = maps_from_qk(model, key, p.qk[key])
-    meta = dict(first.meta, replayed=f"maps recomputed from the pass's q and k of {key}")
-    return dataclasses.replace(first, maps={key: w}, scores={}, q={}, k={}, norm={}, flow={},
-                               meta=meta)
 
 
 def layer_index(key: str) -> int:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import streamlit as st
 
 import engine
-from app_pages.attention.layer_pass import find_pass, layer_index, long_pass, replayed_record
+from app_pages.attention.layer_pass import LongPass, find_pass, layer_index, long_pass
+from app_pages.shared.i18n import COMMON_TEXT, tr
 from app_pages.shared.models import attend
 from app_pages.shared.result_cache import byte_cached
-from engine.api import current_progress
-from engine.core.block_key import BlockKey
 from engine.replay import maps_from_qk
 from viz.aggregate import rollout_layers
 
@@ -38,17 +38,68 @@ def replayed_layer(name: str, device: str, text: str, kind: str,
     p = find_pass(name, device, text, kind)
     if p is None or key not in p.qk:
         return None
-    first = attend(name, device, text, layers=[str(BlockKey(kind, 0))], outputs=False)
+    first = template(name, device, text)
     return replayed_record(engine.load(name, device), first, p, key)
 
 
+def template(name: str, device: str, text: str) -> engine.AttentionRecord:
+    """A record of `text` with no maps (tokens, labels, notices): a pass of no layers."""
+    return attend(name, device, text, layers=[], outputs=False)
+
+
+def replayed_meta(meta: dict, key: str, qk: bool = False) -> dict:
+    """The template's meta, saying what the replayed record holds and where it came from."""
+    settings = dict(meta.get("settings", {}), layers=[key], outputs=False)
+    if qk:
+        settings.update(scores=True, qk=True)
+    return dict(meta, settings=settings,
+                replayed=f"maps recomputed from the background pass's q and k of {key}")
+
+
+def replayed_record(model: engine.LoadedModel, first: engine.AttentionRecord, p: LongPass,
+                    key: str) -> engine.AttentionRecord:
+    """Block `key`'s record rebuilt from the pass's queries and keys: the template `first`
+    with that layer's maps."""
+    w = maps_from_qk(model, key, p.qk[key])
+    return dataclasses.replace(first, maps={key: w}, scores={}, q={}, k={}, norm={}, flow={},
+                               meta=replayed_meta(first.meta, key))
+
+
 def wait_for_layer(name: str, device: str, text: str, kind: str, key: str) -> None:
-    """While the background pass runs, wait for it to reach `key` (with the engine's progress
-    callback, if one is set): a second pass would reach it no sooner, and would share the
-    cores. Returns at once when no pass runs or it keeps no queries and keys."""
+    """While the background pass runs, wait for it to reach `key`, with a bar: a second pass
+    would reach it no sooner, and would share the cores. Returns at once when no pass runs
+    or it keeps no queries and keys."""
     p = find_pass(name, device, text, kind)
     if p is not None and p.keep_qk and p.error is None and not p.finished:
-        p.wait(layer_index(key) + 1, current_progress(None))
+        wait_with_bar(p, layer_index(key) + 1)
+
+
+def wait_with_bar(p, n_layers: int) -> None:
+    """Wait for the pass's first n_layers layers under a bar "layer k of n". A rerun the
+    reader asks for meanwhile is raised at once (the pass goes on in the background), unlike
+    the engine bar's, which holds it until its own pass is over."""
+    slot = st.empty()
+
+    def show(done: int, total: int) -> None:
+        slot.progress(done / max(total, 1), text=tr(COMMON_TEXT, "layer_of", k=done, n=total))
+
+    try:
+        p.wait(n_layers, show)
+    finally:
+        slot.empty()
+
+
+def pass_outputs(name: str, device: str, text: str, kind: str) -> dict:
+    """The model's outputs for a long input (the next-token table), from the background
+    pass: started here if need be, waited for with a bar."""
+    p = long_pass(name, device, text, kind)
+    wait_with_bar(p, len(p.keys))
+    with p.cond:  # the outputs are set just after the last layer
+        while not p.outputs and p.error is None:
+            p.cond.wait(0.1)
+    if p.error is not None:
+        raise RuntimeError(p.error)
+    return p.outputs
 
 
 def layer_record(name: str, device: str, text: str, kind: str,
@@ -72,7 +123,7 @@ def pass_summary(name: str, device: str, text: str, kind: str) -> dict:
     """Every layer's thumbnails (max per block), head metrics and rollout, from the pass
     (waiting for it, with the engine's progress callback if one is set)."""
     p = long_pass(name, device, text, kind)
-    p.wait(len(p.keys), current_progress(None))
+    wait_with_bar(p, len(p.keys))
     means = p.means
     return dict(thumbs=np.stack(p.thumbs), block=p.thumb_block, rows=list(p.rows),
                 rollout=rollout_layers(means) if means else None,
@@ -89,10 +140,10 @@ def _replayed_qk(name: str, device: str, text: str, kind: str,
     qk = p.qk[key]
     weights, scores = maps_from_qk(model, key, qk, scores=True)
     g = qk.q.shape[0] // qk.k.shape[0]
-    first = attend(name, device, text, layers=[str(BlockKey(kind, 0))], outputs=False)
+    first = template(name, device, text)
     return dataclasses.replace(first, maps={key: weights}, scores={key: scores},
                                q={key: qk.q}, k={key: np.repeat(qk.k, g, axis=0)},
-                               norm={}, flow={}, meta=dict(first.meta, replayed=key))
+                               norm={}, flow={}, meta=replayed_meta(first.meta, key, qk=True))
 
 
 def qk_record(name: str, device: str, text: str, kind: str, key: str,

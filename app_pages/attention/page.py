@@ -15,7 +15,13 @@ import streamlit as st
 
 import engine
 from app_pages.attention.input_box import refuse_huge, show_count, text_box, token_list
-from app_pages.attention.long_layers import layer_record, pass_summary, replayable, start_pass
+from app_pages.attention.long_layers import (
+    layer_record,
+    pass_outputs,
+    pass_summary,
+    replayable,
+    start_pass,
+)
 from app_pages.attention.passes import long_summary
 from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
 from app_pages.attention.text import ATTENTION_TEXT
@@ -25,6 +31,7 @@ from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import frame
 from app_pages.shared.progress import computing
 from app_pages.shared.sidebar import current_settings, current_style
+from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import keep_in_range, keep_valid, persist
 from engine.core.block_key import BlockKey, kind_of
 from viz.figures.long_input import LONG_INPUT
@@ -128,6 +135,8 @@ def model_outputs() -> dict:
     """Embedding / next-token top-k / generated text for this text."""
     if not maps_only:
         return rec.outputs
+    if from_pass:  # the background pass reports them: no second pass over the whole model
+        return pass_outputs(name, settings.device, text, kind)
     return attend(name, settings.device, text, layers=[], **base).outputs
 
 
@@ -138,7 +147,8 @@ elif maps_only:  # the pass stops after the chosen layer
 else:
     doing = say("computing", n=n_tokens)
 try:
-    with computing(doing):  # "Loading …" is get_model's, while a model loads
+    with computing(doing), timed("engine pass", tokens=n_tokens, layer=key):
+        # ("Loading …" is get_model's, while a model loads)
         if from_pass:  # the shared background pass's q and k, or a pass up to this layer
             rec = layer_record(name, settings.device, text, kind, key)
         else:
@@ -186,7 +196,7 @@ layer_maps = None if long else [rec[k] for k in rec.blocks(kind)]
 
 def summary() -> dict:
     """The all-layer summary of a long input (computed on first use by a tab that needs it)."""
-    with computing(say("summary_computing", n=n_tokens)):
+    with computing(say("summary_computing", n=n_tokens)), timed("reductions", what="summary"):
         if from_pass:
             return pass_summary(name, settings.device, text, kind)
         return long_summary(name, settings.device, text, kind, target, generate)

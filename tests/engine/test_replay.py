@@ -60,6 +60,22 @@ def test_recomputed_scores_equal_the_recorded_ones(case):
         np.testing.assert_allclose(qk.q, rec.q[key], atol=1e-6)
 
 
+def test_the_pass_reports_the_models_outputs():
+    for arch in ("decoder", "encoder"):
+        m = loaded(tiny(arch, max_len=256))
+        m.config.extra["pooling"] = "mean"  # an encoder reports its embedding
+        kind = f"{arch}.self"
+        want = m.attend(TEXT).outputs
+        got: dict = {}
+        stream_layers(m, TEXT, kind, lambda *a: None, outputs=got)
+        if arch == "decoder":
+            assert [t for t, _ in got["top_k"]] == [t for t, _ in want["top_k"]]
+            np.testing.assert_allclose([p for _, p in got["top_k"]],
+                                       [p for _, p in want["top_k"]], rtol=1e-5)
+        else:
+            np.testing.assert_allclose(got["embedding"], want["embedding"], atol=1e-5)
+
+
 def test_a_window_really_masks_and_rows_sum_to_one():
     m = loaded(tiny(**CASES["gqa_rope_windows_softcap"]))
     got: dict = {}
