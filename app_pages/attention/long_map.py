@@ -22,6 +22,7 @@ from app_pages.attention.text import ATTENTION_TEXT
 from app_pages.shared.download import figure_with_download
 from app_pages.shared.hover_readout import EXACT_MAX_CELLS, hover_readout
 from app_pages.shared.i18n import translator
+from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import keep_in_range, keep_valid
 from viz.figures.image_map import image_map
 from viz.figures.long_input import REDUCTIONS, overview_figure, topk_figure
@@ -66,28 +67,10 @@ def long_map(values: np.ndarray, q_tok: Sequence[str], k_tok: Sequence[str], *,
     `download`: figure_with_download's record/block/layer/head or name/table arguments.
     """
     tq, tk = values.shape
-    readout = False
-    if view == "v_full":
-        fig = image_map(values, q_tok, k_tok, style=style, title=title, log=log, zmax=zmax,
-                        value_name=value_name, meta=chart_key, plotly_hover=False)
-        readout = True
-    elif view == "v_overview":
-        fig = overview_figure(values, q_tok, k_tok, how=how, log=log, style=style,
-                              title=title)
-    elif view == "v_topk":
-        keep_in_range("attn_topk", 1, 32, 8)
-        k = st.slider(say("k"), 1, 32, key="attn_topk")
-        fig = topk_figure(values, q_tok, k_tok, k=k, style=style, title=title)
-    else:
-        size_q, size_k = min(WINDOW_MAX, tq), min(WINDOW_MAX, tk)
-        keep_in_range("attn_wq", 0, tq - size_q, 0)
-        keep_in_range("attn_wk", 0, tk - size_k, 0)
-        qa = st.slider(say("q_window"), 0, max(1, tq - size_q), key="attn_wq",
-                       disabled=tq == size_q)
-        ka = st.slider(say("k_window"), 0, max(1, tk - size_k), key="attn_wk",
-                       disabled=tk == size_k)
-        fig = window_heatmap(values, q_tok, k_tok, q_range=(qa, qa + size_q),
-                             k_range=(ka, ka + size_k), style=style, title=title, zmax=zmax)
+    with timed("figure build", view=view, cells=int(values.size)):
+        fig = _figure(values, q_tok, k_tok, style=style, title=title, chart_key=chart_key,
+                      view=view, how=how, log=log, zmax=zmax, value_name=value_name)
+    readout = view == "v_full"
     figure_with_download(fig, chart_key, download_label, width="content", **download)
     if readout:
         big = values.size > EXACT_MAX_CELLS
@@ -97,3 +80,29 @@ def long_map(values: np.ndarray, q_tok: Sequence[str], k_tok: Sequence[str], *,
                       key=f"{chart_key}_readout",
                       words={w: say(f"rd_{w}") for w in ("query", "key", "weight",
                                                           "no_exact")})
+
+
+def _figure(values, q_tok, k_tok, *, style, title, chart_key, view, how, log, zmax,
+            value_name):
+    """The figure of one view (its sliders drawn here too)."""
+    tq, tk = values.shape
+    if view == "v_full":
+        return image_map(values, q_tok, k_tok, style=style, title=title, log=log, zmax=zmax,
+                         value_name=value_name, meta=chart_key, plotly_hover=False)
+    elif view == "v_overview":
+        return overview_figure(values, q_tok, k_tok, how=how, log=log, style=style,
+                               title=title)
+    elif view == "v_topk":
+        keep_in_range("attn_topk", 1, 32, 8)
+        k = st.slider(say("k"), 1, 32, key="attn_topk")
+        return topk_figure(values, q_tok, k_tok, k=k, style=style, title=title)
+    else:
+        size_q, size_k = min(WINDOW_MAX, tq), min(WINDOW_MAX, tk)
+        keep_in_range("attn_wq", 0, tq - size_q, 0)
+        keep_in_range("attn_wk", 0, tk - size_k, 0)
+        qa = st.slider(say("q_window"), 0, max(1, tq - size_q), key="attn_wq",
+                       disabled=tq == size_q)
+        ka = st.slider(say("k_window"), 0, max(1, tk - size_k), key="attn_wk",
+                       disabled=tk == size_k)
+        return window_heatmap(values, q_tok, k_tok, q_range=(qa, qa + size_q),
+                              k_range=(ka, ka + size_k), style=style, title=title, zmax=zmax)
