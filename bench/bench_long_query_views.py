@@ -8,8 +8,8 @@ long-input ones (a window around the query and its strongest keys), in one run.
    Streamlit sends), JSON size, and (with Chromium) the browser's Plotly.newPlot time.
 2. gemma3-270m at ~2,048 tokens: the page's own record (`attend(layers=[key],
    outputs=False)`, which the head view reads) against the Q·K record (`scores=True,
-   qk=True` added: whole [H, T, T] score and weight maps), the st.cache_data round trip of
-   the Q·K record (a pickle each hit), and the four figures on the real maps.
+   qk=True` added: whole [H, T, T] score and weight maps) and its size, and the four figures
+   on the real maps.
 Medians of interleaved rounds (bench/timing.py); prints ratios against the peer.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import statistics
 import sys
 import time
@@ -144,20 +143,15 @@ def gemma_rows(args, browser) -> dict:
     }
     engine_s = interleaved(calls, _cpu(), args.engine_repeats)
     rec = calls["Q·K record (scores, q, k)"]()
-    t0 = time.perf_counter()
-    blob = pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL)
-    dumps_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pickle.loads(blob)
-    loads_s = time.perf_counter() - t0
+    # its size as the shared result cache weighs it (records are no longer pickled per hit)
+    size = sum(a.nbytes for d in (rec.maps, rec.scores, rec.q, rec.k) for a in d.values())
     q_tok, k_tok = rec.axis_labels(key)
     t = len(q_tok)
     figs = measure_figures(figure_builders(rec.q[key], rec.k[key], rec.scores[key], rec[key],
                                            q_tok, k_tok, t - 1, scale=model.config.scale),
                            args.repeats, browser)
     return dict(tokens=t, key=key, engine_s=engine_s,
-                qk_record_MB=len(blob) / 1e6, cache_pickle_dumps_s=dumps_s,
-                cache_pickle_loads_s=loads_s, figures=figs)
+                qk_record_MB=size / 1e6, figures=figs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,9 +211,7 @@ def report(result: dict) -> None:
         e = g["engine_s"]
         w, qk = e["page record (weights)"], e["Q·K record (scores, q, k)"]
         print(f"gemma3-270m {g['tokens']} tokens, {g['key']}: page record {w:.2f} s, Q·K record "
-              f"{qk:.2f} s ({qk / w:.2f}× the page's); Q·K record {g['qk_record_MB']:.0f} MB, "
-              f"cache round trip {g['cache_pickle_dumps_s']:.2f} + "
-              f"{g['cache_pickle_loads_s']:.2f} s")
+              f"{qk:.2f} s ({qk / w:.2f}× the page's); Q·K record {g['qk_record_MB']:.0f} MB")
     before, after = result["load_average_before"][0], result["load_average_after"][0]
     print(f"load average (1 min) {before:.1f} before, {after:.1f} after")
 

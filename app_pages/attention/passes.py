@@ -6,15 +6,15 @@ themselves are engine calls (engine.analysis); this module only reduces and cach
 from __future__ import annotations
 
 import numpy as np
-import streamlit as st
 
 import engine
 from app_pages.shared.models import attend
+from app_pages.shared.result_cache import byte_cached
 from engine.analysis import greedy_text_heads_off, kv_bytes_per_step, stream_layer_maps
 from engine.contributions import flow_across_layers
 from engine.core.block_key import BlockKey, kind_of
 from viz.aggregate import mean_heads, rollout_layers
-from viz.figures.long_input import block_average, block_size
+from viz.figures.long_input import block_reduce, block_size
 from viz.metrics import head_metrics
 
 FULL_HEATMAP_MAX = 512  # up to here the full map is drawn (zoom/pan in the browser)
@@ -25,7 +25,7 @@ MEASURE_STEPS = 32  # greedy steps run to read the real KV cache (the formula co
 
 class LayerReducer:
     """Keeps, of each layer's map of one block kind, only what the all-layer views need: a
-    block-averaged thumbnail, the head metrics and (up to ROLLOUT_MAX tokens) the head-mean
+    thumbnail (each block's max), the head metrics and (up to ROLLOUT_MAX tokens) the head-mean
     map for rollout. The engine hands over one layer's [H, T, T] map at a time and drops it
     after, so a 2,048-token pass over 18 layers holds one layer's map instead of all of them
     (about 1.2 GB)."""
@@ -40,17 +40,17 @@ class LayerReducer:
     def __call__(self, key: str, w: np.ndarray) -> None:
         tq, tk = w.shape[1:]  # w: [H, Tq, Tk]
         self.block = max(block_size(tq, self.thumb), block_size(tk, self.thumb))
-        self.thumbs.append(block_average(w, self.block))
+        self.thumbs.append(block_reduce(w, self.block, how="max"))  # a sink survives
         self.rows += head_metrics({key: w})
         if self.kind != "decoder.cross" and tq <= ROLLOUT_MAX:
             self.means.append(mean_heads(w))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@byte_cached("long summary (encoder-decoder)")
 def long_summary(name: str, device: str, text: str, kind: str, target: str | None,
                  generate: int, thumb: int = 64) -> dict:
     """For a long input: one pass over every layer of `kind`, kept only as thumbnails
-    (block-averaged to ≤ thumb²), head metrics and, up to ROLLOUT_MAX tokens, the rollout."""
+    (each block's max, ≤ thumb² blocks), head metrics and, up to ROLLOUT_MAX tokens, the rollout."""
     model = engine.load(name, device)
     reducer = LayerReducer(kind, thumb)
     generated: list[int] = []
@@ -65,13 +65,13 @@ def long_summary(name: str, device: str, text: str, kind: str, target: str | Non
                 rollout=roll)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@byte_cached("greedy text")
 def greedy_text(name: str, device: str, text: str, heads_off: tuple, n: int) -> str:
     """Greedy decode of an encoder-decoder, at most n tokens, with (key, head) pairs off."""
     return greedy_text_heads_off(engine.load(name, device), text, heads_off, n)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@byte_cached("measured KV bytes")
 def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
     """KV-cache bytes (cache.bytes_used) after each of n greedy decoding steps."""
     return kv_bytes_per_step(engine.load(name, device), text, n)
@@ -79,7 +79,7 @@ def measured_kv_bytes(name: str, device: str, text: str, n: int) -> list[int]:
 
 # ----------------------------------------------------------------------------- Contributions
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@byte_cached("flow through layers")
 def flow_through_layers(name: str, device: str, text: str, kind: str, layer: int,
                         target: str | None, generate: int) -> np.ndarray:
     """Flow across layers 0..layer of one self-attention stack, [T, T] (row i: the share with
