@@ -3,8 +3,9 @@
 viz.figures.image_map draws a long map as one PNG, so Plotly's hover knows only the pixel's
 position. This component, which has no frame of its own, finds that figure in the page by the
 `meta` id of its Image trace. It listens to Plotly's hover events and shows the two tokens
-and the exact float32 weight of the cell, at any zoom. The weights travel once per drawn map
-as base64 float32 and are decoded by the browser's own data-URL decoder.
+and the exact float32 weight of the cell, at any zoom. The weights travel once per map and
+session, as zlib-compressed float32 in base64, and the browser's own decoders unpack them
+(a data URL, then DecompressionStream).
 
 Tokens are user text, so they reach the page only through `textContent` and are never parsed
 as HTML. The JS below is the app's own code: nothing from the user becomes script.
@@ -13,6 +14,8 @@ as HTML. The JS below is the app's own code: nothing from the user becomes scrip
 from __future__ import annotations
 
 import base64
+import hashlib
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -74,13 +77,17 @@ function attach(gd) {
 export default function(component) {
   const d = component.data;
   if (!d || !d.id) return;
+  const old = hooks.maps[d.id];
   const map = {q: d.q, k: d.k, tq: d.tq, tk: d.tk, precision: d.precision, words: d.words,
-               weights: null};
+               sig: d.sig, weights: null};
+  if (d.same && old && old.sig === d.sig) map.weights = old.weights;  // sent before
   hooks.maps[d.id] = map;
-  if (d.weights) {
+  if (d.weights) {  // zlib-compressed little-endian float32, in base64
     fetch(`data:application/octet-stream;base64,${d.weights}`)
-      .then(r => r.arrayBuffer())
-      .then(buf => { map.weights = new Float32Array(buf); });
+      .then(r => r.blob())
+      .then(b => new Response(b.stream().pipeThrough(new DecompressionStream("deflate")))
+        .arrayBuffer())
+      .then(buf => { if (hooks.maps[d.id] === map) map.weights = new Float32Array(buf); });
   }
   const scan = () => document.querySelectorAll(".js-plotly-plot").forEach(attach);
   scan();
@@ -101,8 +108,18 @@ def hover_readout(map_id: str, values: np.ndarray, q_tokens: Sequence[object],
     `words`: the reader's words for "query", "key", "weight" and "no_exact".
     """
     v = np.ascontiguousarray(values, dtype="<f4")
-    weights = base64.b64encode(v.tobytes()).decode("ascii") if v.size <= EXACT_MAX_CELLS else ""
+    raw = v.tobytes()
+    sig = hashlib.blake2b(raw + repr(v.shape).encode(), digest_size=12).hexdigest()
+    sent = st.session_state.get(f"{key}_sent")
+    # The weights travel once per map and session: a rerun that shows the same map (a
+    # toggle, another tab and back) sends only its signature, and the page reuses what it
+    # has. zlib halves a causal map (its upper triangle is zeros) for 0.3 s at 2,048 tokens.
+    same = sent == sig
+    weights = ""
+    if v.size <= EXACT_MAX_CELLS and not same:
+        weights = base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
+    st.session_state[f"{key}_sent"] = sig if v.size <= EXACT_MAX_CELLS else None
     _readout(key=key, height="content", data=dict(
         id=map_id, tq=int(v.shape[0]), tk=int(v.shape[1]), precision=int(precision) + 3,
         q=[visible_token(t) for t in q_tokens], k=[visible_token(t) for t in k_tokens],
-        weights=weights, words=words))
+        weights=weights, same=same, sig=sig, words=words))

@@ -91,3 +91,13 @@ def test_long_map_is_an_image_with_exact_hover_at_any_zoom(browser, app_url, min
     page.wait_for_function("g => g._fullLayout.xaxis.range[1] - g._fullLayout.xaxis.range[0]"
                            " < 40", arg=gd.element_handle(), timeout=STEP)
     check(readout_at(page, gd, 0.5, 0.5), w, tokens)
+    # the same map redrawn (linear colours): its weights are not sent again, and are reused
+    page.evaluate("() => { window.__w0 = window.__attnReadout.maps.attn_heatmap.weights; }")
+    page.get_by_text("Log colour scale").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.data && "
+        "g.data[1] && g.data[1].marker && !(g.data[1].marker.colorbar.title.text || '')"
+        ".includes('log'))", timeout=STEP, polling=200)
+    gd = page.locator(".js-plotly-plot").filter(has=page.locator("g.imagelayer image")).first
+    check(readout_at(page, gd, 0.4, 0.6), w, tokens)
+    assert page.evaluate("() => window.__attnReadout.maps.attn_heatmap.weights === window.__w0")
