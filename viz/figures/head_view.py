@@ -87,6 +87,20 @@ def add_line_traces(
     )
 
 
+
+def checked_maps(weights: np.ndarray, q_tokens: Sequence[object],
+                 k_tokens: Sequence[object] | None) -> tuple[np.ndarray, Sequence[object]]:
+    """(weights as float32 [H, Tq, Tk], the key tokens): one head [Tq, Tk] gains its head
+    axis, k_tokens defaults to q_tokens, and both lists must fit the map."""
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim == 2:
+        weights = weights[None]
+    _, tq, tk = weights.shape
+    k_tokens = q_tokens if k_tokens is None else k_tokens
+    if len(q_tokens) != tq or len(k_tokens) != tk:
+        raise ValueError(f"{len(q_tokens)}/{len(k_tokens)} tokens for a [{tq}, {tk}] map")
+    return weights, k_tokens
+
 def head_view(
     weights: np.ndarray,
     q_tokens: Sequence[object],
@@ -105,13 +119,8 @@ def head_view(
     for <= 4 heads, else [0]); query: one query position, or None for every query.
     Lines with weight < min_weight are dropped; at most max_lines per head are kept.
     """
-    weights = np.asarray(weights, dtype=np.float32)
-    if weights.ndim == 2:
-        weights = weights[None]
+    weights, k_tokens = checked_maps(weights, q_tokens, k_tokens)
     n_heads, tq, tk = weights.shape
-    k_tokens = q_tokens if k_tokens is None else k_tokens
-    if len(q_tokens) != tq or len(k_tokens) != tk:
-        raise ValueError(f"{len(q_tokens)}/{len(k_tokens)} tokens for a [{tq}, {tk}] map")
     if query is not None and not 0 <= query < tq:
         raise ValueError(f"query {query} outside 0..{tq - 1}")
     if heads is None:

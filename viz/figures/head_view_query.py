@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from viz.figures.head_view import X_LEFT, X_RIGHT, add_line_traces
+from viz.figures.head_view import X_LEFT, X_RIGHT, add_line_traces, checked_maps
 from viz.figures.key_selection import KeySelection, select_keys
 from viz.style import DEFAULT, Style, apply_style, head_color, number_format, safe_labels
 
@@ -45,13 +45,8 @@ def head_view_query(
     Shapes: weights [H, Tq, Tk] (or one head [Tq, Tk]); heads: indices into H (default
     [0]). Every line's weight is weights[h, query, key] itself.
     """
-    weights = np.asarray(weights, dtype=np.float32)
-    if weights.ndim == 2:
-        weights = weights[None]
+    weights, k_tokens = checked_maps(weights, q_tokens, k_tokens)
     n_heads, tq, tk = weights.shape
-    k_tokens = q_tokens if k_tokens is None else k_tokens
-    if len(q_tokens) != tq or len(k_tokens) != tk:
-        raise ValueError(f"{len(q_tokens)}/{len(k_tokens)} tokens for a [{tq}, {tk}] map")
     if not 0 <= query < tq:
         raise ValueError(f"query {query} outside 0..{tq - 1}")
     heads = [0] if not heads else list(heads)
