@@ -38,10 +38,9 @@ def view_controls(with_topk: bool = True) -> tuple[str, str, bool]:
     """The page-wide choice of (view, block reduction, log scale) for long maps."""
     views = [v for v in VIEWS if with_topk or v != "v_topk"]
     keep_valid("attn_long_view", views)
-    cols = st.columns([6, 3, 2])
-    with cols[0]:
-        view = st.segmented_control(say("long_view"), views, key="attn_long_view",
-                                    format_func=say, required=True) or views[0]
+    view = st.segmented_control(say("long_view"), views, key="attn_long_view",
+                                format_func=say, required=True) or views[0]
+    cols = st.columns([4, 3, 3])  # the view's own options, under it
     how = REDUCTIONS[0]
     if view == "v_overview":
         keep_valid("attn_reduce", list(REDUCTIONS))
@@ -50,7 +49,7 @@ def view_controls(with_topk: bool = True) -> tuple[str, str, bool]:
                                format_func=lambda r: say(f"r_{r}"))
     log = False
     if view in ("v_full", "v_overview"):
-        with cols[2]:
+        with cols[0]:
             # on by default: over thousands of keys most weights are near 1/T, and one cell
             # at 1.0 (the first query's) would leave a linear scale dark everywhere else
             st.session_state.setdefault("attn_log", True)

@@ -28,9 +28,11 @@ ATTENTION_TEXT = {
     "head": ("Head", "头"),
     "tokens": ("Tokens ({n})", "词元({n} 个)"),
     "long": (
-        "{n} tokens: long input. Views record one layer at a time and offer an overview, "
-        "top-k and a zoom window.",
-        "{n} 个词元:长输入。各视图每次只记录一层,并提供概览、top-k 和缩放窗口。",
+        "{n} tokens: long input. Maps are drawn at full resolution, one pixel per cell, with "
+        "an overview in blocks, top-k and a zoom window one click away. After this view, one "
+        "background pass reads every layer for the other layers and tabs.",
+        "{n} 个词元:长输入。注意力图以完整分辨率绘制(每格一个像素),分块概览、top-k 和缩放窗口"
+        "一键可得。本视图之后,后台会逐层读取一次,供其他层和标签页使用。",
     ),
     "generated": ("Generated", "生成结果"),
     "next_tokens": ("Next-token top-k", "下一个词元 top-k"),
@@ -109,7 +111,7 @@ ATTENTION_TEXT = {
         "Reading every layer once for the all-layer views (long input: this takes a while)…",
         "正在为全层视图逐层读取一次(长输入,需要一些时间)…",
     ),
-    "v_full": ("full resolution (a pixel per cell)", "完整分辨率(每格一个像素)"),
+    "v_full": ("full resolution", "完整分辨率"),
     "v_overview": ("overview in blocks", "分块概览"),
     "reduce": ("Each block shows its", "每个分块显示"),
     "r_max": ("max (keeps single strong cells)", "最大值(保留单个强单元)"),
