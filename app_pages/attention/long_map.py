@@ -78,7 +78,7 @@ def long_map(values: np.ndarray, q_tok: Sequence[str], k_tok: Sequence[str], *,
         hover_readout(chart_key, values, q_tok, k_tok, precision=style.precision,
                       key=f"{chart_key}_readout",
                       words={w: say(f"rd_{w}") for w in ("query", "key", "weight",
-                                                          "no_exact")})
+                                                          "no_exact", "loading")})
 
 
 def _figure(values, q_tok, k_tok, *, style, title, chart_key, view, how, log, zmax,

@@ -156,6 +156,7 @@ ATTENTION_TEXT = {
     "rd_key": ("key", "键"),
     "rd_weight": ("weight", "权重"),
     "rd_no_exact": ("(exact weight: zoom window)", "(精确权重:见缩放窗口)"),
+    "rd_loading": ("(exact weights arriving…)", "(精确权重传输中…)"),
     "v_topk": ("top-k per query", "每个查询的 top-k"),
     "v_window": ("zoom window", "缩放窗口"),
     "k": ("k (keys per query)", "k(每个查询保留的键数)"),

@@ -50,7 +50,7 @@ function describe(map, i, j) {
   const w = map.words;
   const lines = [`${w.query} ${i}: ${map.q[i] ?? ""}`, `${w.key} ${j}: ${map.k[j] ?? ""}`];
   if (map.weights) lines.push(`${w.weight} ${map.weights[i * map.tk + j].toPrecision(6)}`);
-  else lines.push(map.words.no_exact);
+  else lines.push(map.pending ? w.loading : w.no_exact);
   return lines.join("\n");
 }
 
@@ -78,16 +78,21 @@ export default function(component) {
   const d = component.data;
   if (!d || !d.id) return;
   const old = hooks.maps[d.id];
-  const map = {q: d.q, k: d.k, tq: d.tq, tk: d.tk, precision: d.precision, words: d.words,
-               sig: d.sig, weights: null};
-  if (d.same && old && old.sig === d.sig) map.weights = old.weights;  // sent before
-  hooks.maps[d.id] = map;
-  if (d.weights) {  // zlib-compressed little-endian float32, in base64
+  const labels = {q: d.q, k: d.k, tq: d.tq, tk: d.tk, precision: d.precision, words: d.words};
+  if (d.same && old && old.sig === d.sig) {  // sent before (perhaps still arriving): keep it
+    Object.assign(old, labels);
+  } else {
+    hooks.maps[d.id] = Object.assign(labels, {sig: d.sig, weights: null, pending: !!d.weights});
+  }
+  const map = hooks.maps[d.id];
+  if (d.weights && map.pending && !map.fetching) {  // zlib'd little-endian float32, base64
+    map.fetching = true;
     fetch(`data:application/octet-stream;base64,${d.weights}`)
       .then(r => r.blob())
       .then(b => new Response(b.stream().pipeThrough(new DecompressionStream("deflate")))
         .arrayBuffer())
-      .then(buf => { if (hooks.maps[d.id] === map) map.weights = new Float32Array(buf); });
+      .then(buf => { map.weights = new Float32Array(buf); })
+      .finally(() => { map.pending = false; });
   }
   const scan = () => document.querySelectorAll(".js-plotly-plot").forEach(attach);
   scan();
@@ -105,7 +110,7 @@ def hover_readout(map_id: str, values: np.ndarray, q_tokens: Sequence[object],
     """Attach the exact readout to the image map whose Image trace has meta == map_id.
 
     Shapes: values [Tq, Tk] (the map the image shows).
-    `words`: the reader's words for "query", "key", "weight" and "no_exact".
+    `words`: the reader's words for "query", "key", "weight", "no_exact" and "loading".
     """
     v = np.ascontiguousarray(values, dtype="<f4")
     raw = v.tobytes()

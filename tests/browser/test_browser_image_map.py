@@ -48,8 +48,8 @@ def readout_at(page, plot, fx: float, fy: float, timeout_s: float = 60.0) -> str
         dx = 0.01 * (step % 2)  # to another cell: Plotly reports a hover when its cell changes
         page.mouse.move(box["x"] + box["width"] * (fx + dx), box["y"] + box["height"] * fy)
         time.sleep(0.3)
-        if tip.count() and tip.is_visible():
-            return tip.inner_text()
+        if tip.count() and tip.is_visible() and "weight " in tip.inner_text():
+            return tip.inner_text()  # (before, the weights are still arriving)
     state = page.evaluate("() => JSON.stringify({hooks: !!window.__attnReadout, maps: "
                           "window.__attnReadout && Object.keys(window.__attnReadout.maps), "
                           "hooked: [...document.querySelectorAll('.js-plotly-plot')]"
