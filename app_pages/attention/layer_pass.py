@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 
 import engine
+from app_pages.shared.result_cache import mib_setting
 from engine.core.block_key import BlockKey
 from engine.replay import LayerQK, stream_layers
 from viz.aggregate import block_stochastic, mean_heads
@@ -46,15 +47,8 @@ DEFAULT_PASS_MB = 768  # two 2,048-token Gemma passes (18 layers × 10 MB of q a
 
 
 def pass_budget(environ=os.environ) -> int:
-    raw = environ.get(ENV_VAR, "").strip()
-    try:
-        mb = float(raw) if raw else float(DEFAULT_PASS_MB)
-    except ValueError:
-        mb = -1.0
-    if not mb >= 0:
-        raise ValueError(f"{ENV_VAR} must be a number of MiB ≥ 0 (default {DEFAULT_PASS_MB}), "
-                         f"got {raw!r}")
-    return int(mb * 2**20)
+    """The passes' budget in bytes of queries and keys, from ATTENTION_STUDIO_PASS_MB."""
+    return mib_setting(ENV_VAR, DEFAULT_PASS_MB, environ)
 
 
 @dataclasses.dataclass

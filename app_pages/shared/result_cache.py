@@ -53,19 +53,26 @@ ENTRY_OVERHEAD = 1024  # bytes: the key, the record object, its token lists (sho
 TRIM_AFTER = 64 * MB
 
 
-def budget_from_env(environ: dict[str, str] | os._Environ = os.environ) -> int:
-    """The cache budget in bytes from ATTENTION_STUDIO_CACHE_MB (MiB; 0 keeps nothing)."""
-    raw = environ.get(ENV_VAR)
+def mib_setting(name: str, default_mb: float,
+                environ: dict[str, str] | os._Environ = os.environ) -> int:
+    """A memory budget in bytes from the environment variable `name` (MiB ≥ 0; unset or
+    blank: `default_mb`). Anything else stops with one line naming the variable."""
+    raw = environ.get(name)
     if raw is None or raw.strip() == "":
-        return DEFAULT_MB * MB
+        return int(default_mb * MB)
     try:
         mb = float(raw)
     except ValueError:
         mb = math.nan
     if not math.isfinite(mb) or mb < 0:
-        raise ValueError(f"{ENV_VAR} must be a number of MiB ≥ 0 (default {DEFAULT_MB}), "
+        raise ValueError(f"{name} must be a number of MiB ≥ 0 (default {default_mb:g}), "
                          f"got {raw!r}")
     return int(mb * MB)
+
+
+def budget_from_env(environ: dict[str, str] | os._Environ = os.environ) -> int:
+    """The cache budget in bytes from ATTENTION_STUDIO_CACHE_MB (MiB; 0 keeps nothing)."""
+    return mib_setting(ENV_VAR, DEFAULT_MB, environ)
 
 
 class Stats(NamedTuple):
