@@ -136,35 +136,49 @@ def flow_map(weights: torch.Tensor, moved: torch.Tensor, residual: torch.Tensor,
     [B, Tq, d], whole being the stream after the residual add (before a post-norm model's
     norm); post_input [B, Tq, d] the sublayer output a post-sublayer norm scaled.
 
-    ‖whole_i − p_ij‖₁ needs every part as a d-vector: a block of queries at a time, the
-    parts are subtracted from whole in place, one head at a time (a multiply-add into one
-    [B, rows, Tk, d] buffer: measured 12× faster than forming the parts by einsum).
+    ‖whole_i − p_ij‖₁ needs every part as a d-vector, so the cost is Tq · Tk · d; it is kept
+    down three ways:
+    - a block of queries at a time, and for it only the span of keys some head reads (a
+      causal block stops at its last query, a sliding window starts near its first): a key
+      no head reads moves nothing, and its share is 0 without being computed;
+    - whole − p for every key of the block by one batched product per key ([rows, H] ·
+      [H, d], whole the added term) into one buffer allocated once (a fresh buffer per block
+      costs more in page faults than the product);
+    - the share is summed as Σ_e (|whole_e| − |whole_e − p_e|), small terms, not as the
+      difference of two large L1 norms, whose float32 rounding would swamp a small part.
     """
     b, h, t_q, t_k = weights.shape
     d = moved.shape[-1]
     weights, whole, residual = weights.float(), whole.float(), residual.float()
     keyed, row_scale = _through_post_norm(post, post_input, moved.float())
-    rows = rows or max(1, (1 << 24) // max(1, b * t_k * d))  # a buffer of ≤ 64 MB
-    out = torch.empty(b, t_q, t_k + 1, dtype=torch.float32, device=weights.device)
-    for s in range(0, t_q, rows):
-        sl = slice(s, min(s + rows, t_q))
-        alpha = weights[:, :, sl]  # [B, H, r, Tk]
-        if row_scale is not None:
-            alpha = alpha * row_scale[:, None, sl, None]
-        w = whole[:, sl]  # [B, r, d]
-        rest = w[:, :, None].expand(-1, -1, t_k, -1).clone()  # [B, r, Tk, d]: whole − p
-        for head in range(h):
-            rest.addcmul_(alpha[:, head, :, :, None], keyed[:, head, None], value=-1)
-        size = w.abs().sum(-1)  # [B, r]
-        c_parts = (size[..., None] - rest.abs_().sum(-1)).clamp_min(0)
-        c_res = (size - (w - residual[:, sl]).abs().sum(-1)).clamp_min(0)
-        c = torch.cat([c_parts, c_res[..., None]], dim=-1)  # [B, r, Tk + 1]
-        total = c.sum(-1, keepdim=True)
-        # A row with no measurable part (all-zero whole) keeps everything on its residual.
-        fallback = torch.zeros_like(c)
-        fallback[..., -1] = 1
-        out[:, sl] = torch.where(total > 0, c / total.clamp_min(1e-30), fallback)
-    return out
+    per_key = keyed.transpose(1, 2).contiguous()  # [B, Tk, H, d]: one [H, d] matrix per key
+    read = (weights != 0).any(1)  # [B, Tq, Tk]: the keys some head reads, per query
+    # a buffer of ≤ 128 MB, or 4 rows: fewer, larger products beat many small ones
+    rows = rows or max(4, min(64, (1 << 25) // max(1, t_k * d)))
+    buffer = torch.empty(rows * t_k * d, dtype=torch.float32, device=weights.device)
+    c = torch.zeros(b, t_q, t_k + 1, dtype=torch.float32, device=weights.device)
+    c[..., t_k] = (whole.abs() - (whole - residual).abs()).sum(-1).clamp_min(0)
+    for i in range(b):
+        for s in range(0, t_q, rows):
+            sl = slice(s, min(s + rows, t_q))
+            keys = read[i, sl].any(0).nonzero()
+            if len(keys) == 0:
+                continue
+            lo, hi = int(keys[0]), int(keys[-1]) + 1
+            alpha = weights[i, :, sl, lo:hi]  # [H, r, n]
+            if row_scale is not None:
+                alpha = alpha * row_scale[i, None, sl, None]
+            w = whole[i, sl]  # [r, d]
+            rest = buffer[:(hi - lo) * w.shape[0] * d].view(hi - lo, w.shape[0], d)
+            torch.baddbmm(w.expand(hi - lo, -1, -1), alpha.permute(2, 1, 0),
+                          per_key[i, lo:hi], alpha=-1, out=rest)  # whole_i − p_ij
+            rest.abs_().sub_(w.abs())  # |whole_e − p_e| − |whole_e|
+            c[i, sl, lo:hi] = (-rest.sum(-1).T).clamp_min(0) * read[i, sl, lo:hi]
+    total = c.sum(-1, keepdim=True)
+    # A row with no measurable part (all-zero whole) keeps everything on its residual.
+    fallback = torch.zeros_like(c)
+    fallback[..., -1] = 1
+    return torch.where(total > 0, c / total.clamp_min(1e-30), fallback)
 
 
 def compute(model: Transformer, seen: dict[str, _Seen], record: dict,
