@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
+import numpy as np
 import torch
 
 from engine import contributions as contrib
@@ -148,7 +149,12 @@ class AttendOptions:
     maps of every recorded block (`rec["norm.<key>"]`, `rec["flow.<key>"]`,
     engine/contributions.py). `logit_lens` (decoders): per layer, the top-k next tokens the
     final norm and unembedding give at `lens_position` (default: the last real token), in
-    `rec.outputs["logit_lens"]`.
+    `rec.outputs["logit_lens"]`. `resume` (layer L, stream float32 [T, d_model]), for an
+    encoder-only or decoder-only model and one text: start at layer L with the residual
+    stream an earlier pass of the same text and options recorded entering it (what
+    engine.replay.stream_layers keeps), instead of running layers 0..L-1 again; the record
+    then holds no block below L. The numbers are the full pass's: those layers' output is
+    that stream.
     """
 
     mask: str = "auto"
@@ -165,6 +171,7 @@ class AttendOptions:
     contributions: bool = False
     logit_lens: bool = False
     lens_position: int | None = None
+    resume: tuple[int, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.mask not in ("auto", "causal", "none"):
@@ -175,6 +182,9 @@ class AttendOptions:
             raise InputError(f"generate must be between 0 and {MAX_GENERATE} tokens")
         if self.logit_lens and not self.outputs:
             raise InputError("the logit lens needs the whole pass: leave outputs on")
+        if self.resume is not None and (self.logit_lens or self.generate or self.kv_heads):
+            raise InputError("resume starts a pass half-way: not with the logit lens (it "
+                             "reads every layer), generation or a K/V-head variant")
 
     def with_(self, **changes) -> AttendOptions:
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -185,8 +195,10 @@ class AttendOptions:
     def settings(self, model_kv_heads: int) -> dict:
         """The options as the record's `meta["settings"]` states them."""
         out = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("scores", "qk", "top_k", "lens_position")}
+               if f.name not in ("scores", "qk", "top_k", "lens_position", "resume")}
         out["kv_heads"] = self.kv_heads or model_kv_heads
+        if self.resume is not None:  # the layer, not the stream: meta stays small
+            out["resumed_at_layer"] = int(self.resume[0])
         return out
 
 
@@ -297,7 +309,8 @@ class LoadedModel:
         pick_threads(max(len(e.ids) for e in encoded) + generate, self.device)
         req = Request(record=self._record_keys(layers), weights=True, scores=opts.scores,
                       qk=opts.qk, mask=mask, window=window, knockout=knockout,
-                      heads_off=opts.heads_off or {}, maps_only=not outputs)
+                      heads_off=opts.heads_off or {}, maps_only=not outputs,
+                      resume=self._resume(opts.resume, encoded))
         results: list[dict] = [{} for _ in texts]  # per text: embedding, top-k, ...
         target_enc: list[Encoded] | None = None
         try:
@@ -346,6 +359,24 @@ class LoadedModel:
             for i in range(len(texts))
         ]
 
+    def _resume(self, resume, encoded: list[Encoded]) -> tuple[int, torch.Tensor] | None:
+        """AttendOptions.resume checked against this model and text, as a Request's."""
+        if resume is None:
+            return None
+        layer, stream = int(resume[0]), np.asarray(resume[1], dtype=np.float32)
+        c = self.config
+        n_layers = c.n_encoder_layers if self.kind == "encoder" else c.n_decoder_layers
+        if self.kind not in ("encoder", "decoder") or len(encoded) != 1:
+            raise InputError("resume covers one text of an encoder-only or decoder-only model")
+        if not 0 <= layer < n_layers:
+            raise InputError(f"resume layer {layer} is outside the model's {n_layers} layers")
+        want = (len(encoded[0].ids), c.d_model)
+        if stream.shape != want:
+            raise InputError(f"the resumed stream is {list(stream.shape)}; this text needs "
+                             f"{list(want)} (tokens × d_model)")
+        dtype = next(self.transformer.parameters()).dtype  # the stream was stored as float32
+        return layer, torch.from_numpy(stream)[None].to(device=self.device, dtype=dtype)
+
     @contextlib.contextmanager
     def _watch(self, model: Transformer, req: Request, opts: AttendOptions):
         """Hooks for what contributions and the logit lens read off the pass."""
@@ -369,12 +400,17 @@ class LoadedModel:
             pos = n - 1 if opts.lens_position is None else opts.lens_position
             if not -n <= pos < n:
                 raise InputError(f"lens_position {pos} is outside the text's {n} tokens")
-            with torch.inference_mode():
-                layers = contrib.logit_lens(model, [h[b] for h in streams], pos % n, opts.top_k)
-            o["logit_lens"] = [[(self.codec.tok.id_to_token(i), p) for i, p in zip(ids, ps,
-                                                                                   strict=True)]
-                               for ids, ps in layers]
+            o["logit_lens"] = self.lens(model, [h[b] for h in streams], pos % n, opts.top_k)
             o["logit_lens_position"] = pos % n
+
+    def lens(self, model: Transformer, streams: list[torch.Tensor], position: int,
+             top_k: int = 10) -> list[list[tuple[str, float]]]:
+        """The logit lens at `position` from each layer's output stream [T, d], as rows of
+        (token, probability) per layer."""
+        with torch.inference_mode():
+            layers = contrib.logit_lens(model, streams, position, top_k)
+        return [[(self.codec.tok.id_to_token(i), p) for i, p in zip(ids, ps, strict=True)]
+                for ids, ps in layers]
 
     def _oom(self, n_tokens: int) -> InputError:
         return InputError(
@@ -551,15 +587,17 @@ def _counting_blocks(model: Transformer, req: Request, report):
     """Progress over the blocks this recording pass runs: as Transformer.encode/decode
     choose them, a maps-only pass stops after its deepest recorded block, and an
     encoder-decoder whose decoder runs reads the whole encoder. (Greedy tokens generated
-    before the pass are not counted: the bar is the recording pass's.)"""
+    before the pass are not counted: the bar is the recording pass's; a resumed pass counts
+    from its first layer.)"""
+    first = req.resume[0] if req.resume is not None else 0
     dec = (req.layers_needed("decoder", len(model.decoder.layers))
            if model.decoder is not None else 0)
     enc = 0
     if model.encoder is not None:
         enc = (len(model.encoder.layers) if dec
                else req.layers_needed("encoder", len(model.encoder.layers)))
-    blocks = ((list(model.encoder.layers[:enc]) if enc else [])
-              + (list(model.decoder.layers[:dec]) if dec else []))
+    blocks = ((list(model.encoder.layers[first:enc]) if enc else [])
+              + (list(model.decoder.layers[first:dec]) if dec else []))
     return per_block(blocks, len(blocks), report)
 
 

@@ -31,14 +31,18 @@ from engine.fast import blocked
 
 @dataclass(frozen=True)
 class LayerQK:
-    """One layer's queries and keys, as its attention saw them (after RoPE and q/k norms)."""
+    """One layer's queries and keys, as its attention saw them (after RoPE and q/k norms),
+    and the residual stream entering the layer: a pass can resume there
+    (AttendOptions.resume) instead of running the layers below again."""
 
     q: np.ndarray  # [H, T, D] float32
     k: np.ndarray  # [Hkv, T, D] float32: shared K/V heads once, not per query head
+    stream: np.ndarray | None = None  # [T, d_model] float32
 
     @property
     def nbytes(self) -> int:
-        return int(self.q.nbytes + self.k.nbytes)
+        return int(self.q.nbytes + self.k.nbytes
+                   + (self.stream.nbytes if self.stream is not None else 0))
 
 
 OnLayer = Callable[[str, np.ndarray, LayerQK], None]  # (block key, [H, T, T] weights, q/k)
@@ -46,19 +50,30 @@ OnLayer = Callable[[str, np.ndarray, LayerQK], None]  # (block key, [H, T, T] we
 
 class _LayerSink(dict):
     """The record dict a pass fills: each self-attention block of `kind` goes to `on_layer`
-    as numpy (weights and q/k), and is then dropped."""
+    as numpy (weights, q/k and the stream that entered it), and is then dropped."""
 
     def __init__(self, kind: str, n_kv: int, on_layer: OnLayer):
         super().__init__()
         self.kind, self.n_kv, self.on_layer = kind, n_kv, on_layer
+        self.entering: dict[int, np.ndarray] = {}  # layer index → [T, d], set by a hook
+
+    def watch(self, layers) -> list:
+        """Hooks on every block of the stack keeping the stream that enters it."""
+        def keep(i):
+            return lambda _m, args: self.entering.__setitem__(i, _np32(args[0][0]))
+        return [block.register_forward_pre_hook(keep(i)) for i, block in enumerate(layers)]
 
     def __setitem__(self, key, out) -> None:
         if kind_of(key) != self.kind or out.weights is None or out.q is None:
             return
         g = out.q.shape[1] // self.n_kv  # the display copy repeats each K head g times
-        qk = LayerQK(q=out.q[0].float().cpu().numpy(),
-                     k=out.k[0, ::g].float().cpu().contiguous().numpy())
-        self.on_layer(key, out.weights[0].float().cpu().numpy(), qk)
+        qk = LayerQK(q=_np32(out.q[0]), k=_np32(out.k[0, ::g]),
+                     stream=self.entering.pop(BlockKey.parse(key).layer, None))
+        self.on_layer(key, _np32(out.weights[0]), qk)
+
+
+def _np32(t: torch.Tensor) -> np.ndarray:
+    return t.float().cpu().contiguous().numpy()
 
 
 def _stack(model: LoadedModel, kind: str):
@@ -76,9 +91,13 @@ def stream_layers(model: LoadedModel, text: str, kind: str, on_layer: OnLayer,
     """One pass over `text` (then `generated_ids`), handing every layer of `kind` to
     `on_layer(key, weights, qk)` in order, each dropped after; returns the keys. `outputs`,
     if given, receives what `LoadedModel.attend` reports from the same pass (a decoder's
-    next-token top-k, an encoder's embedding), so no second pass is needed for them.
+    next-token top-k, an encoder's embedding), so no second pass is needed for them, and
+    under "stream" the last layer's output stream (before the final norm): with every
+    layer's entering stream (qk.stream), the stream after each layer, as the logit lens
+    reads it.
 
-    Shapes: weights float32 [H, T, T]; qk.q [H, T, D], qk.k [Hkv, T, D].
+    Shapes: weights float32 [H, T, T]; qk.q [H, T, D], qk.k [Hkv, T, D], qk.stream and
+    outputs["stream"] [T, d_model].
     """
     stack = _stack(model, kind)
     keys = [k for k in model.block_keys() if kind_of(k) == kind]
@@ -86,15 +105,23 @@ def stream_layers(model: LoadedModel, text: str, kind: str, on_layer: OnLayer,
     x = torch.tensor([ids], device=model.device)  # [1, T]
     sink = _LayerSink(kind, model.config.kv_heads, on_layer)
     report = current_progress(progress)
-    with torch.inference_mode(), per_block(stack.layers, len(stack.layers), report):
-        req = Request(record=keys, qk=True)
-        if model.kind == "encoder":
-            hidden = model.transformer.encode(x, req=req, record=sink)
-        else:
-            hidden = model.transformer.decode(x, req=req, record=sink)
-        if outputs is not None:
-            model._outputs(model.transformer, SimpleNamespace(hidden=hidden), None, [outputs],
-                           top_k=10)
+    last: list[torch.Tensor] = []
+    hooks = sink.watch(stack.layers) + [stack.layers[-1].register_forward_hook(
+        lambda _m, _a, out: last.append(out[0]))]
+    try:
+        with torch.inference_mode(), per_block(stack.layers, len(stack.layers), report):
+            req = Request(record=keys, qk=True)
+            if model.kind == "encoder":
+                hidden = model.transformer.encode(x, req=req, record=sink)
+            else:
+                hidden = model.transformer.decode(x, req=req, record=sink)
+            if outputs is not None:
+                model._outputs(model.transformer, SimpleNamespace(hidden=hidden), None,
+                               [outputs], top_k=10)
+                outputs["stream"] = _np32(last[-1][0])
+    finally:
+        for h in hooks:
+            h.remove()
     return keys
 
 
@@ -138,3 +165,23 @@ def maps_from_qk(model: LoadedModel, key: str, qk: LayerQK,
             if pre is not None:
                 pre[i] = found[2][0, 0].float().cpu().numpy()
     return (out, pre) if scores else out
+
+
+def lens_from_streams(model: LoadedModel, entering: Sequence[np.ndarray], last: np.ndarray,
+                      position: int, top_k: int = 10) -> list[list[tuple[str, float]]]:
+    """The logit lens at `position` of a decoder from a pass's streams: `entering` every
+    layer's entering stream (qk.stream, in order) and `last` the last layer's output
+    (outputs["stream"] of stream_layers); layer l's output is layer l + 1's input.
+
+    Shapes: entering L arrays [T, d_model], last [T, d_model] → L rows of top_k pairs.
+    """
+    if model.kind != "decoder":
+        raise ValueError(f"the logit lens reads a decoder's next-token predictions; "
+                         f"{model.name} is an {model.kind}")
+    t = last.shape[0]
+    if not -t <= position < t:
+        raise ValueError(f"lens position {position} is outside the text's {t} tokens")
+    i, dtype = position % t, next(model.transformer.parameters()).dtype
+    rows = [torch.from_numpy(np.ascontiguousarray(a[i:i + 1])).to(model.device, dtype)
+            for a in [*entering[1:], last]]  # [1, d] each: the lens reads one position
+    return model.lens(model.transformer, rows, 0, top_k)

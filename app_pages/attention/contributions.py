@@ -4,7 +4,9 @@ The chosen head's weights, its norm map and the layer's flow map side by side on
 (the residual's share as its own column), flow across layers into one output token, and for
 decoders the logit lens. The numbers come from the engine (`attend(..., contributions=True)`,
 engine/contributions.py) in a cached pass that records the chosen layer only; the figures
-from viz/figures/contributions.py. Long inputs get the Head tab's overview / top-k / window.
+from viz/figures/contributions.py. Long inputs get the Head tab's overview / top-k / window,
+and read the background pass's streams (long_layers): the chosen layer runs alone, and the
+logit lens needs no pass of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from app_pages.attention.long_layers import pass_lens, replayable, resumed_at
 from app_pages.attention.passes import ROLLOUT_MAX, flow_through_layers
 from app_pages.attention.text import ATTENTION_TEXT, CONTRIBUTIONS_TEXT
 from app_pages.shared.download import figure_with_download
@@ -36,12 +39,23 @@ CONTRIB_WINDOW = LONG_INPUT  # the zoom window's side: every cell's hover holds 
 LONG_VIEWS = ("v_overview", "v_topk", "v_window")  # ATTENTION_TEXT's names for them
 
 
+def from_pass(page) -> bool:
+    """Whether this long input's layers come from the shared background pass."""
+    return page.long and replayable(page.model, page.kind, page.base.get("generate", 0))
+
+
 def contributions_record(page):
     """The chosen layer's weights, norm and flow maps: one cached maps-only pass that records
-    `page.key` alone and stops after that layer."""
+    `page.key` alone and stops after that layer; for a long input, that layer alone, started
+    from the stream the background pass kept."""
     with st.spinner(say("computing", block=page.key)):
-        return attend(page.name, page.settings.device, page.text, layers=[page.key],
-                      contributions=True, outputs=False, **page.base)
+        options = dict(layers=[page.key], contributions=True, outputs=False)
+        if from_pass(page):
+            rec = resumed_at(page.name, page.settings.device, page.text, page.kind, page.key,
+                             **options)
+            if rec is not None:
+                return rec
+        return attend(page.name, page.settings.device, page.text, **options, **page.base)
 
 
 def contributions_table(weights: np.ndarray, norm: np.ndarray, flow: np.ndarray,
@@ -126,9 +140,12 @@ def lens_section(page, position: int) -> None:
         st.info(say("no_lens", name=page.name, kind=say(f"kind_{page.arch}")))
         return
     with st.spinner(say("lens_computing")):
-        lens_rec = attend(page.name, page.settings.device, page.text, layers=[],
-                          logit_lens=True, lens_position=position, **page.base)
-    rows = lens_rec.outputs["logit_lens"]
+        rows = pass_lens(page.name, page.settings.device, page.text, page.kind,
+                         position) if from_pass(page) else None
+        if rows is None:
+            rows = attend(page.name, page.settings.device, page.text, layers=[],
+                          logit_lens=True, lens_position=position,
+                          **page.base).outputs["logit_lens"]
     codec = page.model.codec
     labels = [codec.labels([t for t, _ in r]) if hasattr(codec, "labels")
               else [t for t, _ in r] for r in rows]

@@ -9,6 +9,9 @@ through all of them (engine.replay.stream_layers). It keeps, per layer:
 - each layer's queries and keys, so that any head of any layer is then one q·kᵀ and a
   softmax (engine.replay.maps_from_qk), exact and about 0.1 s at 2,048 tokens, instead of a
   new pass up to that layer;
+- the residual stream entering each layer, and the last one's output: the contributions of
+  layer k then run layer k alone, an ablation runs from its first switched-off head's layer
+  (AttendOptions.resume), and the logit lens reads the streams directly;
 - the model view's thumbnails (each block's max), the head metrics, and the rollout's input
   (the head-mean map, in blocks past ROLLOUT_EXACT_MAX tokens);
 - the model's outputs (a decoder's next-token table), so that no second pass over the whole
@@ -43,7 +46,7 @@ THUMB = 64  # thumbnails: at most 64 × 64 blocks per head
 ROLLOUT_EXACT_MAX = 1024  # rollout is exact up to here, then in blocks of ≤ 512 × 512 cells
 ROLLOUT_BLOCKS = 512
 ENV_VAR = "ATTENTION_STUDIO_PASS_MB"
-DEFAULT_PASS_MB = 768  # two 2,048-token Gemma passes (18 layers × 10 MB of q and k each)
+DEFAULT_PASS_MB = 768  # two 2,048-token Gemma passes (18 layers × 15 MB of q, k and stream)
 
 
 def pass_budget(environ=os.environ) -> int:
@@ -66,6 +69,7 @@ class LongPass:
     thumb_block: int = 1
     rollout_block: int = 1
     outputs: dict = dataclasses.field(default_factory=dict)  # next-token top-k / embedding
+    final_stream: np.ndarray | None = None  # [T, d]: the last layer's output (logit lens)
     error: str | None = None
     seconds: float = 0.0
     cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
@@ -76,7 +80,9 @@ class LongPass:
 
     @property
     def nbytes(self) -> int:
-        return sum(v.nbytes for v in self.qk.values()) + sum(a.nbytes for a in self.means)
+        final = self.final_stream.nbytes if self.final_stream is not None else 0
+        return (sum(v.nbytes for v in self.qk.values()) + sum(a.nbytes for a in self.means)
+                + final)
 
     def take(self, key: str, w: np.ndarray, qk: LayerQK) -> None:
         """One layer's maps [H, T, T] and q/k: reduce them, keep q/k, tell the waiters."""
@@ -140,7 +146,8 @@ def long_pass(name: str, device: str, text: str, kind: str,
         cfg = model.config
         keys = [k for k in model.block_keys() if k.startswith(kind + ".")]
         t = len(model.codec.encode(text).ids) + len(generated_ids)
-        qk_bytes = 4 * t * cfg.head_dim * (cfg.n_heads + cfg.kv_heads) * len(keys)
+        per_token = cfg.head_dim * (cfg.n_heads + cfg.kv_heads) + cfg.d_model  # q, k, stream
+        qk_bytes = 4 * t * per_token * (len(keys) + 1)
         budget = pass_budget()
         p = LongPass(keys=keys, n_tokens=t, keep_qk=qk_bytes <= budget)
         _passes[key] = p
@@ -153,6 +160,8 @@ def long_pass(name: str, device: str, text: str, kind: str,
             stream_layers(model, text, kind, p.take, generated_ids=generated_ids,
                           outputs=found)
             with p.cond:
+                stream = found.pop("stream", None)
+                p.final_stream = stream if p.keep_qk else None
                 p.outputs = found
                 p.cond.notify_all()
         except Exception as exc:  # noqa: BLE001 - the waiting views show it

@@ -1,7 +1,9 @@
 """How the Attention page reads a long input's layers (encoder or decoder self-attention,
 more than viz LONG_INPUT tokens): from the shared background pass (layer_pass) when it
 has the layer, else by a pass that stops after that layer. Also the all-layer summary the model
-view, the metrics and the rollout read, from that same pass.
+view, the metrics and the rollout read, from that same pass; and the passes that start
+half-way from the streams it kept (a layer's contributions, an ablation) and the logit lens
+read off them.
 
 Results are kept in the process-wide byte-bounded cache (shared.result_cache), like every
 record, so a second session opening the same text and layer gets them at once.
@@ -19,7 +21,8 @@ from app_pages.attention.layer_pass import LongPass, find_pass, layer_index, lon
 from app_pages.shared.i18n import COMMON_TEXT, tr
 from app_pages.shared.models import attend
 from app_pages.shared.result_cache import byte_cached
-from engine.replay import maps_from_qk
+from engine.core.block_key import BlockKey, kind_of
+from engine.replay import lens_from_streams, maps_from_qk
 from viz.aggregate import rollout_layers
 
 SELF_KINDS = ("encoder.self", "decoder.self")
@@ -157,3 +160,71 @@ def qk_record(name: str, device: str, text: str, kind: str, key: str,
             return rec
     return attend(name, device, text, scores=True, qk=True, layers=[key], outputs=False,
                   **base)
+
+
+def resumed_at(name: str, device: str, text: str, kind: str, key: str,
+               **options) -> engine.AttentionRecord | None:
+    """`attend(text, **options)` started at block `key`'s layer from the stream the
+    background pass kept there (the pass is started if need be, and waited for up to that
+    layer), so the layers below are not run again; None when the pass keeps no streams (it
+    would not fit its budget) or failed."""
+    p = long_pass(name, device, text, kind)
+    if not p.keep_qk:
+        return None
+    wait_with_bar(p, layer_index(key) + 1)
+    return _resumed(name, device, text, kind, key, **options)
+
+
+@byte_cached("resumed pass", keep=lambda rec: rec is not None)
+def _resumed(name: str, device: str, text: str, kind: str, key: str,
+             **options) -> engine.AttentionRecord | None:
+    p = find_pass(name, device, text, kind)
+    qk = None if p is None else p.qk.get(key)
+    if qk is None or qk.stream is None:
+        return None
+    return engine.load(name, device).attend(text, resume=(layer_index(key), qk.stream),
+                                            **options)
+
+
+def ablated(name: str, device: str, text: str, kind: str, key: str,
+            heads_off: dict[str, list[int]], **base) -> engine.AttentionRecord:
+    """The record with `heads_off` switched off, with its outputs and, for a long input,
+    block `key`'s map. Where the background pass covers the text, the pass resumes at the
+    lowest layer with a head off (the layers below it are the intact pass's), else it runs
+    every layer."""
+    model = engine.load(name, device)
+    first = min(layer_index(k) for k in heads_off)
+    if replayable(model, kind, base.get("generate", 0)) and all(
+            kind_of(k) == kind for k in heads_off):
+        layers = [key] if layer_index(key) >= first else []  # below: not changed, not run
+        rec = resumed_at(name, device, text, kind, str(BlockKey(kind, first)),
+                         layers=layers, heads_off=heads_off)
+        if rec is not None:
+            return rec
+    return attend(name, device, text, layers=[key], heads_off=heads_off, **base)
+
+
+def pass_lens(name: str, device: str, text: str, kind: str,
+              position: int) -> list[list[tuple[str, float]]] | None:
+    """The logit lens at `position` from the background pass's streams (waiting for the
+    whole pass), or None when it keeps none."""
+    p = long_pass(name, device, text, kind)
+    if not p.keep_qk:
+        return None
+    wait_with_bar(p, len(p.keys))
+    with p.cond:  # the last stream is set just after the last layer
+        while p.final_stream is None and p.error is None:
+            p.cond.wait(0.1)
+    if p.error is not None:
+        raise RuntimeError(p.error)
+    return _pass_lens(name, device, text, kind, position)
+
+
+@byte_cached("pass lens", keep=lambda rows: rows is not None)
+def _pass_lens(name: str, device: str, text: str, kind: str,
+               position: int) -> list[list[tuple[str, float]]] | None:
+    p = find_pass(name, device, text, kind)
+    if p is None or p.final_stream is None or any(k not in p.qk for k in p.keys):
+        return None
+    return lens_from_streams(engine.load(name, device), [p.qk[k].stream for k in p.keys],
+                             p.final_stream, position)

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.attention.contributions import contributions_tab
+from app_pages.attention.long_layers import ablated
 from app_pages.attention.long_map import long_map, view_controls
 from app_pages.attention.passes import (
     FULL_HEATMAP_MAX,
@@ -221,8 +222,10 @@ def ablation_tab(page: AttentionView) -> None:
         heads_off: dict[str, list[int]] = {}
         for k_, h_ in pairs:
             heads_off.setdefault(k_, []).append(h_)
-        layers = [key] if long else None
-        off = attend(name, settings.device, text, layers=layers, heads_off=heads_off, **base)
+        if long:  # from the layer of the first head off, where the background pass has it
+            off = ablated(name, settings.device, text, kind, key, heads_off, **base)
+        else:
+            off = attend(name, settings.device, text, heads_off=heads_off, **base)
         intact = page.outputs()
         if arch == "encoder" and "embedding" in intact:
             cos = cosine(intact["embedding"], off.outputs["embedding"])
@@ -259,6 +262,9 @@ def ablation_tab(page: AttentionView) -> None:
             tc[1].code(after, language=None)
         # how every recorded map of this block kind moved
         kinds_keys = [k for k in off.keys() if kind_of(k) == kind and k in rec]
+        if not kinds_keys:  # a long input's chosen layer lies below every head switched off
+            st.info(say("ablate_below", block=key))
+            return
         delta = np.stack([np.abs(off[k] - rec[k]).mean(axis=(1, 2)) for k in kinds_keys])
         fig = matrix_heatmap(delta, x_labels=[f"H{h}" for h in range(delta.shape[1])],
                              y_labels=[str(layer_of(k)) for k in kinds_keys],

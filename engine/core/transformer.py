@@ -180,7 +180,8 @@ class Request:
     keys to capture, None for all (the others run fused, never forming [Tq, Tk] weights);
     `mask` "auto" | "causal" | "none"; `window` overrides every self-attention layer's;
     `knockout` keys no query may see; `heads_off` {block key: heads zeroed}; `maps_only`:
-    stop after the deepest recorded block (layer L depends on the layers below it alone)."""
+    stop after the deepest recorded block (layer L depends on the layers below it alone);
+    `resume` (L, stream entering L): start an encoder-only or decoder-only model at layer L."""
 
     record: Iterable[str] | None = ()
     weights: bool = True
@@ -191,6 +192,7 @@ class Request:
     knockout: list[int] | None = None
     heads_off: dict[str, list[int]] = field(default_factory=dict)
     maps_only: bool = False
+    resume: tuple[int, torch.Tensor] | None = None
 
     def layers_needed(self, stack: str, n_layers: int) -> int:
         """How many of `stack`'s layers ("encoder" or "decoder") this request must run."""
@@ -247,15 +249,14 @@ class Transformer(nn.Module):
     # -- stacks -------------------------------------------------------------------------
     def encode(self, ids, key_is_real=None, req: Request | None = None, record=None):
         """ids [B, Ts] → memory [B, Ts, d_model]; fills `record` with encoder.self.L."""
-        req = req or Request()
-        record = {} if record is None else record
-        x = self.encoder.embed(ids)
+        req, record = req or Request(), {} if record is None else record
+        first, x = req.resume or (0, self.encoder.embed(ids))
         spec = self._self_spec("encoder", req, key_is_real, ids.shape[1], text_side=True)
         n_run = req.layers_needed("encoder", len(self.encoder.layers))
         if self.decoder is not None and req.layers_needed("decoder", self.cfg.n_decoder_layers):
             n_run = len(self.encoder.layers)  # the decoder reads the whole encoder's memory
         bias = self.encoder.position_bias(ids.shape[1], ids.shape[1], 0, ids.device)
-        for i, layer in enumerate(self.encoder.layers[:n_run]):
+        for i, layer in enumerate(self.encoder.layers[first:n_run], start=first):
             key = str(BlockKey("encoder.self", i))
             x, rec, _ = layer(x, spec, capture_self=req.capture(key),
                               heads_off_self=req.heads_off.get(key), bias_self=bias)
@@ -266,10 +267,9 @@ class Transformer(nn.Module):
     def decode(self, ids, key_is_real=None, memory=None, memory_is_real=None,
                req: Request | None = None, record=None, cache: KVCache | None = None):
         """ids [B, Tt] → hidden [B, Tt, d_model]; fills decoder.self.L / decoder.cross.L."""
-        req = req or Request()
-        record = {} if record is None else record
+        req, record = req or Request(), {} if record is None else record
         offset = 0 if cache is None else cache.length
-        x = self.decoder.embed(ids, offset)
+        first, x = req.resume or (0, self.decoder.embed(ids, offset))
         decoder_only = self.cfg.arch == "decoder"
         t_k = offset + ids.shape[1]
         spec = self._self_spec("decoder", req, key_is_real, t_k, text_side=decoder_only)
@@ -277,7 +277,7 @@ class Transformer(nn.Module):
             keep_keys_mask(memory.shape[1], req.knockout) if req.knockout else None))
         n_run = req.layers_needed("decoder", len(self.decoder.layers))
         bias = self.decoder.position_bias(ids.shape[1], t_k, offset, ids.device)
-        for i, layer in enumerate(self.decoder.layers[:n_run]):
+        for i, layer in enumerate(self.decoder.layers[first:n_run], start=first):
             self_key, cross_key = (str(BlockKey(k, i)) for k in ("decoder.self", "decoder.cross"))
             x, self_rec, cross_rec = layer(
                 x, spec, memory=memory, cross_mask=cross_spec,

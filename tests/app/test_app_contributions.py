@@ -199,3 +199,51 @@ def test_long_input_gets_overview_topk_and_window():
     spec = figure(at, "attn_contrib")
     assert [d.type for d in spec.data] == ["scatter"] * 3 + ["heatmap"]
     assert len(arr(spec.data[0].x)) == t * 8
+
+
+@pytest.mark.slow
+def test_a_long_decoder_reads_the_background_pass(attend_calls):
+    """Past LONG_INPUT tokens the contributions run the chosen layer alone, an ablation runs
+    from its first switched-off layer (both from the streams the background pass kept) and
+    the logit lens reads those streams: every number as a whole pass gives it."""
+    model = need("gemma3-270m")
+    text = " ".join(["The quick brown fox jumps over the lazy dog."] * 30)
+    at = app_helpers.open_page(PAGE, TIMEOUT)
+    at.selectbox(key="attn_model").set_value("gemma3-270m")
+    rerun(at)
+    at.text_area(key="attn_text").set_value(text)
+    at.selectbox(key="attn_layer").set_value(6)
+    at.selectbox(key="attn_head").set_value(1)
+    at = app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
+    key = "decoder.self.6"
+    assert [kw["resume"][0] for kw in attend_calls if kw.get("resume") is not None] == [6]
+    at.segmented_control(key="attn_contrib_view").set_value("v_window")
+    spec = figure(rerun(at), "attn_contrib")
+    assert not any(kw.get("logit_lens") for kw in attend_calls)  # the lens: no pass of its own
+    rec = model.attend(text, layers=[key], contributions=True, outputs=False)
+    t = len(rec.tokens)
+    assert t > 256
+    np.testing.assert_allclose(arr(spec.data[1].z), rec[f"norm.{key}"][1, :128, :128],
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(arr(spec.data[2].z), rec[f"flow.{key}"][:128, :128], atol=1e-5)
+    lens = arr(figure(at, "attn_contrib_lens").data[0].z)
+    want = model.attend(text, layers=[], logit_lens=True).outputs["logit_lens"]
+    np.testing.assert_allclose(lens, [[p for _, p in r] for r in want], atol=1e-5)
+
+    at = app_helpers.open_tab(at, "attn_tab", "Ablation")
+    at.multiselect(key="attn_ablate").set_value(["decoder.self.10:0"])
+    rerun(at)
+    assert [kw["resume"][0] for kw in attend_calls if kw.get("resume") is not None][-1] == 10
+    off = model.attend(text, layers=[], heads_off={"decoder.self.10": [0]}).outputs["top_k"]
+    bars = {tr.name: tr for tr in figure(at, "attn_ablate_topk").data}
+    got = dict(zip(bars["heads off"].x, arr(bars["heads off"].y), strict=True))
+    for token, p in off:
+        assert got[safe_labels([token])[0]] == pytest.approx(p, rel=1e-4, abs=1e-6)
+    assert any("lies below every head" in i.value for i in at.info)  # layer 6 < 10
+    at.multiselect(key="attn_ablate").set_value(["decoder.self.3:2"])
+    rerun(at)
+    delta = arr(figure(at, "attn_ablate_delta").data[0].z)
+    moved = model.attend(text, layers=[key], heads_off={"decoder.self.3": [2]})
+    np.testing.assert_allclose(delta[0], np.abs(moved[key] - rec[key]).mean(axis=(1, 2)),
+                               rtol=1e-3, atol=1e-6)
+    assert not at.exception

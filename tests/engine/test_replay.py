@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.replay import maps_from_qk, stream_layers
+from engine.errors import InputError
+from engine.replay import lens_from_streams, maps_from_qk, stream_layers
 from tests.conftest import tiny
 from tests.engine.test_contributions import WORDS, loaded
 
@@ -93,3 +94,81 @@ def test_replay_refuses_what_it_does_not_cover():
     m = loaded(tiny("encoder-decoder"))
     with pytest.raises(ValueError, match="replay covers"):
         stream_layers(m, "the cat", "decoder.cross", lambda *a: None)
+
+
+def three_layers(case: str):
+    """CASES[case] with three layers (a window pattern repeating from its first)."""
+    kw = dict(CASES[case])
+    if "window" in kw:
+        kw["window"] = (kw["window"] * 2)[:3]
+    stack = "n_decoder_layers" if kw["arch"] == "decoder" else "n_encoder_layers"
+    return loaded(tiny(**kw, **{stack: 3}))
+
+
+def pass_state(m, kind: str):
+    """stream_layers' per-layer q/k/stream and its outputs."""
+    got: dict = {}
+    outputs: dict = {}
+    stream_layers(m, TEXT, kind, lambda k, w, qk: got.setdefault(k, qk), outputs=outputs)
+    return got, outputs
+
+
+@pytest.mark.parametrize("case", ["gqa_rope_windows_softcap", "encoder_learned"])
+def test_a_pass_resumed_from_a_kept_stream_is_the_full_pass(case):
+    """Resuming at layer L from the stream the pass kept gives the same maps, contributions
+    and (with heads off at or above L) the same outputs as running every layer."""
+    m = three_layers(case)
+    m.config.extra["pooling"] = "mean"
+    kind = "decoder.self" if m.kind == "decoder" else "encoder.self"
+    got, _ = pass_state(m, kind)
+    assert all(qk.stream.shape == (len(m.codec.encode(TEXT).ids), m.config.d_model)
+               for qk in got.values())
+    key = f"{kind}.1"
+    full = m.attend(TEXT, layers=[key], contributions=True, outputs=False)
+    ran: list = []
+    part = m.attend(TEXT, layers=[key], contributions=True, outputs=False,
+                    resume=(1, got[key].stream), progress=lambda done, total: ran.append(total))
+    assert set(ran) == {1}  # layer 1 alone ran
+    other = m.attend(TEXT, layers=[key], outputs=False, resume=(1, got[key].stream + 1))
+    assert not np.allclose(other[key], full[key], atol=1e-3)  # the stream is what it reads
+    for k in (key, f"norm.{key}", f"flow.{key}"):  # norms are not bounded by 1: rtol too
+        np.testing.assert_allclose(part[k], full[k], rtol=1e-5, atol=1e-6)
+    off = {f"{kind}.2": [0]}
+    want = m.attend(TEXT, layers=[f"{kind}.2"], heads_off=off)
+    have = m.attend(TEXT, layers=[f"{kind}.2"], heads_off=off, resume=(1, got[key].stream))
+    np.testing.assert_allclose(have[f"{kind}.2"], want[f"{kind}.2"], atol=1e-6)
+    if m.kind == "decoder":
+        np.testing.assert_allclose([p for _, p in have.outputs["top_k"]],
+                                   [p for _, p in want.outputs["top_k"]], rtol=1e-5)
+        assert have.outputs["top_k"] != m.attend(TEXT).outputs["top_k"]  # the head mattered
+    else:
+        np.testing.assert_allclose(have.outputs["embedding"], want.outputs["embedding"],
+                                   atol=1e-6)
+    assert have.meta["settings"]["resumed_at_layer"] == 1
+    assert "decoder.self.0" not in have.keys() and "encoder.self.0" not in have.keys()
+
+
+def test_the_logit_lens_from_the_pass_streams_is_the_engines():
+    m = three_layers("gqa_rope_windows_softcap")
+    got, outputs = pass_state(m, "decoder.self")
+    entering = [qk.stream for qk in got.values()]
+    for position in (5, -1):
+        want = m.attend(TEXT, logit_lens=True, lens_position=position).outputs["logit_lens"]
+        have = lens_from_streams(m, entering, outputs["stream"], position)
+        assert [[t for t, _ in r] for r in have] == [[t for t, _ in r] for r in want]
+        np.testing.assert_allclose([[p for _, p in r] for r in have],
+                                   [[p for _, p in r] for r in want], rtol=1e-5)
+
+
+def test_resume_refuses_what_it_cannot_start():
+    m = three_layers("gqa_rope_windows_softcap")
+    got, _ = pass_state(m, "decoder.self")
+    stream = got["decoder.self.1"].stream
+    with pytest.raises(InputError, match="tokens × d_model"):
+        m.attend("the cat", resume=(1, stream))
+    with pytest.raises(InputError, match="outside the model's 3 layers"):
+        m.attend(TEXT, resume=(3, stream))
+    with pytest.raises(InputError, match="not with the logit lens"):
+        m.attend(TEXT, resume=(1, stream), logit_lens=True)
+    with pytest.raises(InputError, match="one text"):
+        m.attend_batch([TEXT, TEXT], resume=(1, stream))
