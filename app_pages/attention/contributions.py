@@ -21,6 +21,7 @@ from app_pages.shared.download import figure_with_download
 from app_pages.shared.i18n import translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import frame
+from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import keep_in_range, keep_valid
 from viz.figures.contributions import (
     contributions_figure,
@@ -48,7 +49,7 @@ def contributions_record(page):
     """The chosen layer's weights, norm and flow maps: one cached maps-only pass that records
     `page.key` alone and stops after that layer; for a long input, that layer alone, started
     from the stream the background pass kept."""
-    with st.spinner(say("computing", block=page.key)):
+    with st.spinner(say("computing", block=page.key)), timed("engine pass", what="contributions"):
         options = dict(layers=[page.key], contributions=True, outputs=False)
         if from_pass(page):
             rec = resumed_at(page.name, page.settings.device, page.text, page.kind, page.key,

@@ -13,7 +13,8 @@ through all of them (engine.replay.stream_layers). It keeps, per layer:
   layer k then run layer k alone, an ablation runs from its first switched-off head's layer
   (AttendOptions.resume), and the logit lens reads the streams directly;
 - the model view's thumbnails (each block's max), the head metrics, and the rollout's input
-  (the head-mean map, in blocks past ROLLOUT_EXACT_MAX tokens);
+  (the head-mean map, in blocks past passes.ROLLOUT_EXACT_MAX tokens), all by one
+  passes.LayerReducer;
 - the model's outputs (a decoder's next-token table), so that no second pass over the whole
   model is run for them.
 
@@ -35,16 +36,12 @@ from collections.abc import Callable
 import numpy as np
 
 import engine
+from app_pages.attention.passes import LayerReducer
 from app_pages.shared.result_cache import mib_setting
-from engine.core.block_key import BlockKey
+from engine.core.block_key import BlockKey, kind_of
 from engine.replay import LayerQK, stream_layers
-from viz.aggregate import block_stochastic, mean_heads
-from viz.figures.long_input import block_reduce, block_size
-from viz.metrics import head_metrics
 
 THUMB = 64  # thumbnails: at most 64 × 64 blocks per head
-ROLLOUT_EXACT_MAX = 1024  # rollout is exact up to here, then in blocks of ≤ 512 × 512 cells
-ROLLOUT_BLOCKS = 512
 ENV_VAR = "ATTENTION_STUDIO_PASS_MB"
 DEFAULT_PASS_MB = 768  # two 2,048-token Gemma passes (18 layers × 15 MB of q, k and stream)
 
@@ -60,19 +57,19 @@ class LongPass:
 
     keys: list[str]  # every layer of the kind, in order
     n_tokens: int
-    keep_qk: bool  # False when the queries and keys would not fit the budget
+    keep_qk: bool  # False when the queries, keys and streams would not fit the budget
     done: list[str] = dataclasses.field(default_factory=list)
     qk: dict[str, LayerQK] = dataclasses.field(default_factory=dict)
-    thumbs: list[np.ndarray] = dataclasses.field(default_factory=list)
-    rows: list[dict] = dataclasses.field(default_factory=list)
-    means: list[np.ndarray] = dataclasses.field(default_factory=list)
-    thumb_block: int = 1
-    rollout_block: int = 1
+    reduced: LayerReducer | None = None  # thumbnails, metrics, rollout input, per layer
     outputs: dict = dataclasses.field(default_factory=dict)  # next-token top-k / embedding
     final_stream: np.ndarray | None = None  # [T, d]: the last layer's output (logit lens)
     error: str | None = None
     seconds: float = 0.0
     cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        if self.reduced is None:
+            self.reduced = LayerReducer(kind_of(self.keys[0]) if self.keys else "", THUMB)
 
     @property
     def finished(self) -> bool:
@@ -81,23 +78,12 @@ class LongPass:
     @property
     def nbytes(self) -> int:
         final = self.final_stream.nbytes if self.final_stream is not None else 0
-        return (sum(v.nbytes for v in self.qk.values()) + sum(a.nbytes for a in self.means)
-                + final)
+        return sum(v.nbytes for v in self.qk.values()) + self.reduced.nbytes + final
 
     def take(self, key: str, w: np.ndarray, qk: LayerQK) -> None:
         """One layer's maps [H, T, T] and q/k: reduce them, keep q/k, tell the waiters."""
-        t = w.shape[-1]
-        thumb_b = block_size(t, THUMB)
-        thumb = block_reduce(w, thumb_b, how="max")  # a one-token sink survives
-        rows = head_metrics({key: w})
-        mean = mean_heads(w)
-        roll_b = 1 if t <= ROLLOUT_EXACT_MAX else block_size(t, ROLLOUT_BLOCKS)
-        mean = mean if roll_b == 1 else block_stochastic(mean, roll_b)
+        self.reduced(key, w)  # only this pass's thread appends; readers wait for the layer
         with self.cond:
-            self.thumb_block, self.rollout_block = thumb_b, roll_b
-            self.thumbs.append(thumb)
-            self.rows += rows
-            self.means.append(mean)
             if self.keep_qk:
                 self.qk[key] = qk
             self.done.append(key)

@@ -127,10 +127,10 @@ def pass_summary(name: str, device: str, text: str, kind: str) -> dict:
     (waiting for it, with the engine's progress callback if one is set)."""
     p = long_pass(name, device, text, kind)
     wait_with_bar(p, len(p.keys))
-    means = p.means
-    return dict(thumbs=np.stack(p.thumbs), block=p.thumb_block, rows=list(p.rows),
-                rollout=rollout_layers(means) if means else None,
-                rollout_block=p.rollout_block)
+    r = p.reduced
+    return dict(thumbs=np.stack(r.thumbs), block=r.block, rows=list(r.rows),
+                rollout=rollout_layers(r.means) if r.means else None,
+                rollout_block=r.rollout_block)
 
 
 @byte_cached("replayed q·k", keep=lambda rec: rec is not None)

@@ -11,46 +11,71 @@ import engine
 from app_pages.shared.models import attend
 from app_pages.shared.result_cache import byte_cached
 from engine.analysis import greedy_text_heads_off, kv_bytes_per_step, stream_layer_maps
+from engine.census.metrics import METRICS, text_head_metrics
 from engine.contributions import flow_across_layers
 from engine.core.block_key import BlockKey, kind_of
-from viz.aggregate import mean_heads, rollout_layers
+from viz.aggregate import block_stochastic, mean_heads, rollout_layers
 from viz.figures.long_input import block_reduce, block_size
-from viz.metrics import head_metrics
+from viz.metrics import split_key
 
 FULL_HEATMAP_MAX = 512  # up to here the full map is drawn (zoom/pan in the browser)
 WINDOW_MAX = 256  # the zoom window of a longer map
-ROLLOUT_MAX = 512  # rollout is a T×T product per layer: skipped above this
+ROLLOUT_MAX = 512  # flow across layers is a T×T product per layer: skipped above this
+ROLLOUT_EXACT_MAX = 1024  # rollout is exact up to here, then in blocks of ≤ 512 × 512 cells
+ROLLOUT_BLOCKS = 512
 MEASURE_STEPS = 32  # greedy steps run to read the real KV cache (the formula covers the rest)
 
 
 class LayerReducer:
     """Keeps, of each layer's map of one block kind, only what the all-layer views need: a
-    thumbnail (each block's max), the head metrics and (up to ROLLOUT_MAX tokens) the head-mean
-    map for rollout. The engine hands over one layer's [H, T, T] map at a time and drops it
-    after, so a 2,048-token pass over 18 layers holds one layer's map instead of all of them
-    (about 1.2 GB)."""
+    thumbnail (each block's max), the head metrics and the head-mean map for rollout (exact up
+    to ROLLOUT_EXACT_MAX tokens, then in blocks of ROLLOUT_BLOCKS). The engine hands over one
+    layer's [H, T, T] map at a time and drops it after, so a 2,048-token pass over 18 layers
+    holds one layer's map instead of all of them (about 1.2 GB). The long-input background
+    pass (layer_pass) reduces its layers with one of these too."""
 
     def __init__(self, kind: str, thumb: int):
         self.kind, self.thumb = kind, thumb
         self.thumbs: list[np.ndarray] = []
         self.rows: list[dict] = []
         self.means: list[np.ndarray] = []
-        self.block = 1
+        self.block = 1  # the thumbnails' block side
+        self.rollout_block = 1
 
     def __call__(self, key: str, w: np.ndarray) -> None:
         tq, tk = w.shape[1:]  # w: [H, Tq, Tk]
         self.block = max(block_size(tq, self.thumb), block_size(tk, self.thumb))
         self.thumbs.append(block_reduce(w, self.block, how="max"))  # a sink survives
-        self.rows += head_metrics({key: w})
-        if self.kind != "decoder.cross" and tq <= ROLLOUT_MAX:
-            self.means.append(mean_heads(w))
+        self.rows += metric_rows(key, w, self_attention=kind_of(key) != "decoder.cross")
+        if kind_of(key) != "decoder.cross" and tq == tk:
+            mean = mean_heads(w)
+            if tq > ROLLOUT_EXACT_MAX:
+                self.rollout_block = block_size(tq, ROLLOUT_BLOCKS)
+                mean = block_stochastic(mean, self.rollout_block)
+            self.means.append(mean)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.means) + sum(a.nbytes for a in self.thumbs)
+
+
+def metric_rows(key: str, w: np.ndarray, self_attention: bool = True) -> list[dict]:
+    """The Head metrics tab's rows (viz.metrics.head_metrics' layout: None where undefined)
+    for one layer's maps [H, Tq, Tk], computed by the engine's torch version of the same
+    definitions (engine.census.metrics; about 10× faster on a long input's maps)."""
+    block, layer = split_key(key)
+    values = text_head_metrics(w, self_attention=self_attention)
+    return [{"block": block, "layer": layer, "head": h,
+             **{m: None if np.isnan(values[m][h]) else float(values[m][h]) for m in METRICS}}
+            for h in range(w.shape[0])]
 
 
 @byte_cached("long summary (encoder-decoder)")
 def long_summary(name: str, device: str, text: str, kind: str, target: str | None,
                  generate: int, thumb: int = 64) -> dict:
     """For a long input: one pass over every layer of `kind`, kept only as thumbnails
-    (each block's max, ≤ thumb² blocks), head metrics and, up to ROLLOUT_MAX tokens, the rollout."""
+    (each block's max, ≤ thumb² blocks), head metrics and the rollout (in blocks past
+    ROLLOUT_EXACT_MAX tokens)."""
     model = engine.load(name, device)
     reducer = LayerReducer(kind, thumb)
     generated: list[int] = []
@@ -62,7 +87,7 @@ def long_summary(name: str, device: str, text: str, kind: str, target: str | Non
                       generate_n=generate)
     roll = rollout_layers(reducer.means) if reducer.means else None
     return dict(thumbs=np.stack(reducer.thumbs), block=reducer.block, rows=reducer.rows,
-                rollout=roll)
+                rollout=roll, rollout_block=reducer.rollout_block)
 
 
 @byte_cached("greedy text")

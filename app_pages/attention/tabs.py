@@ -13,7 +13,6 @@ from app_pages.attention.long_map import long_map, view_controls
 from app_pages.attention.passes import (
     FULL_HEATMAP_MAX,
     MEASURE_STEPS,
-    ROLLOUT_MAX,
     greedy_text,
     measured_kv_bytes,
 )
@@ -25,6 +24,7 @@ from app_pages.shared.figure_words import METRIC_COLUMNS, block_label
 from app_pages.shared.i18n import lang, translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import cosine, frame, matrix_table
+from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import (
     choose_placeholder,
     keep_in_range,
@@ -176,11 +176,7 @@ def agg_tab(page: AttentionView) -> None:
         return
     if long:
         summ = summary()
-        roll, rb = summ["rollout"], summ.get("rollout_block", 1)
-        if roll is None:
-            st.info(say("no_rollout_long", n=ROLLOUT_MAX))
-            return
-        r = roll[layer]
+        r, rb = summ["rollout"][layer], summ["rollout_block"]  # in blocks past 1,024 tokens
     else:
         r, rb = rollout_layers(layer_maps[: layer + 1])[-1], 1
     r_title = style.say("rollout {kind} 0..{layer}", layer=layer, kind=style.say(kind))
@@ -222,11 +218,12 @@ def ablation_tab(page: AttentionView) -> None:
         heads_off: dict[str, list[int]] = {}
         for k_, h_ in pairs:
             heads_off.setdefault(k_, []).append(h_)
-        if long:  # from the layer of the first head off, where the background pass has it
-            off = ablated(name, settings.device, text, kind, key, heads_off, **base)
-        else:
-            off = attend(name, settings.device, text, heads_off=heads_off, **base)
-        intact = page.outputs()
+        with timed("engine pass", what="ablation"):
+            if long:  # from the layer of the first head off, where the background pass has it
+                off = ablated(name, settings.device, text, kind, key, heads_off, **base)
+            else:
+                off = attend(name, settings.device, text, heads_off=heads_off, **base)
+            intact = page.outputs()
         if arch == "encoder" and "embedding" in intact:
             cos = cosine(intact["embedding"], off.outputs["embedding"])
             st.metric(say("cosine"), f"{cos:.{settings.precision + 1}f}")

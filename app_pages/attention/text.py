@@ -197,10 +197,6 @@ ATTENTION_TEXT = {
         "self-attention block.",
         "注意力展开需要自注意力(方阵):请选择编码器或解码器的自注意力模块。",
     ),
-    "no_rollout_long": (
-        "Rollout is computed for inputs of up to {n} tokens.",
-        "注意力展开只对不超过 {n} 个词元的输入计算。",
-    ),
     "heads_off": ("Heads to switch off", "要关闭的头"),
     "pick_heads": ("Pick at least one head to switch off.", "请至少选择一个要关闭的头。"),
     "cosine": ("Embedding cosine to the intact model", "与完整模型的句向量余弦相似度"),

@@ -289,10 +289,12 @@ def test_512_token_minilm_renders_long_views(minilm, monkeypatch):
     want = minilm.attend(text, scores=True, qk=True, layers=["encoder.self.2"])
     assert "encoder.self.2" in got.meta["replayed"]  # from the pass, not a new one
     assert got.meta["settings"]["layers"] == ["encoder.self.2"]
+    # Layers 0..1 ran recorded in the background pass (on its own thread, its own thread
+    # count) and fused in `want`: float32 rounding, about 1e-5 on q and k of magnitude 8.
     for field in ("maps", "scores", "q", "k"):
         np.testing.assert_allclose(getattr(got, field)["encoder.self.2"],
-                                   getattr(want, field)["encoder.self.2"], rtol=2e-6,
-                                   atol=1e-5)
+                                   getattr(want, field)["encoder.self.2"], rtol=1e-5,
+                                   atol=3e-5)
     open_tab(at, "Q·K")
     assert not at.exception
 

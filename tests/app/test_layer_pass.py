@@ -56,8 +56,8 @@ def test_wait_returns_once_the_layer_is_in_and_reports_progress():
     p.wait(2, lambda done, total: seen.append((done, total)))
     t.join()
     assert len(p.done) >= 2 and seen and seen[0] == (0, 3)
-    assert p.thumbs[0].shape == (1, 4, 4) and len(p.rows) == 3
-    np.testing.assert_allclose(p.means[0].sum(-1), 1.0)
+    assert p.reduced.thumbs[0].shape == (1, 4, 4) and len(p.reduced.rows) == 3
+    np.testing.assert_allclose(p.reduced.means[0].sum(-1), 1.0)
 
 
 def test_a_failed_pass_raises_in_the_views_that_wait():
@@ -66,3 +66,29 @@ def test_a_failed_pass_raises_in_the_views_that_wait():
     p.wait(1)  # what it has is still usable
     with pytest.raises(RuntimeError, match="out of memory"):
         p.wait(3)
+
+
+@pytest.mark.parametrize("key,shape", [("decoder.self.3", (3, 40, 40)),
+                                       ("decoder.cross.1", (2, 9, 14))])
+def test_metric_rows_are_the_head_metrics_tabs(key, shape):
+    """The pass's rows (the engine's torch metrics) equal viz.metrics.head_metrics' (numpy),
+    None where a metric is undefined (cross attention)."""
+    from app_pages.attention.passes import metric_rows
+    from viz.metrics import head_metrics
+
+    rng = np.random.default_rng(0)
+    w = rng.random(shape).astype(np.float32)
+    if shape[1] == shape[2]:
+        w = np.tril(w)  # causal: exact zeros above the diagonal
+    w /= w.sum(-1, keepdims=True)
+    ours = metric_rows(key, w, self_attention="cross" not in key)
+    theirs = head_metrics({key: w})
+    assert [(r["block"], r["layer"], r["head"]) for r in ours] == \
+        [(r["block"], r["layer"], r["head"]) for r in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        for m, v in b.items():
+            if m in ("block", "layer", "head"):
+                continue
+            assert (a[m] is None) == (v is None), m
+            if v is not None:
+                assert a[m] == pytest.approx(v, rel=1e-5, abs=1e-7), m
