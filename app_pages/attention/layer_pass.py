@@ -20,8 +20,9 @@ through all of them (engine.replay.stream_layers). It keeps, per layer:
 
 A view that needs a layer the pass has not reached yet waits for it with a progress bar
 ("layer 5 of 18"). Passes are kept least recently used first, within PASS_BUDGET_MB of
-queries and keys. A pass too big for that budget still keeps its thumbnails and metrics:
-layer switches then run the layer's own pass.
+queries, keys and streams. A pass too big for that budget keeps the streams alone (about a
+third of it: another layer is then that layer's own pass, from its stream), and past that
+only its thumbnails and metrics: layer switches then run a pass up to the layer.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ class LongPass:
 
     keys: list[str]  # every layer of the kind, in order
     n_tokens: int
-    keep_qk: bool  # False when the queries, keys and streams would not fit the budget
+    keep_qk: bool  # False when the queries and keys would not fit the budget
+    keep_stream: bool = True  # False when not even the streams would
     done: list[str] = dataclasses.field(default_factory=list)
-    qk: dict[str, LayerQK] = dataclasses.field(default_factory=dict)
+    qk: dict[str, LayerQK] = dataclasses.field(default_factory=dict)  # (q, k), no stream
+    streams: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # [T, d]
     reduced: LayerReducer | None = None  # thumbnails, metrics, rollout input, per layer
     outputs: dict = dataclasses.field(default_factory=dict)  # next-token top-k / embedding
     final_stream: np.ndarray | None = None  # [T, d]: the last layer's output (logit lens)
@@ -78,14 +81,17 @@ class LongPass:
     @property
     def nbytes(self) -> int:
         final = self.final_stream.nbytes if self.final_stream is not None else 0
-        return sum(v.nbytes for v in self.qk.values()) + self.reduced.nbytes + final
+        return (sum(v.nbytes for v in self.qk.values()) + self.reduced.nbytes + final
+                + sum(a.nbytes for a in self.streams.values()))
 
     def take(self, key: str, w: np.ndarray, qk: LayerQK) -> None:
         """One layer's maps [H, T, T] and q/k: reduce them, keep q/k, tell the waiters."""
         self.reduced(key, w)  # only this pass's thread appends; readers wait for the layer
         with self.cond:
             if self.keep_qk:
-                self.qk[key] = qk
+                self.qk[key] = dataclasses.replace(qk, stream=None)
+            if self.keep_stream and qk.stream is not None:
+                self.streams[key] = qk.stream
             self.done.append(key)
             self.cond.notify_all()
 
@@ -132,10 +138,13 @@ def long_pass(name: str, device: str, text: str, kind: str,
         cfg = model.config
         keys = [k for k in model.block_keys() if k.startswith(kind + ".")]
         t = len(model.codec.encode(text).ids) + len(generated_ids)
-        per_token = cfg.head_dim * (cfg.n_heads + cfg.kv_heads) + cfg.d_model  # q, k, stream
-        qk_bytes = 4 * t * per_token * (len(keys) + 1)
+        # Past the budget the pass keeps only the streams (a layer is then one layer's pass
+        # from its stream, not one q·kᵀ), and past that only the reductions.
+        stream_bytes = 4 * t * cfg.d_model * (len(keys) + 1)
+        qk_bytes = 4 * t * cfg.head_dim * (cfg.n_heads + cfg.kv_heads) * len(keys)
         budget = pass_budget()
-        p = LongPass(keys=keys, n_tokens=t, keep_qk=qk_bytes <= budget)
+        p = LongPass(keys=keys, n_tokens=t, keep_qk=qk_bytes + stream_bytes <= budget,
+                     keep_stream=stream_bytes <= budget)
         _passes[key] = p
         _evict(budget)
 
@@ -147,7 +156,7 @@ def long_pass(name: str, device: str, text: str, kind: str,
                           outputs=found)
             with p.cond:
                 stream = found.pop("stream", None)
-                p.final_stream = stream if p.keep_qk else None
+                p.final_stream = stream if p.keep_stream else None
                 p.outputs = found
                 p.cond.notify_all()
         except Exception as exc:  # noqa: BLE001 - the waiting views show it

@@ -39,10 +39,10 @@ def replayed_layer(name: str, device: str, text: str, kind: str,
     """Block `key`'s record recomputed from the background pass's q and k, or None when no
     pass holds that layer (not started, not there yet, or evicted)."""
     p = find_pass(name, device, text, kind)
-    if p is None or key not in p.qk:
-        return None
-    first = template(name, device, text)
-    return replayed_record(engine.load(name, device), first, p, key)
+    if p is not None and key in p.qk:
+        first = template(name, device, text)
+        return replayed_record(engine.load(name, device), first, p, key)
+    return _resumed(name, device, text, kind, key, layers=[key], outputs=False)
 
 
 def template(name: str, device: str, text: str) -> engine.AttentionRecord:
@@ -71,9 +71,9 @@ def replayed_record(model: engine.LoadedModel, first: engine.AttentionRecord, p:
 def wait_for_layer(name: str, device: str, text: str, kind: str, key: str) -> None:
     """While the background pass runs, wait for it to reach `key`, with a bar: a second pass
     would reach it no sooner, and would share the cores. Returns at once when no pass runs
-    or it keeps no queries and keys."""
+    or it keeps neither queries and keys nor streams."""
     p = find_pass(name, device, text, kind)
-    if p is not None and p.keep_qk and p.error is None and not p.finished:
+    if p is not None and p.keep_stream and p.error is None and not p.finished:
         wait_with_bar(p, layer_index(key) + 1)
 
 
@@ -137,8 +137,9 @@ def pass_summary(name: str, device: str, text: str, kind: str) -> dict:
 def _replayed_qk(name: str, device: str, text: str, kind: str,
                  key: str) -> engine.AttentionRecord | None:
     p = find_pass(name, device, text, kind)
-    if p is None or key not in p.qk:
-        return None
+    if p is None or key not in p.qk:  # the streams alone: one layer's pass from its stream
+        return _resumed(name, device, text, kind, key, scores=True, qk=True, layers=[key],
+                        outputs=False)
     model = engine.load(name, device)
     qk = p.qk[key]
     weights, scores = maps_from_qk(model, key, qk, scores=True)
@@ -169,7 +170,7 @@ def resumed_at(name: str, device: str, text: str, kind: str, key: str,
     layer), so the layers below are not run again; None when the pass keeps no streams (it
     would not fit its budget) or failed."""
     p = long_pass(name, device, text, kind)
-    if not p.keep_qk:
+    if not p.keep_stream:
         return None
     wait_with_bar(p, layer_index(key) + 1)
     return _resumed(name, device, text, kind, key, **options)
@@ -179,11 +180,10 @@ def resumed_at(name: str, device: str, text: str, kind: str, key: str,
 def _resumed(name: str, device: str, text: str, kind: str, key: str,
              **options) -> engine.AttentionRecord | None:
     p = find_pass(name, device, text, kind)
-    qk = None if p is None else p.qk.get(key)
-    if qk is None or qk.stream is None:
+    stream = None if p is None else p.streams.get(key)
+    if stream is None:
         return None
-    return engine.load(name, device).attend(text, resume=(layer_index(key), qk.stream),
-                                            **options)
+    return engine.load(name, device).attend(text, resume=(layer_index(key), stream), **options)
 
 
 def ablated(name: str, device: str, text: str, kind: str, key: str,
@@ -209,7 +209,7 @@ def pass_lens(name: str, device: str, text: str, kind: str,
     """The logit lens at `position` from the background pass's streams (waiting for the
     whole pass), or None when it keeps none."""
     p = long_pass(name, device, text, kind)
-    if not p.keep_qk:
+    if not p.keep_stream:
         return None
     wait_with_bar(p, len(p.keys))
     with p.cond:  # the last stream is set just after the last layer
@@ -224,7 +224,7 @@ def pass_lens(name: str, device: str, text: str, kind: str,
 def _pass_lens(name: str, device: str, text: str, kind: str,
                position: int) -> list[list[tuple[str, float]]] | None:
     p = find_pass(name, device, text, kind)
-    if p is None or p.final_stream is None or any(k not in p.qk for k in p.keys):
+    if p is None or p.final_stream is None or any(k not in p.streams for k in p.keys):
         return None
-    return lens_from_streams(engine.load(name, device), [p.qk[k].stream for k in p.keys],
+    return lens_from_streams(engine.load(name, device), [p.streams[k] for k in p.keys],
                              p.final_stream, position)

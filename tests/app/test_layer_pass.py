@@ -92,3 +92,31 @@ def test_metric_rows_are_the_head_metrics_tabs(key, shape):
             assert (a[m] is None) == (v is None), m
             if v is not None:
                 assert a[m] == pytest.approx(v, rel=1e-5, abs=1e-7), m
+
+
+@pytest.mark.slow
+def test_past_the_qk_budget_a_pass_keeps_streams_and_layers_run_from_them(monkeypatch):
+    """A budget with room for the streams but not the queries and keys: the pass keeps the
+    streams, and another layer is that layer's own pass from its stream, the same map."""
+    import engine
+    from app_pages.attention import long_layers
+
+    if not engine.MODELS["minilm"].is_installed():
+        pytest.skip("minilm is not installed")
+    monkeypatch.setenv(lp.ENV_VAR, "8")  # MiniLM, 512 tokens: q and k 9 MiB, streams 5 MiB
+    monkeypatch.setattr(lp, "_passes", lp.OrderedDict())
+    text = " ".join(["a stream is kept where queries and keys are not"] * 60)
+    p = lp.long_pass("minilm", "cpu", text, "encoder.self")
+    p.wait(len(p.keys))
+    assert not p.keep_qk and p.keep_stream
+    assert not p.qk and sorted(p.streams) == sorted(p.keys)
+    rec = long_layers.replayed_layer("minilm", "cpu", text, "encoder.self", "encoder.self.4")
+    want = engine.load("minilm", "cpu").attend(text, layers=["encoder.self.4"], outputs=False)
+    assert rec.meta["settings"]["resumed_at_layer"] == 4
+    np.testing.assert_allclose(rec["encoder.self.4"], want["encoder.self.4"], atol=1e-5)
+    qk = long_layers.qk_record("minilm", "cpu", text, "encoder.self", "encoder.self.3")
+    want = engine.load("minilm", "cpu").attend(text, layers=["encoder.self.3"], scores=True,
+                                               qk=True, outputs=False)
+    for field in ("maps", "q", "k"):
+        np.testing.assert_allclose(getattr(qk, field)["encoder.self.3"],
+                                   getattr(want, field)["encoder.self.3"], rtol=1e-5, atol=3e-5)
