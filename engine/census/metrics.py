@@ -39,19 +39,28 @@ def text_head_metrics(weights: np.ndarray | torch.Tensor, n_real: int | None = N
         a = a[:, :n_real, :n_real]  # [H, n, n]
     a = a.float()
     n_heads, t_q, t_k = a.shape
-    # 0·log 0 = 0 (xlogy): a masked (exactly zero) key adds nothing to the entropy.
-    entropy = -torch.special.xlogy(a, a).sum(-1).double().mean(-1)
+    # Row sums a block of queries at a time: the temporaries stay a few MB, not [H, Tq, Tk].
+    block = max(1, (1 << 20) // max(1, n_heads * t_k))
+    pos_k = torch.arange(t_k, device=a.device, dtype=torch.float32)
+    ent = torch.empty(n_heads, t_q, device=a.device)
+    dist = torch.empty(n_heads, t_q, device=a.device)
+    for i in range(0, t_q, block):
+        rows_a = a[:, i:i + block]  # [H, r, Tk]
+        # 0·log 0 = 0 (xlogy): a masked (exactly zero) key adds nothing to the entropy.
+        ent[:, i:i + block] = -torch.special.xlogy(rows_a, rows_a).sum(-1)
+        if self_attention:  # |q − k| for these rows, exact below 2**24
+            gap = (torch.arange(i, i + rows_a.shape[1], device=a.device,
+                                dtype=torch.float32)[:, None]
+                   - pos_k[None, :]).abs()
+            dist[:, i:i + block] = torch.einsum("hqk,qk->hq", rows_a, gap)
     # A single-token text has no q ≥ 1: its only row (q = 0) stands in, as in viz.
     rows = slice(1, None) if t_q > 1 else slice(None)
-    out = {"entropy": entropy, "first_token": a[:, rows, 0].double().mean(-1)}
+    out = {"entropy": ent.double().mean(-1), "first_token": a[:, rows, 0].double().mean(-1)}
     if not self_attention:
         nan = torch.full((n_heads,), float("nan"), dtype=torch.float64)
         out.update(distance=nan, prev_token=nan.clone(), self=nan.clone())
-        return {m: out[m].numpy() for m in METRICS}
-    pos_q = torch.arange(t_q, device=a.device, dtype=torch.float32)
-    pos_k = torch.arange(t_k, device=a.device, dtype=torch.float32)
-    gap = (pos_q[:, None] - pos_k[None, :]).abs()  # [Tq, Tk], exact below 2**24
-    out["distance"] = torch.einsum("hqk,qk->hq", a, gap).double().mean(-1)  # no [H,Tq,Tk] copy
+        return {m: out[m].cpu().numpy() for m in METRICS}
+    out["distance"] = dist.double().mean(-1)
     q = torch.arange(1, t_q, device=a.device)
     out["prev_token"] = (a[:, q, q - 1].double().mean(-1) if t_q > 1
                          else torch.zeros(n_heads, dtype=torch.float64))

@@ -42,17 +42,17 @@ def block_reduce(a: np.ndarray, bq: int, bk: int | None = None, how: str = "max"
     bk = bq if bk is None else bk
     *lead, tq, tk = a.shape
     nq, nk = -(-tq // bq), -(-tk // bk)
-    if how == "max":
-        pad = np.full((*lead, nq * bq, nk * bk), -np.inf, dtype=np.float32)
+    if (nq * bq, nk * bk) != (tq, tk):  # ragged last blocks: pad with what changes nothing
+        pad = np.full((*lead, nq * bq, nk * bk), -np.inf if how == "max" else 0.0, np.float32)
         pad[..., :tq, :tk] = a
-        return pad.reshape(*lead, nq, bq, nk, bk).max(axis=(-3, -1))
-    pad = np.zeros((*lead, nq * bq, nk * bk), dtype=np.float64)
-    pad[..., :tq, :tk] = a
-    count = np.zeros((nq * bq, nk * bk), dtype=np.float64)
-    count[:tq, :tk] = 1.0
-    sums = pad.reshape(*lead, nq, bq, nk, bk).sum(axis=(-3, -1))  # [..., nq, nk]
-    counts = count.reshape(nq, bq, nk, bk).sum(axis=(1, 3))  # [nq, nk]
-    return (sums / counts).astype(np.float32)
+        a = pad
+    blocks = np.ascontiguousarray(a).reshape(*lead, nq, bq, nk, bk)  # a view, when it can
+    if how == "max":
+        return blocks.max(axis=(-3, -1))
+    sums = blocks.sum(axis=(-3, -1), dtype=np.float64)  # [..., nq, nk], no float64 copy
+    rows = np.minimum(bq, tq - np.arange(nq) * bq)  # real cells per block (ragged last)
+    cols = np.minimum(bk, tk - np.arange(nk) * bk)
+    return (sums / np.outer(rows, cols)).astype(np.float32)
 
 
 def block_average(a: np.ndarray, bq: int, bk: int | None = None) -> np.ndarray:
