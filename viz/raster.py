@@ -64,9 +64,11 @@ def colour_indices(values: np.ndarray, zmin: float, zmax: float, *, log: bool = 
         bad |= z <= 0
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.log10(np.where(bad, 1.0, z))
-        lo, hi = np.log10(zmin), np.log10(zmax)
+        # python floats: a numpy float64 here would turn the whole map into float64 below
+        # (numpy scalars are not "weak"), 2.9 s against 0.3 s on 8,000² cells
+        lo, hi = float(np.log10(zmin)), float(np.log10(zmax))
     else:
-        lo, hi = zmin, zmax
+        lo, hi = float(zmin), float(zmax)
     span = (hi - lo) if hi > lo else 1.0
     idx = np.rint((np.nan_to_num(z, nan=lo) - lo) * ((n - 1) / span))
     out = np.clip(idx, 0, n - 1).astype(np.uint8)
@@ -79,8 +81,13 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
-def indexed_png(indices: np.ndarray, lut: np.ndarray, level: int = 6) -> bytes:
-    """An 8-bit palette PNG of `indices` (one pixel per cell) with colours `lut`.
+BIG_IMAGE = 1 << 22  # cells; past this, zlib level 1: on 8,000² cells level 6 took 4.5×
+# the time (2.5 s against 0.55 s) for 9% fewer bytes
+
+
+def indexed_png(indices: np.ndarray, lut: np.ndarray, level: int | None = None) -> bytes:
+    """An 8-bit palette PNG of `indices` (one pixel per cell) with colours `lut`; `level`
+    is zlib's (default 6, or 1 past BIG_IMAGE cells).
 
     Shapes: indices uint8 [H, W]; lut uint8 [<=256, 3].
     """
@@ -88,6 +95,7 @@ def indexed_png(indices: np.ndarray, lut: np.ndarray, level: int = 6) -> bytes:
     if idx.ndim != 2 or min(idx.shape) == 0:
         raise ValueError(f"an image needs a non-empty 2-D array, got shape {idx.shape}")
     h, w = idx.shape
+    level = (6 if idx.size <= BIG_IMAGE else 1) if level is None else level
     rows = np.empty((h, w + 1), dtype=np.uint8)
     rows[:, 0] = 0  # filter type 0 ("None") on every row
     rows[:, 1:] = idx

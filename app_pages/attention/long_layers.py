@@ -228,3 +228,20 @@ def _pass_lens(name: str, device: str, text: str, kind: str,
         return None
     return lens_from_streams(engine.load(name, device), [p.streams[k] for k in p.keys],
                              p.final_stream, position)
+
+
+@byte_cached("ablation summary")
+def ablation_summary(name: str, device: str, text: str, kind: str, key: str,
+                     heads_off: dict[str, list[int]], **base) -> tuple[dict, dict]:
+    """What the Ablation tab shows of a long input: the outputs with `heads_off`, and block
+    `key`'s mean |Δ weight| per head against the intact map ({} when `key` lies below every
+    head off). A few numbers are cached, not the record, whose map alone is 1 GB at 8,000
+    tokens: it would never fit the cache, and every rerun would run the ablation again."""
+    off = ablated(name, device, text, kind, key, heads_off, **base)
+    if key not in off:
+        return off.outputs, {}
+    if replayable(engine.load(name, device), kind, base.get("generate", 0)):
+        intact = layer_record(name, device, text, kind, key)
+    else:  # the page's own call for such a record (the same cache entry)
+        intact = attend(name, device, text, layers=[key], outputs=True, **base)
+    return off.outputs, {key: np.abs(off[key] - intact[key]).mean(axis=(1, 2))}

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.attention.contributions import contributions_tab
-from app_pages.attention.long_layers import ablated
+from app_pages.attention.long_layers import ablation_summary
 from app_pages.attention.long_map import long_map, view_controls
 from app_pages.attention.passes import (
     FULL_HEATMAP_MAX,
@@ -198,11 +198,23 @@ def agg_tab(page: AttentionView) -> None:
                              table=matrix_table(r, q_tok, k_tok, "rollout"), width="content")
 
 
+def ablation_result(page: AttentionView,
+                    heads_off: dict[str, list[int]]) -> tuple[dict, dict[str, np.ndarray]]:
+    """The outputs with `heads_off`, and for each recorded block of the page's kind, every
+    head's mean |Δ weight| against the page's intact maps (a long input: the chosen block's,
+    run from the layer of the first head off where the background pass has it)."""
+    if page.long:
+        return ablation_summary(page.name, page.settings.device, page.text, page.kind,
+                                page.key, heads_off, **page.base)
+    off = attend(page.name, page.settings.device, page.text, heads_off=heads_off, **page.base)
+    return off.outputs, {k: np.abs(off[k] - page.rec[k]).mean(axis=(1, 2)) for k in off.keys()
+                         if kind_of(k) == page.kind and k in page.rec}
+
+
 def ablation_tab(page: AttentionView) -> None:
     """Heads switched off: what changes in the outputs and in every map."""
     name, settings, style, model, cfg = page.name, page.settings, page.style, page.model, page.cfg
-    arch, text, base, long, kind = page.arch, page.text, page.base, page.long, page.kind
-    head, key, rec = page.head, page.key, page.rec
+    arch, text, kind, head, key = page.arch, page.text, page.kind, page.head, page.key
     explain("ex_ablation")
     options = [f"{k}:{h}" for k in model.block_keys() for h in range(cfg.n_heads)]
     keep_subset("attn_ablate", options, [f"{key}:{head}"])
@@ -219,21 +231,18 @@ def ablation_tab(page: AttentionView) -> None:
         for k_, h_ in pairs:
             heads_off.setdefault(k_, []).append(h_)
         with timed("engine pass", what="ablation"):
-            if long:  # from the layer of the first head off, where the background pass has it
-                off = ablated(name, settings.device, text, kind, key, heads_off, **base)
-            else:
-                off = attend(name, settings.device, text, heads_off=heads_off, **base)
+            off_outputs, deltas = ablation_result(page, heads_off)
             intact = page.outputs()
         if arch == "encoder" and "embedding" in intact:
-            cos = cosine(intact["embedding"], off.outputs["embedding"])
+            cos = cosine(intact["embedding"], off_outputs["embedding"])
             st.metric(say("cosine"), f"{cos:.{settings.precision + 1}f}")
         elif arch == "decoder" and "top_k" in intact:
-            fig = topk_compare_figure(intact["top_k"], off.outputs["top_k"],
+            fig = topk_compare_figure(intact["top_k"], off_outputs["top_k"],
                                       style=style, title="next token")
             figure_with_download(fig, "attn_ablate_topk", "dl_ablate_topk",
                                  name=f"{name}_ablation_topk", width="content", table=frame(
                                      [("intact", t, p) for t, p in intact["top_k"]]
-                                     + [("heads off", t, p) for t, p in off.outputs["top_k"]],
+                                     + [("heads off", t, p) for t, p in off_outputs["top_k"]],
                                      columns=[style.say(c) for c in ("model", "token",
                                                                      "probability")]))
             tc = st.columns(2)
@@ -242,7 +251,7 @@ def ablation_tab(page: AttentionView) -> None:
                                          columns=[style.say("token"), style.say("probability")]),
                             hide_index=True)
             tc[1].caption(say("after"))
-            tc[1].dataframe(frame(off.outputs["top_k"],
+            tc[1].dataframe(frame(off_outputs["top_k"],
                                          columns=[style.say("token"), style.say("probability")]),
                             hide_index=True)
         elif arch == "encoder-decoder":
@@ -258,11 +267,11 @@ def ablation_tab(page: AttentionView) -> None:
             tc[1].caption(say("after"))
             tc[1].code(after, language=None)
         # how every recorded map of this block kind moved
-        kinds_keys = [k for k in off.keys() if kind_of(k) == kind and k in rec]
+        kinds_keys = list(deltas)
         if not kinds_keys:  # a long input's chosen layer lies below every head switched off
             st.info(say("ablate_below", block=key))
             return
-        delta = np.stack([np.abs(off[k] - rec[k]).mean(axis=(1, 2)) for k in kinds_keys])
+        delta = np.stack([deltas[k] for k in kinds_keys])
         fig = matrix_heatmap(delta, x_labels=[f"H{h}" for h in range(delta.shape[1])],
                              y_labels=[str(layer_of(k)) for k in kinds_keys],
                              x_title="head", y_title="layer", value_name="mean |Δ|",

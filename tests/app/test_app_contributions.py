@@ -28,6 +28,17 @@ def open_contributions(**state) -> AppTest:
     return app_helpers.open_tab(at, "attn_tab", "Contributions")
 
 
+def open_decoder(name: str, text: str, layer: int, head: int) -> AppTest:
+    """The Contributions tab of decoder `name` on `text`, at `layer` and `head`."""
+    at = app_helpers.open_page(PAGE, TIMEOUT)
+    at.selectbox(key="attn_model").set_value(name)
+    rerun(at)
+    at.text_area(key="attn_text").set_value(text)
+    at.selectbox(key="attn_layer").set_value(layer)
+    at.selectbox(key="attn_head").set_value(head)
+    return app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
+
+
 def need(name: str) -> engine.LoadedModel:
     if not engine.MODELS[name].is_installed():
         pytest.skip(f"{name} is not installed: " + (engine.MODELS[name].install or ""))
@@ -148,13 +159,7 @@ def test_encoder_decoder_cross_attention():
 def test_decoder_logit_lens_table():
     model = need("smollm2-135m")
     text = "The capital of France is"
-    at = app_helpers.open_page(PAGE, TIMEOUT)
-    at.selectbox(key="attn_model").set_value("smollm2-135m")
-    rerun(at)
-    at.text_area(key="attn_text").set_value(text)
-    at.selectbox(key="attn_layer").set_value(20)
-    at.selectbox(key="attn_head").set_value(3)
-    at = app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
+    at = open_decoder("smollm2-135m", text, 20, 3)
     key = "decoder.self.20"
     rec = model.attend(text, layers=[key], contributions=True, logit_lens=True)
     check_maps(figure(at, "attn_contrib"), rec, key, 3)
@@ -208,13 +213,7 @@ def test_a_long_decoder_reads_the_background_pass(attend_calls):
     the logit lens reads those streams: every number as a whole pass gives it."""
     model = need("gemma3-270m")
     text = " ".join(["The quick brown fox jumps over the lazy dog."] * 30)
-    at = app_helpers.open_page(PAGE, TIMEOUT)
-    at.selectbox(key="attn_model").set_value("gemma3-270m")
-    rerun(at)
-    at.text_area(key="attn_text").set_value(text)
-    at.selectbox(key="attn_layer").set_value(6)
-    at.selectbox(key="attn_head").set_value(1)
-    at = app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
+    at = open_decoder("gemma3-270m", text, 6, 1)
     key = "decoder.self.6"
     assert [kw["resume"][0] for kw in attend_calls if kw.get("resume") is not None] == [6]
     at.segmented_control(key="attn_contrib_view").set_value("v_window")
