@@ -196,7 +196,9 @@ def ablated(name: str, device: str, text: str, kind: str, key: str,
     first = min(layer_index(k) for k in heads_off)
     if replayable(model, kind, base.get("generate", 0)) and all(
             kind_of(k) == kind for k in heads_off):
-        layers = [key] if layer_index(key) >= first else []  # below: not changed, not run
+        # A head switched off at layer k changes what layer k writes, never where it looks:
+        # the maps of layers 0..first are the intact ones, so they are neither run nor recorded.
+        layers = [key] if layer_index(key) > first else []
         rec = resumed_at(name, device, text, kind, str(BlockKey(kind, first)),
                          layers=layers, heads_off=heads_off)
         if rec is not None:
@@ -234,7 +236,7 @@ def _pass_lens(name: str, device: str, text: str, kind: str,
 def ablation_summary(name: str, device: str, text: str, kind: str, key: str,
                      heads_off: dict[str, list[int]], **base) -> tuple[dict, dict]:
     """What the Ablation tab shows of a long input: the outputs with `heads_off`, and block
-    `key`'s mean |Δ weight| per head against the intact map ({} when `key` lies below every
+    `key`'s mean |Δ weight| per head against the intact map ({} when `key` is at or below every
     head off). A few numbers are cached, not the record, whose map alone is 1 GB at 8,000
     tokens: it would never fit the cache, and every rerun would run the ablation again."""
     off = ablated(name, device, text, kind, key, heads_off, **base)

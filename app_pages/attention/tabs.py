@@ -268,7 +268,7 @@ def ablation_tab(page: AttentionView) -> None:
             tc[1].code(after, language=None)
         # how every recorded map of this block kind moved
         kinds_keys = list(deltas)
-        if not kinds_keys:  # a long input's chosen layer lies below every head switched off
+        if not kinds_keys:  # a long input's chosen layer is at or below every head off
             st.info(say("ablate_below", block=key))
             return
         delta = np.stack([deltas[k] for k in kinds_keys])

@@ -203,9 +203,11 @@ ATTENTION_TEXT = {
     "before": ("Intact", "完整模型"),
     "after": ("Heads off", "关闭头之后"),
     "changed": ("Mean |Δ weight| per head, {kind}", "每个头的平均 |Δ 权重|,{kind}"),
-    "ablate_below": ("{block} lies below every head switched off, so its map does not change; "
-                     "choose a later layer to see how the maps moved.",
-                     "{block} 位于所有被关闭的头之下,它的注意力图不会改变;选择更靠后的层,"
+    "ablate_below": ("{block}'s map does not change: every head switched off is in this layer "
+                     "or above, and a head switched off changes what its layer writes, not "
+                     "where that layer looks. Choose a later layer to see how the maps moved.",
+                     "{block} 的注意力图不会改变:所有被关闭的头都在这一层或更高层,关闭一个头"
+                     "改变的是该层写入的内容,而不是该层关注的位置。选择更靠后的层,"
                      "查看注意力图如何变化。"),
     "decoded": ("Greedy decode (up to {n} tokens)", "贪心解码(最多 {n} 个词元)"),
     "step": ("Step", "步骤"),

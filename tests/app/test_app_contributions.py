@@ -238,7 +238,10 @@ def test_a_long_decoder_reads_the_background_pass(attend_calls):
     got = dict(zip(bars["heads off"].x, arr(bars["heads off"].y), strict=True))
     for token, p in off:
         assert got[safe_labels([token])[0]] == pytest.approx(p, rel=1e-4, abs=1e-6)
-    assert any("lies below every head" in i.value for i in at.info)  # layer 6 < 10
+    assert any("does not change" in i.value for i in at.info)  # layer 6 < 10
+    at.multiselect(key="attn_ablate").set_value(["decoder.self.6:0"])  # its own layer: the same
+    rerun(at)
+    assert any("does not change" in i.value for i in at.info)
     at.multiselect(key="attn_ablate").set_value(["decoder.self.3:2"])
     rerun(at)
     delta = arr(figure(at, "attn_ablate_delta").data[0].z)
