@@ -66,6 +66,7 @@ class LongPass:
     reduced: LayerReducer | None = None  # thumbnails, metrics, rollout input, per layer
     outputs: dict = dataclasses.field(default_factory=dict)  # next-token top-k / embedding
     final_stream: np.ndarray | None = None  # [T, d]: the last layer's output (logit lens)
+    ended: bool = False  # outputs and final_stream are set (an encoder's outputs may be {})
     error: str | None = None
     seconds: float = 0.0
     cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
@@ -94,6 +95,15 @@ class LongPass:
                 self.streams[key] = qk.stream
             self.done.append(key)
             self.cond.notify_all()
+
+    def wait_end(self) -> None:
+        """Block until the pass has set its outputs and last stream (just after its last
+        layer), or failed."""
+        with self.cond:
+            while not self.ended and self.error is None:
+                self.cond.wait(0.1)
+        if self.error is not None:
+            raise RuntimeError(self.error)
 
     def wait(self, n_layers: int, on_progress: Callable[[int, int], None] | None = None,
              timeout: float = 900.0) -> None:
@@ -158,6 +168,7 @@ def long_pass(name: str, device: str, text: str, kind: str,
                 stream = found.pop("stream", None)
                 p.final_stream = stream if p.keep_stream else None
                 p.outputs = found
+                p.ended = True
                 p.cond.notify_all()
         except Exception as exc:  # noqa: BLE001 - the waiting views show it
             with p.cond:

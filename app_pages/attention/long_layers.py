@@ -42,7 +42,7 @@ def replayed_layer(name: str, device: str, text: str, kind: str,
     if p is not None and key in p.qk:
         first = template(name, device, text)
         return replayed_record(engine.load(name, device), first, p, key)
-    return _resumed(name, device, text, kind, key, layers=[key], outputs=False)
+    return _from_stream(name, device, text, kind, key, layers=[key], outputs=False)
 
 
 def template(name: str, device: str, text: str) -> engine.AttentionRecord:
@@ -97,11 +97,7 @@ def pass_outputs(name: str, device: str, text: str, kind: str) -> dict:
     pass: started here if need be, waited for with a bar."""
     p = long_pass(name, device, text, kind)
     wait_with_bar(p, len(p.keys))
-    with p.cond:  # the outputs are set just after the last layer
-        while not p.outputs and p.error is None:
-            p.cond.wait(0.1)
-    if p.error is not None:
-        raise RuntimeError(p.error)
+    p.wait_end()
     return p.outputs
 
 
@@ -138,8 +134,8 @@ def _replayed_qk(name: str, device: str, text: str, kind: str,
                  key: str) -> engine.AttentionRecord | None:
     p = find_pass(name, device, text, kind)
     if p is None or key not in p.qk:  # the streams alone: one layer's pass from its stream
-        return _resumed(name, device, text, kind, key, scores=True, qk=True, layers=[key],
-                        outputs=False)
+        return _from_stream(name, device, text, kind, key, scores=True, qk=True,
+                            layers=[key], outputs=False)
     model = engine.load(name, device)
     qk = p.qk[key]
     weights, scores = maps_from_qk(model, key, qk, scores=True)
@@ -176,14 +172,19 @@ def resumed_at(name: str, device: str, text: str, kind: str, key: str,
     return _resumed(name, device, text, kind, key, **options)
 
 
-@byte_cached("resumed pass", keep=lambda rec: rec is not None)
-def _resumed(name: str, device: str, text: str, kind: str, key: str,
-             **options) -> engine.AttentionRecord | None:
+def _from_stream(name: str, device: str, text: str, kind: str, key: str,
+                 **options) -> engine.AttentionRecord | None:
+    """`attend(text, **options)` from the stream the pass kept at `key`, or None. Uncached:
+    replayed_layer and _replayed_qk cache what they return, _resumed for everyone else (one
+    cache entry per record, not two)."""
     p = find_pass(name, device, text, kind)
     stream = None if p is None else p.streams.get(key)
     if stream is None:
         return None
     return engine.load(name, device).attend(text, resume=(layer_index(key), stream), **options)
+
+
+_resumed = byte_cached("resumed pass", keep=lambda rec: rec is not None)(_from_stream)
 
 
 def ablated(name: str, device: str, text: str, kind: str, key: str,
@@ -214,11 +215,7 @@ def pass_lens(name: str, device: str, text: str, kind: str,
     if not p.keep_stream:
         return None
     wait_with_bar(p, len(p.keys))
-    with p.cond:  # the last stream is set just after the last layer
-        while p.final_stream is None and p.error is None:
-            p.cond.wait(0.1)
-    if p.error is not None:
-        raise RuntimeError(p.error)
+    p.wait_end()
     return _pass_lens(name, device, text, kind, position)
 
 

@@ -120,3 +120,24 @@ def test_past_the_qk_budget_a_pass_keeps_streams_and_layers_run_from_them(monkey
     for field in ("maps", "q", "k"):
         np.testing.assert_allclose(getattr(qk, field)["encoder.self.3"],
                                    getattr(want, field)["encoder.self.3"], rtol=1e-5, atol=3e-5)
+
+
+def test_waiting_for_the_end_returns_even_when_the_outputs_are_empty():
+    """An encoder without pooling reports no outputs ({}): the views that wait for the pass's
+    end return once it has ended, and a failure is raised to them."""
+    p = fake(2, 2, 0)
+
+    def end():
+        with p.cond:
+            p.outputs, p.ended = {}, True
+            p.cond.notify_all()
+
+    t = threading.Timer(0.2, end)
+    t.start()
+    p.wait_end()
+    t.join()
+    assert p.ended and p.outputs == {}
+    failed = fake(2, 1, 0)
+    failed.error = "RuntimeError: boom"
+    with pytest.raises(RuntimeError, match="boom"):
+        failed.wait_end()
