@@ -74,6 +74,33 @@ TRACE_KINDS = ("new_session", "script_finished")
 NO_FIGURE_S = 15.0  # an idle open tab with no figure this long after its run: it has none
 
 
+def cpu_seconds(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far (user + system, every thread) by the app's server process and
+    by all Chromium processes together, and by this benchmark (its own process and
+    Playwright's Node driver), from /proc: where they share this machine's cores, their work
+    during an action slows the engine's threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "browser": 0.0, "bench": 0.0}
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if server_pid is not None and int(entry.name) == server_pid:
+            out["server"] += used
+        elif comm.startswith(("chromium", "chrome", "headless_shell")):
+            out["browser"] += used
+        elif int(entry.name) == me or (comm == "node" and int(fields[1]) == me):  # ppid
+            out["bench"] += used
+    return out
+
+
 class BenchError(SystemExit):
     """A step that could not be measured, with what the page showed."""
 
@@ -323,14 +350,16 @@ class Step:
     steps: list[dict] = field(default_factory=list)
     load: float | None = None  # the 1-minute load average when it was drawn
     shown: float | None = None  # a new figure first fully drawn (its run may go on)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU s used in it: server, browser
 
 
 class Session:
     """The app in one browser tab, with what the benchmark has set (so it never "sets" a
     widget to the value it has: that would run nothing and wait forever)."""
 
-    def __init__(self, page, wire: Wire, timeout_s: float):
+    def __init__(self, page, wire: Wire, timeout_s: float, server_pid: int | None = None):
         self.page, self.wire, self.timeout = page, wire, timeout_s
+        self.server_pid = server_pid
         self.tab = self.layer = self.head = None
         self.wall_minus_mono = time.time() - time.monotonic()
 
@@ -399,9 +428,11 @@ class Session:
     def measure(self, label: str, act: Callable[[], None], need_fresh: bool = True) -> Step:
         """Run `act` (one user action) and time it to drawn."""
         n_frames, n_sent = len(self.wire.received), len(self.wire.sent)
+        cpu0 = cpu_seconds(self.server_pid)
         t0 = self.arm(need_fresh)
         act()
         drawn, end, shown = self.wait_drawn(label, t0)
+        cpu1 = cpu_seconds(self.server_pid)
         print(f"  {label}: {drawn - t0:.2f} s", flush=True)
         off = self.wire.offset()
         frames = [f for f in self.wire.received[n_frames:] if f.t + off <= max(drawn, end)]
@@ -412,7 +443,8 @@ class Session:
                     [Frame(f.t + off, f.nbytes, f.kind, f.status, f.spec_bytes)
                      for f in frames],
                     [{**h, "t0": h["t0"] + off, "t1": h["t1"] + off} for h in http],
-                    load=os.getloadavg()[0], shown=shown)
+                    load=os.getloadavg()[0], shown=shown,
+                    cpu={k: cpu1[k] - cpu0[k] for k in cpu0})
 
     # -- actions
 
@@ -532,6 +564,9 @@ def breakdown(step: Step, timings: list[dict], session: str | None,
         "click to request": (step.sent - step.t0) if step.sent is not None else None,
         "draw": max(0.0, step.drawn - last),
         "load": step.load,
+        "server cpu": step.cpu.get("server"),
+        "browser cpu": step.cpu.get("browser"),
+        "bench cpu": step.cpu.get("bench"),
     }
     out["wire"] = max(0.0, out["transfer time"] - server_run)
     parts = {c: out[c] or 0.0 for c in STEP_COLUMNS.values()}
@@ -572,13 +607,13 @@ def fmt_bytes(n: float | None) -> str:
 
 TABLE_HEAD = ("| action | n | total | shown | engine | reductions | figure build | serialise | "
               "to browser | server untimed | transfer bytes | transfer time | draw | bound | "
-              "load |")
+              "load | CPU s server / browser / bench |")
 
 
 def table(actions: dict[str, dict]) -> str:
     """A Markdown table of every action's medians."""
     rows = [TABLE_HEAD,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for label, a in actions.items():
         m = a["median"]
         rows.append(
@@ -588,7 +623,9 @@ def table(actions: dict[str, dict]) -> str:
             f"{fmt_s(m['to browser'])} | {fmt_s(m['server untimed'])} | "
             f"{fmt_bytes(m['transfer bytes'])} | {fmt_s(m['transfer time'])} | "
             f"{fmt_s(m['draw'])} | {m['bound']} | "
-            f"{'–' if m.get('load') is None else format(m['load'], '.0f')} |")
+            f"{'–' if m.get('load') is None else format(m['load'], '.0f')} | "
+            f"{fmt_s(m.get('server cpu'))} / {fmt_s(m.get('browser cpu'))} / "
+            f"{fmt_s(m.get('bench cpu'))} |")
     return "\n".join(rows)
 
 
@@ -666,7 +703,7 @@ def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timin
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
                 wire = Wire(page)
-                s = Session(page, wire, timeout_s)
+                s = Session(page, wire, timeout_s, server_pid=proc.pid)
                 page.goto(f"http://127.0.0.1:{port}/")
                 s.wait_first_page()
                 s.tab, s.layer, s.head = s.tab_names()[0], 0, 0

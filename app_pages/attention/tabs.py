@@ -24,6 +24,7 @@ from app_pages.shared.figure_words import METRIC_COLUMNS, block_label
 from app_pages.shared.i18n import lang, translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import cosine, frame, matrix_table
+from app_pages.shared.progress import computing
 from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import (
     choose_placeholder,
@@ -230,7 +231,11 @@ def ablation_tab(page: AttentionView) -> None:
         heads_off: dict[str, list[int]] = {}
         for k_, h_ in pairs:
             heads_off.setdefault(k_, []).append(h_)
-        with timed("engine pass", what="ablation"):
+        shown = ", ".join(o.replace(":", " · H") for o in chosen[:3]) + (
+            ", …" if len(chosen) > 3 else "")
+        # every layer from the first head off on runs again: seconds for a long input
+        with computing(say("ablating", n=len(chosen), heads=shown)), \
+                timed("engine pass", what="ablation"):
             off_outputs, deltas = ablation_result(page, heads_off)
             intact = page.outputs()
         if arch == "encoder" and "embedding" in intact:

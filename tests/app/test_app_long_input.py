@@ -309,6 +309,19 @@ def test_a_long_input_counts_the_layers_its_pass_runs(minilm, said):
     assert all(re.fullmatch(r"layer [0-6] of 6", p) for p in bars[3:]), "|".join(bars)
 
 
+def test_the_ablation_says_what_it_runs_with_a_bar_over_its_layers(minilm, said):
+    at = app_helpers.open_tab(attention(attn_text=fresh()), "attn_tab", "Ablation")
+    said["spinner"].clear()
+    said["progress"].clear()
+    at.multiselect(key="attn_ablate").set_value(["encoder.self.1:3", "encoder.self.4:0"])
+    rerun(at)
+    assert at.exception.len == 0
+    assert ("Running the model with 2 head(s) switched off "
+            "(encoder.self.1 · H3, encoder.self.4 · H0)…") in said["spinner"]
+    assert [p for p in said["progress"] if p and p.startswith("layer")] == [
+        f"layer {k} of 6" for k in range(1, 7)]
+
+
 CACHED_PASS = """
 import streamlit as st
 from app_pages.shared.progress import computing
