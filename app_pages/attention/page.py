@@ -25,6 +25,7 @@ from app_pages.attention.long_layers import (
 from app_pages.attention.passes import long_summary
 from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
 from app_pages.attention.text import ATTENTION_TEXT
+from app_pages.shared import result_cache
 from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translator
 from app_pages.shared.models import attend, get_model, model_picker
 from app_pages.shared.notices import show_notices
@@ -162,6 +163,10 @@ except (engine.InputError, ValueError) as exc:
 show_notices(rec)
 if long:
     st.info(say("long", n=len(rec.tokens)))
+    layer_bytes = sum(m.nbytes for m in rec.maps.values())
+    if not result_cache.keeps(layer_bytes):  # e.g. Gemma's 4 heads at 8,200 tokens: 1.1 GB
+        st.warning(say("not_kept", mb=layer_bytes / 2**20, budget=result_cache.CACHE.max_bytes
+                       / 2**20, var=result_cache.ENV_VAR))
 # Figures label the axes readably (Ġ/▁ as spaces, a byte token of 我 as "我 1/2"); the
 # token list below and every data export keep the raw tokens.
 q_tok, k_tok = rec.axis_labels(key)

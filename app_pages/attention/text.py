@@ -27,6 +27,12 @@ ATTENTION_TEXT = {
     "layer": ("Layer", "层"),
     "head": ("Head", "头"),
     "tokens": ("Tokens ({n})", "词元({n} 个)"),
+    "not_kept": (
+        "This layer's maps take {mb:,.0f} MiB, more than the whole result cache ({budget:,.0f} "
+        "MiB): they are computed again on every change on this page. Start the app with "
+        "{var} set higher (in MiB) to keep them.",
+        "这一层的注意力图占 {mb:,.0f} MiB，超过整个结果缓存（{budget:,.0f} MiB）：本页每次改动都会"
+        "重新计算。启动应用时把 {var} 设得更大（单位 MiB）即可保留它们。"),
     "long": (
         "{n} tokens: long input. Maps are drawn at full resolution, one pixel per cell, with "
         "an overview in blocks, top-k and a zoom window one click away. After this view, one "

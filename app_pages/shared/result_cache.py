@@ -279,6 +279,12 @@ def byte_cached(name: str, keep: Callable[[Any], bool] | None = None
     return decorate
 
 
+def keeps(nbytes: int) -> bool:
+    """Whether a result holding `nbytes` of arrays fits the shared cache at all (one that
+    does not is computed again on every call)."""
+    return nbytes + ENTRY_OVERHEAD <= CACHE.max_bytes
+
+
 def stats() -> Stats:
     """The shared cache's budget, bytes kept, entries, hits, misses, evictions, oversize."""
     return CACHE.stats()

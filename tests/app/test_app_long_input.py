@@ -25,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 import engine
 from app_pages.shared import progress as progress_ui
+from app_pages.shared import result_cache
 from app_pages.shared.long_text import MAX_CHARS, count_tokens, first_tokens
 from engine.text.codec import HashWordCodec
 from tests import app_helpers
@@ -320,6 +321,21 @@ def test_the_ablation_says_what_it_runs_with_a_bar_over_its_layers(minilm, said)
             "(encoder.self.1 · H3, encoder.self.4 · H0)…") in said["spinner"]
     assert [p for p in said["progress"] if p and p.startswith("layer")] == [
         f"layer {k} of 6" for k in range(1, 7)]
+
+
+def test_a_layer_too_big_for_the_result_cache_says_so(minilm, monkeypatch):
+    text = fresh() + " " + long_text(40)  # > 128 tokens: a long input, one layer recorded
+    at = attention(attn_text=text)
+    assert at.exception.len == 0 and not [w for w in at.warning if "MiB" in w.value]
+    n = len(minilm.codec.encode(text).ids)
+    mib = 12 * n * n * 4 / 2**20  # MiniLM's 12 heads, float32
+    monkeypatch.setattr(result_cache.CACHE, "max_bytes", 2**20 // 4)
+    at.session_state["attn_layer"] = 1
+    rerun(at)
+    assert at.exception.len == 0
+    assert (f"This layer's maps take {mib:,.0f} MiB, more than the whole result cache "
+            "(0 MiB)") in [w.value for w in at.warning][0]
+    assert "ATTENTION_STUDIO_CACHE_MB" in at.warning[0].value
 
 
 CACHED_PASS = """
