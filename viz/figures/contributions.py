@@ -394,8 +394,11 @@ def logit_lens_figure(
     y_axis["title"] = dict(text=style.say("after layer"))
     fig.update_yaxes(y_axis)
     fig.update_layout(width=int(min(1400, 90 * k + 160)),
-                      height=int(min(1400, 22 * n_layers + 200)))
-    return apply_style(fig, style, title)
+                      height=int(min(1400, 22 * n_layers + 210)), margin=dict(t=115))
+    apply_style(fig, style, title)
+    if fig.layout.title.text:  # above the rank axis's title, which sits on top
+        fig.update_layout(title=dict(y=1.0, yref="container", yanchor="top", pad=dict(t=20)))
+    return fig
 
 
 __all__ = [
