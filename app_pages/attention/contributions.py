@@ -11,16 +11,20 @@ logit lens needs no pass of its own.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import streamlit as st
 
 from app_pages.attention.long_layers import pass_lens, replayable, resumed_at
 from app_pages.attention.passes import ROLLOUT_MAX, flow_through_layers
 from app_pages.attention.text import ATTENTION_TEXT, CONTRIBUTIONS_TEXT
+from app_pages.shared import result_cache
 from app_pages.shared.download import figure_with_download
 from app_pages.shared.i18n import translator
 from app_pages.shared.models import attend
 from app_pages.shared.numbers import frame
+from app_pages.shared.result_cache import byte_cached
 from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import keep_in_range, keep_valid
 from viz.figures.contributions import (
@@ -45,18 +49,60 @@ def from_pass(page) -> bool:
     return page.long and replayable(page.model, page.kind, page.base.get("generate", 0))
 
 
-def contributions_record(page):
+def contributions_record(name: str, device: str, text: str, kind: str, key: str,
+                         replay: bool, **base):
     """The chosen layer's weights, norm and flow maps: one cached maps-only pass that records
-    `page.key` alone and stops after that layer; for a long input, that layer alone, started
-    from the stream the background pass kept."""
-    with st.spinner(say("computing", block=page.key)), timed("engine pass", what="contributions"):
-        options = dict(layers=[page.key], contributions=True, outputs=False)
-        if from_pass(page):
-            rec = resumed_at(page.name, page.settings.device, page.text, page.kind, page.key,
-                             **options)
+    `key` alone and stops after that layer; with `replay` (a long input the background pass
+    covers), that layer alone, started from the stream the pass kept."""
+    with st.spinner(say("computing", block=key)), timed("engine pass", what="contributions"):
+        options = dict(layers=[key], contributions=True, outputs=False)
+        if replay:
+            rec = resumed_at(name, device, text, kind, key, **options)
             if rec is not None:
                 return rec
-        return attend(page.name, page.settings.device, page.text, **options, **page.base)
+        return attend(name, device, text, **options, **base)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadContributions:
+    """What the tab draws of one head: its weights and norm maps [Tq, Tk], the layer's flow
+    map [Tq, Tk + 1] (the last column the residual's share), axis labels and raw tokens."""
+
+    weights: np.ndarray
+    norm: np.ndarray
+    flow: np.ndarray
+    q_lab: list
+    k_lab: list
+    q_tok: list
+    k_tok: list
+
+
+def of_head(crec, key: str, head: int, copy: bool = False) -> HeadContributions:
+    pick = np.array if copy else np.asarray  # a copy lets the whole record's buffers go
+    return HeadContributions(pick(crec[key][head]), pick(crec[f"norm.{key}"][head]),
+                             pick(crec[f"flow.{key}"]), *crec.axis_labels(key),
+                             *crec.axis_tokens(key))
+
+
+@byte_cached("head contributions")
+def head_contributions(name: str, device: str, text: str, kind: str, key: str, head: int,
+                       replay: bool, **base) -> HeadContributions:
+    """One head's share of a layer record too big for the result cache, copied out of it."""
+    return of_head(contributions_record(name, device, text, kind, key, replay, **base), key,
+                   head, copy=True)
+
+
+def chosen_head(page) -> HeadContributions:
+    """The chosen head's maps. A layer's record (every head's weights and norm maps, the flow
+    map) is cached whole, so another head costs nothing, unless it would not fit the result
+    cache at all (Gemma's layer at 8,000 tokens: 2.3 GB): then the chosen head's maps are kept
+    (768 MB), and a rerun for the same head (another view, position or tab) is not a pass."""
+    args = (page.name, page.settings.device, page.text, page.kind, page.key)
+    replay = from_pass(page)
+    layer_bytes = 2 * page.weights.nbytes + page.weights[0].nbytes
+    if result_cache.keeps(layer_bytes):
+        return of_head(contributions_record(*args, replay, **page.base), page.key, page.head)
+    return head_contributions(*args, page.head, replay, **page.base)
 
 
 def contributions_table(weights: np.ndarray, norm: np.ndarray, flow: np.ndarray,
@@ -169,11 +215,10 @@ def lens_section(page, position: int) -> None:
 
 def contributions_tab(page) -> None:
     """Weights, norm and flow side by side; flow across layers; the logit lens."""
-    crec = contributions_record(page)
     key, head = page.key, page.head
-    w, norm, flow = crec[key][head], crec[f"norm.{key}"][head], crec[f"flow.{key}"]
-    q_lab, k_lab = crec.axis_labels(key)
-    q_tok, k_tok = crec.axis_tokens(key)
+    c = chosen_head(page)
+    w, norm, flow, q_lab, k_lab, q_tok, k_tok = (c.weights, c.norm, c.flow, c.q_lab, c.k_lab,
+                                                 c.q_tok, c.k_tok)
     cap = st.columns(3)
     for col, text_key in zip(cap, ("ex_weights", "ex_norm", "ex_flow"), strict=True):
         col.caption(say(text_key))

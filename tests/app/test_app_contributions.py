@@ -249,3 +249,41 @@ def test_a_long_decoder_reads_the_background_pass(attend_calls):
     np.testing.assert_allclose(delta[0], np.abs(moved[key] - rec[key]).mean(axis=(1, 2)),
                                rtol=1e-3, atol=1e-6)
     assert not at.exception
+
+
+def test_a_layer_too_big_for_the_cache_keeps_the_chosen_heads_maps(attend_calls, monkeypatch):
+    """When a layer's contributions record (every head's weights and norms, the flow) would
+    not fit the result cache, the chosen head's maps are kept: a rerun for the same head
+    runs no pass, another head does, and the numbers are the record's."""
+    from app_pages.shared import result_cache
+
+    model = need("minilm")
+    text = " ".join(["the quick brown fox jumps over the lazy dog"] * 22)  # 200 tokens
+    key = "encoder.self.0"
+    rec = model.attend(text, layers=[key], contributions=True)
+    t = len(rec.tokens)
+    layer_bytes, head_bytes = 2 * rec[key].nbytes + rec[key][0].nbytes, 3 * t * t * 4
+    monkeypatch.setattr(result_cache.CACHE, "max_bytes", (layer_bytes + 8 * head_bytes) // 2)
+    assert not result_cache.keeps(layer_bytes) and result_cache.keeps(4 * head_bytes)
+    at = app_helpers.open_page(PAGE, TIMEOUT)
+    at.text_area(key="attn_text").set_value(text)
+    at = app_helpers.open_tab(rerun(at), "attn_tab", "Contributions")
+    at.segmented_control(key="attn_contrib_view").set_value("v_window")
+    rerun(at)
+    np.testing.assert_allclose(arr(figure(at, "attn_contrib").data[1].z),
+                               rec[f"norm.{key}"][0, :128, :128], rtol=1e-5, atol=1e-6)
+
+    def contribution_passes() -> int:
+        return sum(bool(c.get("contributions")) for c in attend_calls)
+
+    before = contribution_passes()
+    at.slider(key="attn_contrib_wq").set_value(40)  # the same head: its maps are kept
+    rerun(at)
+    assert at.exception.len == 0 and contribution_passes() == before
+    np.testing.assert_allclose(arr(figure(at, "attn_contrib").data[2].z),
+                               rec[f"flow.{key}"][40:168, :128], atol=1e-6)
+    at.selectbox(key="attn_head").set_value(3)  # another head: the layer runs again
+    rerun(at)
+    assert contribution_passes() == before + 1
+    np.testing.assert_allclose(arr(figure(at, "attn_contrib").data[1].z),
+                               rec[f"norm.{key}"][3, 40:168, :128], rtol=1e-5, atol=1e-6)
