@@ -3,13 +3,15 @@ pay. Gemma 3's shape (4 query heads sharing 1 K/V head of 256), float32, random 
 
 - maps: the recorded path (`attention(...)` with weights) against `blocked_attention`, whose
   blocks read only the keys their rows may see (causal: half the products);
-- fused: no weights, a sliding window's dense mask against blocks of `window` rows.
+- fused: no weights, a sliding window's dense mask against blocks of `window` rows, and of
+  `window / 2` and `window / 4` rows (fewer keys per block: r + w - 1 for r rows).
 
 The engine's rules (`record_blocks_pay`, `window_blocks_pay` in engine/fast/blocked.py)
 follow these numbers.
 
 Usage:
     python bench/bench_blocks.py --out bench/results                  # CPU, 2,048 tokens
+    python bench/bench_blocks.py --lengths 2048 8000 --repeats 5      # CPU, and 8,000
     python bench/bench_blocks.py --device cuda --out bench/results    # 2,048 / 8,192 / 32,768
 """
 
@@ -41,6 +43,12 @@ def measure(spec: MaskSpec, t: int, device: torch.device, repeats: int) -> dict:
         "fused, blocks": lambda: blocked_attention(q, k, v, spec, 1 / 16,
                                                    rows=spec.window or 512, need_weights=False),
     }
+    if spec.window:
+        for part in (2, 4):
+            rows = spec.window // part
+            calls[f"fused, blocks of w/{part}"] = (
+                lambda rows=rows: blocked_attention(q, k, v, spec, 1 / 16, rows=rows,
+                                                    need_weights=False))
     if t <= 8192:  # a [4, T, T] float32 map is 1 GiB at 8,192 tokens
         calls["maps, dense"] = lambda: attention(q, k, v, mask=mask, scale=1 / 16)
         calls["maps, blocks"] = lambda: blocked_attention(q, k, v, spec, 1 / 16)

@@ -69,6 +69,18 @@ def window_blocks_pay(causal: bool, window: int | None, offset: int, t_q: int, t
     return window is not None and causal and offset == 0 and t_q == t_k and t_q > longer_than
 
 
+def window_rows(window: int, device: torch.device) -> int:
+    """Query rows per block of a windowed pass without recorded maps. A block of r rows
+    reads r + w - 1 keys, of which each row sees w: smaller blocks waste fewer products, down
+    to where the calls' overhead shows. On this CPU, w = 512 (`bench/bench_blocks.py
+    --lengths 2048 8000 --repeats 5`, bench/results/blocks_window_rows_cpu.json): 512 rows
+    52 ms at 2,048 tokens and 285 ms at 8,000; 128 rows 42 and 173 ms. On a GPU every block
+    is a kernel launch: w rows, as measured there."""
+    if device.type != "cpu":
+        return window
+    return max(min(QUERY_BLOCK, window), window // 4)  # a small window: blocks of w rows
+
+
 def record_blocks_pay(causal: bool, window: int | None, t_q: int, device: torch.device) -> bool:
     """Whether a recorded map is cheaper in query blocks: on the CPU, for a causal or windowed
     map (partly structural zeros, whose products the blocks skip) of more than one block.
@@ -129,8 +141,9 @@ def faster(attend, q, k, v, spec, scale: float, bias, need_weights: bool, want_s
                        softcap)
     if not need_weights and bias is None and window_blocks_pay(
             spec.causal, spec.window, spec.offset, t_q, t_k, q.device):
-        # Query blocks of `window` rows, each over at most 2w - 1 keys: O(T·w).
-        return blocked(attend, q, k, v, spec, scale, spec.window, None, False, False, softcap)
+        # Query blocks of r rows, each over at most r + w - 1 keys: O(T·w).
+        return blocked(attend, q, k, v, spec, scale, window_rows(spec.window, q.device), None,
+                       False, False, softcap)
     plain = spec.causal and spec.window is None and spec.key_is_real is None
     if plain and spec.keep_keys is None and spec.offset == t_k - t_q:
         r = attend(q, k, v, bias=bias, scale=scale, need_weights=need_weights, is_causal=True,
