@@ -123,6 +123,8 @@ def main() -> None:
                     help="--long: the text's length in Gemma tokens (at most; default 2048)")
     ap.add_argument("--warmup-tokens", type=int, default=160,
                     help="--long: the warm-up text's length (every tab once, not counted)")
+    ap.add_argument("--warmup-layer", type=int, default=2,
+                    help="--long: the warm-up's layer, and so the Ablation tab's head off")
     ap.add_argument("--timeout", type=float, default=1200,
                     help="--long: seconds one action may take before the run stops")
     ap.add_argument("--no-timings", action="store_true",
@@ -240,7 +242,8 @@ def long_scenario(args, watch: list[str]) -> None:
     results = browser_long.run_long(
         reps=reps, tokens=args.tokens, warmup_tokens=args.warmup_tokens,
         timeout_s=args.timeout, timings_on=not args.no_timings, watch=watch,
-        port=free_port(), chromium=CHROMIUM, chromium_args=CHROMIUM_ARGS)
+        port=free_port(), chromium=CHROMIUM, chromium_args=CHROMIUM_ARGS,
+        warmup_layer=args.warmup_layer)
     results["command"] = "python bench/bench_browser.py " + " ".join(sys.argv[1:])
     try:
         results["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,

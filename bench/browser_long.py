@@ -62,7 +62,11 @@ MODEL = "gemma3-270m"
 TIMINGS_ENV = "ATTENTION_STUDIO_TIMINGS"  # app_pages/shared/timing.py reads it
 LAYERS = (8, 12, 16, 4, 10, 14, 6, 2, 9, 13, 17)  # "another layer" of repeat r (Gemma: 18)
 HEADS = (1, 2, 3)  # "another head" of repeat r (Gemma: 4 query heads)
-WARMUP_LAYER = 2  # the warm-up's "another layer": cheap (its passes stop after layer 2)
+# The warm-up's "another layer": cheap (its passes stop after layer 2). It also sets the
+# Ablation tab's heads off for every repeat: the tab first offers the head shown (here layer
+# WARMUP_LAYER, head HEADS[-1]) and then keeps what was chosen, as for a reader. The
+# ablation then runs every layer from WARMUP_LAYER on (--warmup-layer changes it).
+WARMUP_LAYER = 2
 STEP_COLUMNS = {"engine pass": "engine", "reductions": "reductions",
                 "figure build": "figure build", "serialise": "serialise",
                 "figure to browser": "to browser"}
@@ -703,7 +707,8 @@ def one_repeat(s: Session, text: str, layer: int, head: int, tabs: list[str],
 
 
 def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timings_on: bool,
-             watch: list[str], port: int, chromium: str, chromium_args: list[str]) -> dict:
+             watch: list[str], port: int, chromium: str, chromium_args: list[str],
+             warmup_layer: int = WARMUP_LAYER) -> dict:
     """The whole scenario; returns the results (printed by bench_browser.main)."""
     from playwright.sync_api import sync_playwright
 
@@ -734,7 +739,7 @@ def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timin
                 s.timeout = timeout_s
                 tabs = s.tab_names()
                 print(f"tabs: {', '.join(tabs)}; warming up on {warm_n} tokens", flush=True)
-                one_repeat(s, warm_text, WARMUP_LAYER, HEADS[-1], tabs, lambda step: None)
+                one_repeat(s, warm_text, warmup_layer, HEADS[-1], tabs, lambda step: None)
                 for r, (text, n) in enumerate(texts):
                     t = time.perf_counter()
                     one_repeat(s, text, LAYERS[r % len(LAYERS)], HEADS[r % len(HEADS)], tabs,
@@ -774,6 +779,7 @@ def run_long(reps: int, tokens: int, warmup_tokens: int, timeout_s: float, timin
     return {
         "scenario": "long", "error": error, "model": MODEL, "tokens": [n for _, n in texts],
         "warmup_tokens": warm_n, "reps": reps, "tabs": tabs, "session": session,
+        "ablation_heads_off": f"layer {warmup_layer}, head {HEADS[-1]}",
         "timings_file": str(timings) if timings else None, "server_steps": len(steps),
         "clock": clock, "load_average_start": load_start, "load_average_end": os.getloadavg(),
         "cpus": os.cpu_count(), "actions": actions,
@@ -797,6 +803,9 @@ def report(results: dict) -> str:
             f"CPUs; load average {a0[0]:.1f} / {a0[1]:.1f} / {a0[2]:.1f} at the start, "
             f"{a1[0]:.1f} / {a1[1]:.1f} / {a1[2]:.1f} at the end). Seconds; '–': no step of "
             f"that name recorded.")
+    if results.get("ablation_heads_off"):
+        head += (f" The Ablation tab switches off {results['ablation_heads_off']} (chosen in the "
+                 "warm-up): every layer from there on runs again.")
     if results.get("error"):
         head += f"\nSTOPPED EARLY (the rows hold what was measured before): {results['error']}"
     return head + "\n" + table(results["actions"])

@@ -164,9 +164,11 @@ show_notices(rec)
 if long:
     st.info(say("long", n=len(rec.tokens)))
     layer_bytes = sum(m.nbytes for m in rec.maps.values())
-    if not result_cache.keeps(layer_bytes):  # e.g. Gemma's 4 heads at 8,200 tokens: 1.1 GB
-        st.warning(say("not_kept", mb=layer_bytes / 2**20, budget=result_cache.CACHE.max_bytes
-                       / 2**20, var=result_cache.ENV_VAR))
+    crowded = result_cache.crowded_by(layer_bytes)  # e.g. Gemma's 4 heads at 8,000 tokens
+    if crowded:
+        st.warning(say(crowded, mb=layer_bytes / 2**20, budget=result_cache.CACHE.max_bytes
+                       / 2**20, var=result_cache.ENV_VAR,
+                       want=result_cache.budget_for(layer_bytes) // 2**20))
 # Figures label the axes readably (Ġ/▁ as spaces, a byte token of 我 as "我 1/2"); the
 # token list below and every data export keep the raw tokens.
 q_tok, k_tok = rec.axis_labels(key)

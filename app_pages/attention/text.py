@@ -30,9 +30,15 @@ ATTENTION_TEXT = {
     "not_kept": (
         "This layer's maps take {mb:,.0f} MiB, more than the whole result cache ({budget:,.0f} "
         "MiB): they are computed again on every change on this page. Start the app with "
-        "{var} set higher (in MiB) to keep them.",
+        "{var}={want} (MiB) to keep them.",
         "这一层的注意力图占 {mb:,.0f} MiB，超过整个结果缓存（{budget:,.0f} MiB）：本页每次改动都会"
-        "重新计算。启动应用时把 {var} 设得更大（单位 MiB）即可保留它们。"),
+        "重新计算。启动应用时设置 {var}={want}（单位 MiB）即可保留它们。"),
+    "crowds": (
+        "This layer's maps take {mb:,.0f} MiB of the {budget:,.0f} MiB result cache: the tabs' "
+        "results push each other out of it, and views you return to are computed again. "
+        "Start the app with {var}={want} (MiB) to keep them.",
+        "这一层的注意力图占 {budget:,.0f} MiB 结果缓存中的 {mb:,.0f} MiB：各标签页的结果会互相挤出"
+        "缓存，回到某个视图时要重新计算。启动应用时设置 {var}={want}（单位 MiB）即可保留它们。"),
     "long": (
         "{n} tokens: long input. Maps are drawn at full resolution, one pixel per cell, with "
         "an overview in blocks, top-k and a zoom window one click away. After this view, one "

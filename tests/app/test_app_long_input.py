@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import re
 
 import pytest
@@ -323,19 +324,32 @@ def test_the_ablation_says_what_it_runs_with_a_bar_over_its_layers(minilm, said)
         f"layer {k} of 6" for k in range(1, 7)]
 
 
-def test_a_layer_too_big_for_the_result_cache_says_so(minilm, monkeypatch):
+def test_a_layer_that_crowds_the_result_cache_says_so(minilm, monkeypatch):
     text = fresh() + " " + long_text(40)  # > 128 tokens: a long input, one layer recorded
     at = attention(attn_text=text)
     assert at.exception.len == 0 and not [w for w in at.warning if "MiB" in w.value]
     n = len(minilm.codec.encode(text).ids)
-    mib = 12 * n * n * 4 / 2**20  # MiniLM's 12 heads, float32
-    monkeypatch.setattr(result_cache.CACHE, "max_bytes", 2**20 // 4)
+    layer = 12 * n * n * 4  # MiniLM's 12 heads, float32
+    want = 2 ** math.ceil(math.log2(4 * layer / 2**20))  # 4 layers' worth, in MiB
+    # a third of the budget: it fits, but crowds out the page's other results
+    monkeypatch.setattr(result_cache.CACHE, "max_bytes", 3 * layer)
     at.session_state["attn_layer"] = 1
     rerun(at)
     assert at.exception.len == 0
-    assert (f"This layer's maps take {mib:,.0f} MiB, more than the whole result cache "
-            "(0 MiB)") in [w.value for w in at.warning][0]
-    assert "ATTENTION_STUDIO_CACHE_MB" in at.warning[0].value
+    assert [w.value for w in at.warning if "MiB" in w.value] == [
+        f"This layer's maps take {layer / 2**20:,.0f} MiB of the {3 * layer / 2**20:,.0f} MiB "
+        "result cache: the tabs' results push each other out of it, and views you return to "
+        f"are computed again. Start the app with ATTENTION_STUDIO_CACHE_MB={want} (MiB) to "
+        "keep them."]
+    # more than the whole budget: never kept
+    monkeypatch.setattr(result_cache.CACHE, "max_bytes", layer // 2)
+    at.session_state["attn_layer"] = 2
+    rerun(at)
+    assert [w.value for w in at.warning if "MiB" in w.value][0].startswith(
+        f"This layer's maps take {layer / 2**20:,.0f} MiB, more than the whole result cache")
+    at.session_state["lang"] = "zh"
+    rerun(at)
+    assert any("超过整个结果缓存" in w.value for w in at.warning)
 
 
 CACHED_PASS = """
