@@ -5,7 +5,8 @@ MiniLM record is ~40 KB, a 2,048-token Gemma layer ~64 MB) and pickles the whole
 every hit: a copy of tens of MB each time a long input's page reruns. Here:
 
 - one budget in bytes across every `@byte_cached` function: `ATTENTION_STUDIO_CACHE_MB`
-  (MiB, read at import; default `DEFAULT_MB`), least recently used entries evicted first;
+  (MiB, read at import; default `DEFAULT_MB`), least recently used entries evicted first,
+  the large ones (over 1/SMALL_SHARE of the budget) before any small one;
 - a hit returns the SAME object to every session (no pickling), so the numpy arrays in it are
   made read-only: a caller that writes to one gets a ValueError instead of changing what
   another session sees (copy first to edit);
@@ -44,6 +45,7 @@ ENV_VAR = "ATTENTION_STUDIO_CACHE_MB"
 # server holds with MiniLM loaded.
 DEFAULT_MB = 1024
 MB = 2**20
+SMALL_SHARE = 64  # "small": at most 1/64 of the budget (16 MiB of 1 GiB)
 ENTRY_OVERHEAD = 1024  # bytes: the key, the record object, its token lists (short inputs)
 # glibc keeps freed memory in its arenas (one per thread that allocated: every session runs
 # in its own thread), so evicting records did not lower the process's RSS: 16 records of
@@ -155,7 +157,7 @@ class ByteLRU:
             self._entries[key] = (value, size)
             self._total += size
             while self._total > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
+                _, dropped = self._entries.pop(self._victim(key))
                 self._total -= dropped
                 self._evictions += 1
                 self._untrimmed += dropped
@@ -163,6 +165,17 @@ class ByteLRU:
                 return False
             self._untrimmed = 0
             return True
+
+    def _victim(self, new: Hashable) -> Hashable:
+        """The entry to evict (the lock held): the least recently used large one, else the
+        least recently used. Without the size class, one large result (a 1 GB map of an
+        8,000-token layer) arriving evicted the small ones used just before it with it
+        (an ablation's outputs, a summary), each a pass to compute again."""
+        small = self.max_bytes // SMALL_SHARE
+        for k, (_, size) in self._entries.items():
+            if size > small and k != new:
+                return k
+        return next(iter(self._entries))
 
     def clear(self) -> None:
         """Forget every entry and reset the counters (computations in flight still finish

@@ -52,6 +52,25 @@ def test_least_recently_used_goes_first():
     assert (s.hits, s.misses, s.evictions, s.count) == (1, 4, 1, 3)
 
 
+def test_large_entries_go_before_small_ones():
+    """A large result arriving evicts the least recently used large one, not the small ones
+    used before it (their share of the budget is at most 1/64 each)."""
+    cache = ByteLRU(64 * entry(10))  # small: up to one entry of 10 KiB
+    put(cache, "small", 1)
+    put(cache, "big", 400)
+    put(cache, "tiny", 2)
+    put(cache, "bigger", 300)
+    assert kept(cache) == ["small", "tiny", "bigger"]
+    # with no large entry left to evict, the least recently used small one goes
+    cache = ByteLRU(64 * entry(1))  # 64 small entries fill it
+    for key in range(65):
+        put(cache, key, 1)
+    assert kept(cache) == list(range(1, 65))
+    put(cache, "big", 30)  # evicts small ones, the least recently used first, not itself
+    evicted = -(-entry(30) // entry(1))
+    assert kept(cache) == [*range(1 + evicted, 65), "big"]
+
+
 def test_total_stays_under_the_budget_and_counts_array_bytes():
     cache = ByteLRU(110 * KB)
     for i, kb in enumerate([30, 20, 45, 10, 60, 5, 33]):
