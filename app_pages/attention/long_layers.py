@@ -159,17 +159,18 @@ def qk_record(name: str, device: str, text: str, kind: str, key: str,
                   **base)
 
 
-def resumed_at(name: str, device: str, text: str, kind: str, key: str,
+def resumed_at(name: str, device: str, text: str, kind: str, key: str, cached: bool = True,
                **options) -> engine.AttentionRecord | None:
     """`attend(text, **options)` started at block `key`'s layer from the stream the
     background pass kept there (the pass is started if need be, and waited for up to that
     layer), so the layers below are not run again; None when the pass keeps no streams (it
-    would not fit its budget) or failed."""
+    would not fit its budget) or failed. `cached=False`: the record is not kept (a caller
+    that keeps what it derives from it)."""
     p = long_pass(name, device, text, kind)
     if not p.keep_stream:
         return None
     wait_with_bar(p, layer_index(key) + 1)
-    return _resumed(name, device, text, kind, key, **options)
+    return (_resumed if cached else _from_stream)(name, device, text, kind, key, **options)
 
 
 def _from_stream(name: str, device: str, text: str, kind: str, key: str,
@@ -200,11 +201,13 @@ def ablated(name: str, device: str, text: str, kind: str, key: str,
         # A head switched off at layer k changes what layer k writes, never where it looks:
         # the maps of layers 0..first are the intact ones, so they are neither run nor recorded.
         layers = [key] if layer_index(key) > first else []
-        rec = resumed_at(name, device, text, kind, str(BlockKey(kind, first)),
+        # not kept: ablation_summary keeps the few numbers it shows (the map alone is 1 GB
+        # at 8,000 tokens, and evicted the cache's other results)
+        rec = resumed_at(name, device, text, kind, str(BlockKey(kind, first)), cached=False,
                          layers=layers, heads_off=heads_off)
         if rec is not None:
             return rec
-    return attend(name, device, text, layers=[key], heads_off=heads_off, **base)
+    return attend.uncached(name, device, text, layers=[key], heads_off=heads_off, **base)
 
 
 def pass_lens(name: str, device: str, text: str, kind: str,

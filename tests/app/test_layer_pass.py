@@ -141,3 +141,30 @@ def test_waiting_for_the_end_returns_even_when_the_outputs_are_empty():
     failed.error = "RuntimeError: boom"
     with pytest.raises(RuntimeError, match="boom"):
         failed.wait_end()
+
+
+def test_an_ablation_keeps_its_summary_not_its_record(monkeypatch):
+    """A long input's ablation resumes from the pass's stream and keeps only what the tab
+    shows (outputs, per-head |Δ|): its record (a 1 GB map at 8,000 Gemma tokens) is not
+    cached, and the summary is the full ablated pass's."""
+    import engine
+    from app_pages.attention import long_layers
+    from app_pages.shared import result_cache
+
+    if not engine.MODELS["minilm"].is_installed():
+        pytest.skip("minilm is not installed")
+    monkeypatch.setattr(lp, "_passes", lp.OrderedDict())
+    text = " ".join(["an ablation keeps a few numbers"] * 30)
+    heads_off = {"encoder.self.2": [5]}
+    outputs, deltas = long_layers.ablation_summary("minilm", "cpu", text, "encoder.self",
+                                                   "encoder.self.4", heads_off)
+    names = [key[0] for key in result_cache.CACHE._entries]
+    assert "ablation summary" in names
+    assert not [key for key in result_cache.CACHE._entries
+                if key[0] == "resumed pass" and "heads_off" in str(key)]
+    model = engine.load("minilm", "cpu")
+    off = model.attend(text, layers=["encoder.self.4"], heads_off=heads_off)
+    intact = model.attend(text, layers=["encoder.self.4"])
+    np.testing.assert_allclose(outputs["embedding"], off.outputs["embedding"], atol=1e-5)
+    np.testing.assert_allclose(deltas["encoder.self.4"], np.abs(
+        off["encoder.self.4"] - intact["encoder.self.4"]).mean(axis=(1, 2)), atol=1e-6)
