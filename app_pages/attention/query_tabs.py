@@ -16,6 +16,7 @@ from app_pages.shared.download import figure_with_download
 from app_pages.shared.figure_words import block_label
 from app_pages.shared.i18n import translator
 from app_pages.shared.models import attend
+from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import (
     choose_placeholder,
     keep_in_range,
@@ -136,9 +137,10 @@ def qk_tab(page: AttentionView) -> None:
                              format_func=lambda i: f"{i}: {q_tok[i]}")
     # Maps only: the background pass's q and k for a long input, else a pass that stops at
     # this layer (its outputs are shown by the main record).
-    rec_qk = (qk_record(name, settings.device, text, page.kind, key, **base) if page.long
-              else attend(name, settings.device, text, scores=True, qk=True, layers=[key],
-                          outputs=False, **base))
+    with timed("engine pass", what="qk"):
+        rec_qk = (qk_record(name, settings.device, text, page.kind, key, **base) if page.long
+                  else attend(name, settings.device, text, scores=True, qk=True, layers=[key],
+                              outputs=False, **base))
     title = style.say("{key} · head {head} · query {query}", key=block_label(style, key),
                       head=head, query=query)
     if page.long:
