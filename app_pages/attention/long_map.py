@@ -20,7 +20,7 @@ import streamlit as st
 from app_pages.attention.passes import WINDOW_MAX
 from app_pages.attention.text import ATTENTION_TEXT
 from app_pages.shared.download import figure_with_download
-from app_pages.shared.hover_readout import EXACT_MAX_CELLS, hover_readout
+from app_pages.shared.hover_readout import EXACT_MAX_CELLS, hover_readout, prepare
 from app_pages.shared.i18n import translator
 from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import keep_in_range, keep_valid
@@ -66,17 +66,19 @@ def long_map(values: np.ndarray, q_tok: Sequence[str], k_tok: Sequence[str], *,
     `download`: figure_with_download's record/block/layer/head or name/table arguments.
     """
     tq, tk = values.shape
+    readout = view == "v_full"
+    # the readout's weights are encoded in a worker thread while the image is built
+    prepared = prepare(values, f"{chart_key}_readout") if readout else None
     with timed("figure build", view=view, cells=int(values.size)):
         fig = _figure(values, q_tok, k_tok, style=style, title=title, chart_key=chart_key,
                       view=view, how=how, log=log, zmax=zmax, value_name=value_name)
-    readout = view == "v_full"
     figure_with_download(fig, chart_key, download_label, width="content", **download)
     if readout:
         big = values.size > EXACT_MAX_CELLS
         st.caption(say("image_caption_big" if big else "image_caption", tq=f"{tq:,}",
                        tk=f"{tk:,}"))
         hover_readout(chart_key, values, q_tok, k_tok, precision=style.precision,
-                      key=f"{chart_key}_readout",
+                      key=f"{chart_key}_readout", prepared=prepared,
                       words={w: say(f"rd_{w}") for w in ("query", "key", "weight",
                                                           "no_exact", "loading")})
 
