@@ -298,9 +298,11 @@ def keeps(nbytes: int) -> bool:
     return nbytes + ENTRY_OVERHEAD <= CACHE.max_bytes
 
 
-# A long input's tabs keep about this many layer-sized results at once: the layer's maps,
-# its contributions (2.25 layers: weights, norms, flow) and the smaller rest.
-LAYERS_A_PAGE_KEEPS = 4
+# A long input's tabs keep about this many layer-sized results at once: the layer's maps (1),
+# its contributions (2.25: weights, norms, flow), the Q·K tab's record (2+: weights, scores,
+# q and k), and the smaller rest. With room for 4, an 8,000-token Gemma page at 4 GiB still
+# computed its contributions again on every visit (bench_browser --long --tokens 8000).
+LAYERS_A_PAGE_KEEPS = 8
 
 
 def crowded_by(layer_bytes: int) -> str | None:
