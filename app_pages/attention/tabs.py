@@ -234,7 +234,8 @@ def ablation_tab(page: AttentionView) -> None:
         shown = ", ".join(o.replace(":", " · H") for o in chosen[:3]) + (
             ", …" if len(chosen) > 3 else "")
         # every layer from the first head off on runs again: seconds for a long input
-        with computing(say("ablating", n=len(chosen), heads=shown)), \
+        with computing(say("ablating" if len(chosen) == 1 else "ablating_many",
+                           n=len(chosen), heads=shown)), \
                 timed("engine pass", what="ablation"):
             off_outputs, deltas = ablation_result(page, heads_off)
             intact = page.outputs()

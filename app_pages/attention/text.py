@@ -233,8 +233,9 @@ ATTENTION_TEXT = {
         "每个词元:2(K 和 V)× {layers} 个解码器层 × {kv} 个 KV 头 × {d} 维 × 4 字节",
     ),
     "decoding": ("Decoding…", "正在解码…"),
-    "ablating": ("Running the model with {n} head(s) switched off ({heads})",
-                 "关闭 {n} 个头后重新运行模型（{heads}）"),
+    "ablating": ("Running the model with {heads} switched off", "关闭 {heads} 后重新运行模型"),
+    "ablating_many": ("Running the model with {n} heads switched off ({heads})",
+                      "关闭 {n} 个头后重新运行模型（{heads}）"),
     "measuring_kv": ("Decoding {n} steps to read the KV cache…", "解码 {n} 步以读取 KV 缓存…"),
     "measured_first": (
         "Crosses: cache.bytes_used read during a greedy decode of the first {n} steps.",

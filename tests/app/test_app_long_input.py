@@ -318,10 +318,13 @@ def test_the_ablation_says_what_it_runs_with_a_bar_over_its_layers(minilm, said)
     at.multiselect(key="attn_ablate").set_value(["encoder.self.1:3", "encoder.self.4:0"])
     rerun(at)
     assert at.exception.len == 0
-    assert ("Running the model with 2 head(s) switched off "
+    assert ("Running the model with 2 heads switched off "
             "(encoder.self.1 · H3, encoder.self.4 · H0)…") in said["spinner"]
     assert [p for p in said["progress"] if p and p.startswith("layer")] == [
         f"layer {k} of 6" for k in range(1, 7)]
+    at.multiselect(key="attn_ablate").set_value(["encoder.self.2:1"])
+    rerun(at)
+    assert "Running the model with encoder.self.2 · H1 switched off…" in said["spinner"]
 
 
 def test_a_layer_that_crowds_the_result_cache_says_so(minilm, monkeypatch):
