@@ -152,9 +152,13 @@ def long_pass(name: str, device: str, text: str, kind: str,
         # from its stream, not one q·kᵀ), and past that only the reductions.
         stream_bytes = 4 * t * cfg.d_model * (len(keys) + 1)
         qk_bytes = 4 * t * cfg.head_dim * (cfg.n_heads + cfg.kv_heads) * len(keys)
+        # the reductions count too: a pass over budget is evicted as soon as it finishes
+        # (MiniLM at 512 tokens: 11 MiB of thumbnails and rollout input, 5 MiB of streams)
+        reduced = len(keys) * LayerReducer.layer_bytes(t, cfg.n_heads, THUMB)
         budget = pass_budget()
-        p = LongPass(keys=keys, n_tokens=t, keep_qk=qk_bytes + stream_bytes <= budget,
-                     keep_stream=stream_bytes <= budget)
+        p = LongPass(keys=keys, n_tokens=t,
+                     keep_qk=qk_bytes + stream_bytes + reduced <= budget,
+                     keep_stream=stream_bytes + reduced <= budget)
         _passes[key] = p
         _evict(budget)
 

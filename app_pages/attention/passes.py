@@ -58,6 +58,15 @@ class LayerReducer:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.means) + sum(a.nbytes for a in self.thumbs)
 
+    @staticmethod
+    def layer_bytes(t: int, heads: int, thumb: int) -> int:
+        """What one self-attention layer of T tokens adds to `nbytes` (float32): its
+        thumbnails [H, ⌈T/b⌉, ⌈T/b⌉] and its rollout input, [T, T] up to ROLLOUT_EXACT_MAX
+        tokens, then one cell per block of ROLLOUT_BLOCKS."""
+        side = -(-t // block_size(t, thumb))
+        mean = t if t <= ROLLOUT_EXACT_MAX else -(-t // block_size(t, ROLLOUT_BLOCKS))
+        return 4 * (heads * side * side + mean * mean)
+
 
 def metric_rows(key: str, w: np.ndarray, self_attention: bool = True) -> list[dict]:
     """The Head metrics tab's rows (viz.metrics.head_metrics' layout: None where undefined)

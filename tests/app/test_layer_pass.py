@@ -103,12 +103,17 @@ def test_past_the_qk_budget_a_pass_keeps_streams_and_layers_run_from_them(monkey
 
     if not engine.MODELS["minilm"].is_installed():
         pytest.skip("minilm is not installed")
-    monkeypatch.setenv(lp.ENV_VAR, "8")  # MiniLM, 512 tokens: q and k 9 MiB, streams 5 MiB
+    # MiniLM, 512 tokens: q and k 9 MiB, streams 5 MiB, the reductions (thumbnails, rollout
+    # input) 11 MiB
+    monkeypatch.setenv(lp.ENV_VAR, "20")
     monkeypatch.setattr(lp, "_passes", lp.OrderedDict())
     text = " ".join(["a stream is kept where queries and keys are not"] * 60)
     p = lp.long_pass("minilm", "cpu", text, "encoder.self")
     p.wait(len(p.keys))
+    p.wait_end()  # a finished pass over its budget would be evicted here
     assert not p.keep_qk and p.keep_stream
+    assert p.nbytes <= lp.pass_budget() and lp.find_pass("minilm", "cpu", text,
+                                                         "encoder.self") is p
     assert not p.qk and sorted(p.streams) == sorted(p.keys)
     rec = long_layers.replayed_layer("minilm", "cpu", text, "encoder.self", "encoder.self.4")
     want = engine.load("minilm", "cpu").attend(text, layers=["encoder.self.4"], outputs=False)
