@@ -12,12 +12,14 @@ record, so a second session opening the same text and layer gets them at once.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import streamlit as st
 
 import engine
 from app_pages.attention.layer_pass import LongPass, find_pass, layer_index, long_pass
+from app_pages.shared import result_cache
 from app_pages.shared.i18n import COMMON_TEXT, tr
 from app_pages.shared.models import attend
 from app_pages.shared.result_cache import byte_cached
@@ -247,3 +249,26 @@ def ablation_summary(name: str, device: str, text: str, kind: str, key: str,
     else:  # the page's own call for such a record (the same cache entry)
         intact = attend(name, device, text, layers=[key], outputs=True, **base)
     return off.outputs, {key: np.abs(off[key] - intact[key]).mean(axis=(1, 2))}
+
+
+# A long input's tabs keep about this many layer-sized results at once: the layer's maps (1),
+# its contributions (2.25: weights, norms, flow), the Q·K tab's record (2+: weights, scores,
+# q and k), and the smaller rest. With room for 4, an 8,000-token Gemma page at 4 GiB still
+# computed its contributions again on every visit (bench_browser --long --tokens 8000).
+LAYERS_A_PAGE_KEEPS = 8
+
+
+def crowded_by(layer_bytes: int) -> str | None:
+    """Whether one layer's record of `layer_bytes` leaves the page room in the shared result
+    cache: None, "not_kept" (it exceeds the whole budget: computed again on every call) or
+    "crowds" (the page's other results and it push each other out)."""
+    if not result_cache.keeps(layer_bytes):
+        return "not_kept"
+    if LAYERS_A_PAGE_KEEPS * layer_bytes > result_cache.CACHE.max_bytes:
+        return "crowds"
+    return None
+
+
+def budget_for(layer_bytes: int) -> int:
+    """A budget (bytes, a power of two MiB) that keeps a page's results of such layers."""
+    return 2 ** math.ceil(math.log2(max(LAYERS_A_PAGE_KEEPS * layer_bytes, result_cache.MB)))

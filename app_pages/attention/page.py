@@ -16,6 +16,8 @@ import streamlit as st
 import engine
 from app_pages.attention.input_box import refuse_huge, show_count, text_box, token_list
 from app_pages.attention.long_layers import (
+    budget_for,
+    crowded_by,
     layer_record,
     pass_outputs,
     pass_summary,
@@ -25,12 +27,13 @@ from app_pages.attention.long_layers import (
 from app_pages.attention.passes import long_summary
 from app_pages.attention.tabs import TAB_VIEWS, AttentionView, kind_name
 from app_pages.attention.text import ATTENTION_TEXT
-from app_pages.shared import result_cache
 from app_pages.shared.i18n import COMMON_TEXT, tabs_keeping_choice, tr, translator
 from app_pages.shared.models import attend, get_model, model_picker
 from app_pages.shared.notices import show_notices
 from app_pages.shared.numbers import frame
 from app_pages.shared.progress import computing
+from app_pages.shared.result_cache import CACHE
+from app_pages.shared.result_cache import ENV_VAR as CACHE_VAR
 from app_pages.shared.sidebar import current_settings, current_style
 from app_pages.shared.timing import timed
 from app_pages.shared.widget_state import keep_in_range, keep_valid, persist
@@ -164,11 +167,11 @@ show_notices(rec)
 if long:
     st.info(say("long", n=len(rec.tokens)))
     layer_bytes = sum(m.nbytes for m in rec.maps.values())
-    crowded = result_cache.crowded_by(layer_bytes)  # e.g. Gemma's 4 heads at 8,000 tokens
+    crowded = crowded_by(layer_bytes)  # e.g. Gemma's 4 heads at 8,000 tokens
     if crowded:
-        st.warning(say(crowded, mb=layer_bytes / 2**20, budget=result_cache.CACHE.max_bytes
-                       / 2**20, var=result_cache.ENV_VAR,
-                       want=result_cache.budget_for(layer_bytes) // 2**20))
+        st.warning(say(crowded, mb=layer_bytes / 2**20, budget=CACHE.max_bytes
+                       / 2**20, var=CACHE_VAR,
+                       want=budget_for(layer_bytes) // 2**20))
 # Figures label the axes readably (Ġ/▁ as spaces, a byte token of 我 as "我 1/2"); the
 # token list below and every data export keep the raw tokens.
 q_tok, k_tok = rec.axis_labels(key)

@@ -298,29 +298,6 @@ def keeps(nbytes: int) -> bool:
     return nbytes + ENTRY_OVERHEAD <= CACHE.max_bytes
 
 
-# A long input's tabs keep about this many layer-sized results at once: the layer's maps (1),
-# its contributions (2.25: weights, norms, flow), the Q·K tab's record (2+: weights, scores,
-# q and k), and the smaller rest. With room for 4, an 8,000-token Gemma page at 4 GiB still
-# computed its contributions again on every visit (bench_browser --long --tokens 8000).
-LAYERS_A_PAGE_KEEPS = 8
-
-
-def crowded_by(layer_bytes: int) -> str | None:
-    """Whether one layer's record of `layer_bytes` leaves room in the shared cache: None,
-    "not_kept" (it exceeds the whole budget: computed again on every call) or "crowds" (the
-    page's other results and it push each other out)."""
-    if not keeps(layer_bytes):
-        return "not_kept"
-    if LAYERS_A_PAGE_KEEPS * layer_bytes > CACHE.max_bytes:
-        return "crowds"
-    return None
-
-
-def budget_for(layer_bytes: int) -> int:
-    """A budget (bytes, a power of two MiB) that keeps a page's results of such layers."""
-    return 2 ** math.ceil(math.log2(max(LAYERS_A_PAGE_KEEPS * layer_bytes, MB)))
-
-
 def stats() -> Stats:
     """The shared cache's budget, bytes kept, entries, hits, misses, evictions, oversize."""
     return CACHE.stats()
