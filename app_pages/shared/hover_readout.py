@@ -129,12 +129,14 @@ def _encode(raw: bytes) -> str:
 def prepare(values: np.ndarray, key: str) -> Prepared:
     """Start encoding the weights of `values` [Tq, Tk] for `hover_readout(..., key=key)`
     unless this session was sent them already (or they are too many to send)."""
+    shape = (int(values.shape[0]), int(values.shape[1]))
+    if values.size > EXACT_MAX_CELLS:  # no weights travel: no copy, no signature (the page
+        return Prepared("", shape, False, None)  # keeps tokens only; 256 MB at 8,000 tokens)
     v = np.ascontiguousarray(values, dtype="<f4")
     raw = v.tobytes()
     sig = hashlib.blake2b(raw + repr(v.shape).encode(), digest_size=12).hexdigest()
     same = st.session_state.get(f"{key}_sent") == sig
-    job = _POOL.submit(_encode, raw) if v.size <= EXACT_MAX_CELLS and not same else None
-    return Prepared(sig, (int(v.shape[0]), int(v.shape[1])), same, job)
+    return Prepared(sig, shape, same, None if same else _POOL.submit(_encode, raw))
 
 
 def hover_readout(map_id: str, values: np.ndarray, q_tokens: Sequence[object],
